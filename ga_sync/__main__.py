@@ -1,0 +1,3 @@
+from ga_sync.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Every failure a user can act on is a GaSyncError; anything else is a bug."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class GaSyncError(Exception):
+    """A failure the user can fix. The CLI prints its message and exits 1."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a spec file, with the place it was found."""
+
+    file: str
+    line: int | None
+    column: int | None
+    message: str
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.severity}: {self.message}"
+
+
+class SpecError(GaSyncError):
+    """One or more spec files are invalid. Carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = [p for p in problems]
+        errors = [p for p in self.problems if p.severity == "error"]
+        lines = [str(p) for p in self.problems]
+        summary = f"{len(errors)} error{'s' if len(errors) != 1 else ''} in goal spec"
+        super().__init__(summary + ":\n" + "\n".join(lines))
+
+
+class ApiError(GaSyncError):
+    """A GA API call failed in a way retries cannot fix. The message names the property and the remedy."""
+
+    def __init__(self, message: str, *, property: str | None = None, status: int | None = None,
+                 reason: str | None = None):
+        self.property = property
+        self.status = status
+        self.reason = reason
+        super().__init__(message)
+
+
+class QuotaExhausted(ApiError):
+    """GA says a quota is used up for longer than it is worth waiting (per hour / per day)."""
+
+
+class UnsafePlan(GaSyncError):
+    """The plan changes more than the safety threshold allows; pass --force to apply it anyway."""
+
+
+class CredentialsError(GaSyncError):
+    """No usable credentials were found, or the credentials file cannot be read."""

@@ -1,0 +1,212 @@
+"""The data every step shares: goals from a spec, key events from GA, and the changes between them.
+
+All frozen dataclasses. Specs and remote state are normalized into the same `KeyEventSettings`
+shape so the diff compares like with like (see plan.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MACRO = "macro"
+MICRO = "micro"
+TIERS = (MACRO, MICRO)
+
+ONCE_PER_EVENT = "once_per_event"
+ONCE_PER_SESSION = "once_per_session"
+COUNTING_METHODS = (ONCE_PER_EVENT, ONCE_PER_SESSION)
+
+SESSIONS = "sessions"
+USERS = "users"
+RATE_BASES = (SESSIONS, USERS)
+
+
+def property_name(value: object) -> str:
+    """Normalize `123`, `"123"` or `"properties/123"` to `"properties/123"`.
+
+    Raises ValueError for anything that is not a numeric property id.
+    """
+    text = str(value).strip()
+    if text.startswith("properties/"):
+        text = text[len("properties/"):]
+    if not text.isdigit() or isinstance(value, bool):
+        raise ValueError(f"not a numeric GA4 property id: {value!r}")
+    return f"properties/{int(text)}"
+
+
+def property_id(name: str) -> str:
+    """`"properties/123"` -> `"123"`."""
+    return property_name(name).split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was written: file, 1-based line and column."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        out = self.file
+        if self.line is not None:
+            out += f":{self.line}"
+            if self.column is not None:
+                out += f":{self.column}"
+        return out
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One macro or micro conversion of a site.
+
+    `value` is the economic value of one conversion in the spec's currency, or None for
+    `value: event` (use the event's own `value` parameter; no default value in GA).
+    """
+
+    event: str
+    tier: str
+    value: float | None
+    counting: str = ONCE_PER_EVENT
+    category: str | None = None
+    description: str | None = None
+    location: Location | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def uses_event_value(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One client's goal spec, after `extends` is merged and everything is validated."""
+
+    client: str
+    properties: tuple[str, ...]  # normalized "properties/123"
+    currency: str
+    goals: tuple[Goal, ...]
+    rate_basis: str = SESSIONS
+    path: Path | None = field(default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def goal(self, event: str) -> Goal | None:
+        for g in self.goals:
+            if g.event == event:
+                return g
+        return None
+
+    def desired(self) -> dict[str, "KeyEventSettings"]:
+        """The key events this spec asks for, by event name."""
+        return {g.event: KeyEventSettings.from_goal(g, self.currency) for g in self.goals}
+
+
+@dataclass(frozen=True)
+class KeyEventSettings:
+    """The mutable part of a key event, the only part the diff looks at.
+
+    `value` and `currency` are both None when there is no default value.
+    """
+
+    counting: str
+    value: float | None = None
+    currency: str | None = None
+
+    @classmethod
+    def from_goal(cls, goal: Goal, currency: str) -> "KeyEventSettings":
+        if goal.value is None:
+            return cls(goal.counting, None, None)
+        return cls(goal.counting, float(goal.value), currency.upper())
+
+    def to_json(self) -> dict:
+        return {"counting": self.counting, "value": self.value, "currency": self.currency}
+
+
+@dataclass(frozen=True)
+class KeyEventState:
+    """A key event as it exists in a GA4 property, normalized."""
+
+    event: str
+    settings: KeyEventSettings
+    name: str | None = None  # "properties/123/keyEvents/456": server id, never used for matching
+    deletable: bool = False
+    custom: bool = False
+    create_time: str | None = None
+
+
+@dataclass(frozen=True)
+class PropertyInfo:
+    """What the Admin API says about a property itself."""
+
+    name: str
+    display_name: str = ""
+    time_zone: str = "UTC"
+    currency: str = "USD"
+    service_level: str = "GOOGLE_ANALYTICS_STANDARD"
+
+    @property
+    def key_event_limit(self) -> int:
+        return 50 if "360" in self.service_level else 30
+
+
+CREATE = "create"
+UPDATE = "update"
+DELETE = "delete"
+ACTION_ORDER = {DELETE: 0, UPDATE: 1, CREATE: 2}  # free slots before filling them (30-key-event limit)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one key event, matched by event name (never by server id)."""
+
+    action: str
+    event: str
+    before: KeyEventSettings | None
+    after: KeyEventSettings | None
+    name: str | None = None  # server resource name for update/delete
+
+    def to_json(self) -> dict:
+        return {
+            "action": self.action,
+            "event": self.event,
+            "before": self.before.to_json() if self.before else None,
+            "after": self.after.to_json() if self.after else None,
+        }
+
+
+@dataclass(frozen=True)
+class PropertyPlan:
+    property: str
+    client: str
+    changes: tuple[Change, ...]
+    unmanaged: tuple[str, ...] = ()
+    protected: tuple[str, ...] = ()
+    existing_managed: int = 0  # key events in the property that the spec names (for the safety threshold)
+
+    def to_json(self) -> dict:
+        return {
+            "property": self.property,
+            "client": self.client,
+            "changes": [c.to_json() for c in self.changes],
+            "unmanaged": list(self.unmanaged),
+            "protected": list(self.protected),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    properties: tuple[PropertyPlan, ...]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(p.changes for p in self.properties)
+
+    def count(self, action: str) -> int:
+        return sum(1 for p in self.properties for c in p.changes if c.action == action)
+
+    def to_json(self) -> dict:
+        return {
+            "version": 1,
+            "properties": [p.to_json() for p in self.properties],
+            "summary": {a: self.count(a) for a in (CREATE, UPDATE, DELETE)},
+        }
