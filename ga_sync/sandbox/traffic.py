@@ -1,0 +1,337 @@
+"""The sandbox's synthetic event log: believable GA4 web traffic, generated day by day.
+
+A property's traffic is described by a small JSON-able *profile* (`make_traffic`), stored as-is
+in the sandbox state. `event_log` expands a profile into raw events for a date range. That log
+is the single source of truth of the sandbox's Data API: every report is a groupby over it, and
+tests compute their expected numbers from it with plain pandas.
+
+Each day is drawn from its own RNG seeded by (seed, day), so any date range is reproducible and
+days do not depend on each other; the generation is vectorized with numpy and recent days are
+cached, so a day of a few thousand sessions costs milliseconds.
+
+Profile schema (version 1)::
+
+    {
+      "version": 1,
+      "seed": int,                       # RNG seed; with the day, fixes every event
+      "start": "YYYY-MM-DD",             # first day with data; earlier days are empty
+      "host": "www.example-123.com",     # page_location's host
+      "daily_sessions": float,           # mean sessions on a weekday
+      "weekday_factors": [7 floats],     # Monday..Sunday multipliers (B2B-ish: weekends lower)
+      "noise": float,                    # day-to-day relative noise (sd) on session volume
+      "new_user_share": float,           # share of sessions by a first-time user (gets first_visit)
+      "returning_pool": int,             # returning users are drawn from this many ids
+      "pageviews_mean": float,           # mean page_view events per session (at least 1)
+      "engagement_rate": float,          # sessions with a user_engagement event
+      "scroll_rate": float,              # page views followed by a scroll event
+      "pages": [{"path": "/", "weight": float}, ...],
+      "goals": [{"event", "tier", "session_rate", "repeat", "value", "order_value", "path"}],
+      "extra_events": [same shape as goals, "tier": null],  # events that are not in the spec
+      "pageview_like": [str],            # events firing with 90% of page views, goals included
+                                         # (a goal listed here loses its own session_rate)
+      "thresholding": bool,              # reports flagged subjectToThresholding
+      "pii_paths": bool                  # some page_location query strings carry an e-mail address
+    }
+
+A goal's `session_rate` is the share of sessions in which it fires; `repeat` is the Poisson mean of
+extra firings in such a session (so once-per-event and once-per-session counts differ); `value` is
+the goal's numeric value or None; `order_value` (when `value` is None) is the mean of the lognormal
+`value` parameter the event carries, in the property's currency.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from threading import Lock
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+VERSION = 1
+# Events every web session produces, GA4's automatically collected ones.
+BASE_EVENTS = ("session_start", "first_visit", "page_view", "user_engagement", "scroll")
+DEFAULT_PAGES = (
+    ("/", 30.0), ("/products", 14.0), ("/products/widget", 9.0), ("/products/gadget", 7.0),
+    ("/pricing", 8.0), ("/blog", 6.0), ("/blog/measure-micro-conversions", 5.0),
+    ("/blog/ga4-key-events", 4.0), ("/about", 4.0), ("/contact", 5.0), ("/careers", 2.0),
+    ("/search", 3.0),
+)
+# Monday..Sunday: weekends are quieter, as on a B2B-ish site.
+DEFAULT_WEEKDAY_FACTORS = (1.05, 1.08, 1.06, 1.02, 0.94, 0.55, 0.50)
+PII_PATH = "/newsletter/confirm"
+PII_QUERY = "?email=jane.doe@example.com"
+PURCHASE_LIKE = ("purchase", "ecommerce_purchase", "in_app_purchase")
+# Day ordinals and user ids of first-time users live in separate ranges from returning ids.
+_ID_DAY = 1_000_000
+_NEW_USER_BASE = 10**12
+
+Goal = tuple[str, str, "float | None"]
+
+
+def _stable_unit(*parts: object) -> float:
+    """A number in [0, 1) fixed by its inputs (Python's hash() changes between runs)."""
+    return zlib.crc32("|".join(map(str, parts)).encode()) / 2**32
+
+
+def _goal_path(event: str) -> str:
+    if event in PURCHASE_LIKE:
+        return "/checkout/thank-you"
+    return "/" + event.replace("_", "-")
+
+
+def _event_entry(event: str, tier: str | None, value: float | None, seed: int,
+                 index: int) -> dict[str, Any]:
+    """Rates for one goal or extra event: macro ~2% of sessions, micro 2-25%."""
+    u = _stable_unit(seed, event, index)
+    if event in PURCHASE_LIKE:
+        rate, repeat = 0.02, 0.05
+    elif tier == "macro":
+        rate, repeat = 0.016 + 0.008 * u, 0.08
+    else:
+        rate = float(np.exp(np.log(0.02) + u * (np.log(0.25) - np.log(0.02))))
+        repeat = 0.15 + 0.5 * _stable_unit(event, seed, "repeat")
+    order_value = None
+    if value is None:
+        order_value = 80.0 if event in PURCHASE_LIKE or tier == "macro" else 20.0
+    return {"event": event, "tier": tier, "session_rate": round(rate, 5),
+            "repeat": round(repeat, 4), "value": value, "order_value": order_value,
+            "path": _goal_path(event)}
+
+
+def make_traffic(goals: Iterable[Goal], *, seed: int = 0, daily_sessions: float = 1000.0,
+                 start: date | str | None = None, property_id: str | int = "0",
+                 weekday_factors: Sequence[float] = DEFAULT_WEEKDAY_FACTORS,
+                 noise: float = 0.06, thresholding: bool = False, pii_paths: bool = False,
+                 pageview_like: Sequence[str] = (),
+                 extra_events: Sequence[str | tuple[str, float]] = ()) -> dict[str, Any]:
+    """A traffic profile for a site with these goals, as `(event_name, tier, value_or_None)`.
+
+    `start` (default: 400 days ago) is the first day with data. `extra_events` are events the
+    site sends that are not in the spec, each a name or `(name, session_rate)`.
+    """
+    if len(weekday_factors) != 7:
+        raise ValueError("weekday_factors needs 7 numbers, Monday to Sunday")
+    if daily_sessions <= 0:
+        raise ValueError("daily_sessions must be positive")
+    first = (date.fromisoformat(start) if isinstance(start, str)
+             else start or date.today() - timedelta(days=400))
+    goal_entries = [_event_entry(e, tier, None if v is None else float(v), seed, i)
+                    for i, (e, tier, v) in enumerate(goals)]
+    known = {g["event"] for g in goal_entries} | set(BASE_EVENTS)
+    extras = []
+    for i, item in enumerate(extra_events):
+        name, rate = (item, None) if isinstance(item, str) else (item[0], float(item[1]))
+        if name in known:
+            continue
+        entry = _event_entry(name, None, 0.0, seed, 1000 + i)
+        entry["value"] = None
+        if rate is not None:
+            entry["session_rate"] = rate
+        extras.append(entry)
+        known.add(name)
+    # A returning pool sized so that users come to about 0.75 x sessions over a week.
+    return {
+        "version": VERSION, "seed": int(seed), "start": first.isoformat(),
+        "host": f"www.example-{property_id}.com", "daily_sessions": float(daily_sessions),
+        "weekday_factors": [float(f) for f in weekday_factors], "noise": float(noise),
+        "new_user_share": 0.5, "returning_pool": int(round(2.2 * daily_sessions)) + 1,
+        "pageviews_mean": 2.6, "engagement_rate": 0.82, "scroll_rate": 0.45,
+        "pages": [{"path": p, "weight": w} for p, w in DEFAULT_PAGES],
+        "goals": goal_entries, "extra_events": extras,
+        "pageview_like": [p for p in dict.fromkeys(pageview_like) if p not in BASE_EVENTS],
+        "thresholding": bool(thresholding), "pii_paths": bool(pii_paths),
+    }
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """Names and pages of a profile, fixed once so days share category codes."""
+
+    events: tuple[str, ...]
+    paths: tuple[str, ...]          # unique page paths (categories of page_path)
+    locations: tuple[str, ...]      # unique page locations (categories of page_location)
+    page_path_code: np.ndarray      # page index -> path code
+    page_location_code: np.ndarray  # page index -> location code
+    page_weights: np.ndarray        # browsing pages only (the first n_browse pages)
+    n_browse: int
+    goal_rows: tuple[dict[str, Any], ...]  # goals then extras, each with event/page codes
+
+
+def _catalog(profile: dict[str, Any]) -> _Catalog:
+    host = "https://" + profile["host"]
+    fired = list(profile["goals"]) + list(profile["extra_events"])
+    events = list(BASE_EVENTS) + [g["event"] for g in fired]
+    events += [p for p in profile["pageview_like"] if p not in events]
+    pages: list[tuple[str, str]] = [(p["path"], "") for p in profile["pages"]]
+    weights = [float(p["weight"]) for p in profile["pages"]]
+    if profile.get("pii_paths"):
+        pages.append((PII_PATH, ""))
+        weights.append(2.0)
+        pages.append((PII_PATH, PII_QUERY))
+        weights.append(0.6)
+    n_browse = len(pages)
+    goal_rows = []
+    for g in fired:
+        if g["event"] in profile["pageview_like"]:
+            continue  # fires with page views instead, on the pages viewed
+        pages.append((g["path"], ""))
+        goal_rows.append({**g, "code": events.index(g["event"]), "page": len(pages) - 1})
+    paths = list(dict.fromkeys(p for p, _ in pages))
+    locations = list(dict.fromkeys(host + p + q for p, q in pages))
+    w = np.asarray(weights, dtype=float)
+    return _Catalog(
+        events=tuple(events), paths=tuple(paths), locations=tuple(locations),
+        page_path_code=np.array([paths.index(p) for p, _ in pages], dtype=np.int32),
+        page_location_code=np.array([locations.index(host + p + q) for p, q in pages],
+                                    dtype=np.int32),
+        page_weights=w / w.sum(), n_browse=n_browse, goal_rows=tuple(goal_rows))
+
+
+_Day = dict[str, np.ndarray]
+
+
+def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
+    """All events of one day, as parallel arrays (event and page are catalog codes)."""
+    if day < date.fromisoformat(profile["start"]):
+        return {k: np.empty(0, dtype=t) for k, t in
+                (("session", np.int64), ("user", np.int64), ("event", np.int16),
+                 ("value", float), ("page", np.int32))}
+    rng = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal()])
+    mean = profile["daily_sessions"] * profile["weekday_factors"][day.weekday()]
+    mean *= max(0.2, 1.0 + profile["noise"] * rng.standard_normal())
+    n = int(rng.poisson(mean))
+    session = day.toordinal() * _ID_DAY + np.arange(n, dtype=np.int64)
+    new = rng.random(n) < profile["new_user_share"]
+    user = np.where(new, _NEW_USER_BASE + session,
+                    rng.integers(0, profile["returning_pool"], n)).astype(np.int64)
+    sidx = np.arange(n)
+    # Page views: 1 + geometric extra, landing page first.
+    extra_pv = rng.geometric(1.0 / profile["pageviews_mean"], n) - 1
+    pv_count = 1 + np.minimum(extra_pv, 30)
+    pv_session = np.repeat(sidx, pv_count)
+    pv_page = rng.choice(cat.n_browse, size=pv_session.size, p=cat.page_weights)
+    first_pv = np.concatenate(([0], np.cumsum(pv_count)[:-1])).astype(np.int64) if n else sidx
+    landing = pv_page[first_pv] if n else pv_page[:0]
+
+    parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray | None]] = []
+    code = {name: i for i, name in enumerate(cat.events)}
+    parts.append((sidx, code["session_start"], landing, None))
+    parts.append((sidx[new], code["first_visit"], landing[new], None))
+    parts.append((pv_session, code["page_view"], pv_page, None))
+    engaged = rng.random(n) < profile["engagement_rate"]
+    parts.append((sidx[engaged], code["user_engagement"], landing[engaged], None))
+    scrolled = rng.random(pv_session.size) < profile["scroll_rate"]
+    parts.append((pv_session[scrolled], code["scroll"], pv_page[scrolled], None))
+    for name in profile["pageview_like"]:
+        hit = rng.random(pv_session.size) < 0.9
+        parts.append((pv_session[hit], code[name], pv_page[hit], None))
+    for g in cat.goal_rows:
+        fires = np.flatnonzero(rng.random(n) < g["session_rate"])
+        times = 1 + rng.poisson(g["repeat"], fires.size)
+        s = np.repeat(fires, times)
+        values = None
+        if g["value"] is None and g.get("order_value"):
+            sigma = 0.55
+            mu = np.log(g["order_value"]) - sigma**2 / 2
+            values = np.round(rng.lognormal(mu, sigma, s.size), 2)
+        parts.append((s, g["code"], np.full(s.size, g["page"], dtype=np.int32), values))
+
+    s_all = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+    ev = np.concatenate([np.full(p[0].size, p[1], dtype=np.int16) for p in parts])
+    page = np.concatenate([p[2].astype(np.int32) for p in parts])
+    value = np.concatenate([p[3] if p[3] is not None else np.full(p[0].size, np.nan)
+                            for p in parts])
+    order = np.argsort(s_all, kind="stable")  # events grouped by session, in firing order
+    s_all = s_all[order]
+    return {"session": session[s_all], "user": user[s_all], "event": ev[order],
+            "value": value[order], "page": page[order]}
+
+
+class _DayCache:
+    """Recently generated days, keyed by (profile fingerprint, day)."""
+
+    def __init__(self, size: int = 240) -> None:
+        self.size = size
+        self.days: OrderedDict[tuple[str, int], _Day] = OrderedDict()
+        self.catalogs: OrderedDict[str, _Catalog] = OrderedDict()
+        self.lock = Lock()
+
+    def catalog(self, key: str, profile: dict[str, Any]) -> _Catalog:
+        with self.lock:
+            if key in self.catalogs:
+                self.catalogs.move_to_end(key)
+                return self.catalogs[key]
+        cat = _catalog(profile)
+        with self.lock:
+            self.catalogs[key] = cat
+            while len(self.catalogs) > 32:
+                self.catalogs.popitem(last=False)
+        return cat
+
+    def day(self, key: str, profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
+        k = (key, day.toordinal())
+        with self.lock:
+            if k in self.days:
+                self.days.move_to_end(k)
+                return self.days[k]
+        data = _generate_day(profile, cat, day)
+        with self.lock:
+            self.days[k] = data
+            while len(self.days) > self.size:
+                self.days.popitem(last=False)
+        return data
+
+
+_CACHE = _DayCache()
+
+
+def fingerprint(profile: dict[str, Any]) -> str:
+    """A key that changes whenever anything in the profile does."""
+    return json.dumps(profile, sort_keys=True, default=str)
+
+
+def event_log(traffic: dict[str, Any] | None, start: date, end: date,
+              time_zone: str = "UTC") -> pd.DataFrame:
+    """Every event from `start` to `end` (inclusive; local days of the property's time zone).
+
+    Columns: `date` ('YYYYMMDD' strings, ordered categorical), `user_id` and `session_id` (int64; a
+    session never spans two days), `event_name` (categorical), `value` (float, NaN when the event
+    carries no `value` parameter), `page_path` (no query string, as GA's pagePath) and
+    `page_location` (full URL with query string), both categorical. Rows of a session are
+    contiguous. `time_zone` only names the days' zone: days are generated whole, so the
+    property's zone never shifts an event from one day to another.
+    """
+    columns = ["date", "user_id", "session_id", "event_name", "value", "page_path",
+               "page_location"]
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    if traffic is None or not days:
+        frame = pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object)
+                              for c in columns})
+        frame.attrs["time_zone"] = time_zone
+        return frame
+    key = fingerprint(traffic)
+    cat = _CACHE.catalog(key, traffic)
+    chunks = [_CACHE.day(key, traffic, cat, d) for d in days]
+    sizes = np.array([c["event"].size for c in chunks])
+    page = np.concatenate([c["page"] for c in chunks])
+    date_names = [d.strftime("%Y%m%d") for d in days]
+    frame = pd.DataFrame({
+        "date": pd.Categorical.from_codes(np.repeat(np.arange(len(days)), sizes),
+                                          categories=date_names, ordered=True),
+        "user_id": np.concatenate([c["user"] for c in chunks]),
+        "session_id": np.concatenate([c["session"] for c in chunks]),
+        "event_name": pd.Categorical.from_codes(
+            np.concatenate([c["event"] for c in chunks]), categories=list(cat.events)),
+        "value": np.concatenate([c["value"] for c in chunks]),
+        "page_path": pd.Categorical.from_codes(cat.page_path_code[page],
+                                               categories=list(cat.paths)),
+        "page_location": pd.Categorical.from_codes(cat.page_location_code[page],
+                                                   categories=list(cat.locations)),
+    })
+    frame.attrs["time_zone"] = time_zone
+    return frame
