@@ -1,0 +1,414 @@
+"""The `ga-sync` command line: parse arguments, call one library function, render, exit.
+
+Only this module talks to the terminal. Exit codes: 0 success, 1 error (or refused, or a
+property failed), 2 changes pending when `plan --detailed-exitcode` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from ga_sync import __version__
+from ga_sync.errors import GaSyncError
+
+if TYPE_CHECKING:
+    from ga_sync.model import Spec
+
+app = typer.Typer(
+    name="ga-sync",
+    help="Google Analytics 4 goals as code: sync key events from YAML goal specs, report macro "
+         "and micro conversions with their economic value, and audit properties.\n\n"
+         "Try it without a GA account: ga-sync demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+SPECS_ARG = typer.Argument(..., help="Goal spec files or directories of them.", show_default=False)
+
+
+class PlanFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _err(message: str) -> None:
+    typer.secho(message, err=True, fg=typer.colors.RED if sys.stderr.isatty() else None)
+
+
+def _warn(message: str) -> None:
+    typer.secho(f"warning: {message}", err=True,
+                fg=typer.colors.YELLOW if sys.stderr.isatty() else None)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ga-sync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log API calls and retries."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _load(paths: list[Path]) -> list["Spec"]:
+    from ga_sync.spec import load_specs
+    specs = load_specs(paths)
+    for s in specs:
+        for w in s.warnings:
+            typer.echo(w, err=True)
+    return specs
+
+
+def _connect(write: bool = False) -> Any:
+    from ga_sync.clients import connect
+    conn = connect(write=write)
+    for w in conn.warnings:
+        _warn(w)
+    return conn
+
+
+class _Progress:
+    """Properties done / total with an ETA on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done = total, label, 0
+        self._bar: Any = None
+        self._task: Any = None
+        if total > 1 and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeRemainingColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(label, total=total)
+
+    def __enter__(self) -> "_Progress":
+        if self._bar:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.stop()
+
+    def advance(self, what: str, failed: bool = False) -> None:
+        self.done += 1
+        if self._bar:
+            self._bar.advance(self._task)
+        elif self.total > 1:
+            typer.echo(f"[{self.done}/{self.total}] {self.label} {what}"
+                       + (" FAILED" if failed else ""), err=True)
+
+
+def _report_failures(failures: list[Any]) -> None:
+    for f in failures:
+        _err(f"error: {f.property} ({f.client}): {f.message}")
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@app.command()
+def validate(paths: list[Path] = SPECS_ARG) -> None:
+    """Check goal specs without calling GA. Prints every problem with file:line:column.
+
+    Example:
+
+        ga-sync validate goal_specs/
+    """
+    from ga_sync.spec import validate_paths
+    specs, problems = validate_paths(paths)
+    for p in problems:
+        typer.echo(str(p), err=p.severity == "error")
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        _err(f"{len(errors)} error{'s' if len(errors) != 1 else ''} found; nothing was sent to GA.")
+        raise typer.Exit(1)
+    goals = sum(len(s.goals) for s in specs)
+    props = sum(len(s.properties) for s in specs)
+    typer.echo(f"ok: {len(specs)} spec{'s' if len(specs) != 1 else ''}, {props} "
+               f"propert{'ies' if props != 1 else 'y'}, {goals} goals")
+
+
+# --------------------------------------------------------------------------- plan / apply
+
+
+def _make_plan(specs: list["Spec"], prune: bool, concurrency: int, conn: Any) -> tuple[Any, list]:
+    from ga_sync.sync import plan_all, targets
+    total = len(targets(specs))
+    with _Progress(total, "planning") as bar:
+        return plan_all(conn, specs, prune=prune, concurrency=concurrency,
+                        on_done=lambda t, r, e: bar.advance(t.property, e is not None))
+
+
+@app.command()
+def plan(
+    paths: list[Path] = SPECS_ARG,
+    prune: bool = typer.Option(False, "--prune", help="Also plan deleting key events the spec does not name."),
+    fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="Exit 2 when there are changes to apply."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Properties read at once."),
+) -> None:
+    """Show what apply would change in each property. Changes nothing.
+
+    Exit codes: 0 no errors, 1 error, 2 changes pending (with --detailed-exitcode).
+
+    Examples:
+
+        ga-sync plan goal_specs/acme-outdoor.yaml
+
+        ga-sync plan goal_specs/ --format markdown > plan.md
+
+        ga-sync plan goal_specs/ --format json --detailed-exitcode
+    """
+    from ga_sync import render
+    specs = _load(paths)
+    conn = _connect()
+    the_plan, failures = _make_plan(specs, prune, concurrency, conn)
+    if fmt is PlanFormat.json:
+        typer.echo(render.plan_json(the_plan, failures), nl=False)
+    elif fmt is PlanFormat.markdown:
+        typer.echo(render.plan_markdown(the_plan))
+    else:
+        typer.echo(render.plan_text(the_plan), nl=False)
+    _report_failures(failures)
+    if failures:
+        raise typer.Exit(1)
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+def _default_journal() -> Path:
+    env = os.environ.get("GA_SYNC_JOURNAL")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+    return Path(user_data_dir("ga-sync")) / "journal.jsonl"
+
+
+@app.command()
+def apply(
+    paths: list[Path] = SPECS_ARG,
+    prune: bool = typer.Option(False, "--prune", help="Delete key events the spec does not name (never GA's protected ones)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+    force: bool = typer.Option(False, "--force", help="Apply even when more than 30% of a property's key events would change or go."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal file (JSON lines). Default: $GA_SYNC_JOURNAL or the user data directory."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Properties changed at once."),
+) -> None:
+    """Make each property match its spec: plan afresh, show the plan, ask, apply.
+
+    Without a terminal, --yes is required. Running apply twice changes nothing the second time.
+    Every change attempted is appended to the journal.
+
+    Examples:
+
+        ga-sync apply goal_specs/acme-outdoor.yaml
+
+        ga-sync apply goal_specs/ --yes --journal /var/log/ga-sync.jsonl
+    """
+    from ga_sync import render
+    from ga_sync.admin import Journal
+    from ga_sync.plan import check_safety
+    from ga_sync.sync import apply_all
+
+    specs = _load(paths)
+    conn = _connect(write=True)
+    the_plan, failures = _make_plan(specs, prune, concurrency, conn)
+    typer.echo(render.plan_text(the_plan), nl=False)
+    _report_failures(failures)
+    if not the_plan.has_changes:
+        raise typer.Exit(1 if failures else 0)
+    if not force:
+        check_safety(the_plan)
+    if not yes:
+        if not sys.stdin.isatty():
+            _err("refusing to apply: no terminal to confirm on. Pass --yes to apply without asking.")
+            raise typer.Exit(1)
+        if not typer.confirm("Apply these changes?", default=False):
+            _err("Nothing applied.")
+            raise typer.Exit(1)
+    journal_path = journal or _default_journal()
+    todo = [p for p in the_plan.properties if p.changes]
+    with _Progress(len(todo), "applying") as bar:
+        results = apply_all(conn, the_plan, Journal(journal_path), concurrency=concurrency,
+                            on_done=lambda p, r, e: bar.advance(p.property, e is not None or (r is not None and not r.ok)))
+    applied = sum(len(r.applied) for r in results)
+    reconciled = sum(len(r.reconciled) for r in results)
+    failed = sum(len(r.failed) for r in results)
+    for r in results:
+        for change, message in r.failed:
+            _err(f"error: {r.property} ({r.client}): {change.action} {change.event}: {message}")
+    line = f"Applied {applied} change{'s' if applied != 1 else ''}"
+    if reconciled:
+        line += f", {reconciled} already in place"
+    line += f", {failed} failed. Journal: {journal_path}"
+    typer.echo(line)
+    if failed or failures:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- onboarding
+
+
+@app.command()
+def dump(
+    property: str = typer.Argument(..., help="GA4 property id: 123456789 or properties/123456789."),
+    client: Optional[str] = typer.Option(None, "--client", help="Client label for the spec (default: the property's display name)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec here instead of standard output."),
+) -> None:
+    """Write a goal spec from a live property's key events, to bring a client under management.
+
+    Review the tiers and values it guesses, then validate and plan: the plan shows no changes.
+
+    Example:
+
+        ga-sync dump 123456789 -o goal_specs/new-client.yaml
+    """
+    from ga_sync.admin import read_key_events, read_property
+    from ga_sync.model import property_name
+    from ga_sync.spec import dump_spec
+    try:
+        name = property_name(property)
+    except ValueError:
+        raise GaSyncError(_property_hint(property)) from None
+    conn = _connect()
+    info = read_property(conn, name)
+    key_events = read_key_events(conn, name)
+    text = dump_spec(client=client or info.display_name or name, properties=[name],
+                     currency=info.currency, key_events=key_events)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({len(key_events)} key events from {name})", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+def _property_hint(value: str) -> str:
+    if value.upper().startswith("G-"):
+        return (f"{value} is a measurement id, not a property id. The numeric property id is in "
+                "GA4 under Admin → Property settings → Property details.")
+    return f"{value!r} is not a GA4 property id: use the numeric id, e.g. 123456789."
+
+
+@app.command()
+def properties(
+    fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="text, json or markdown."),
+) -> None:
+    """List the GA4 properties the credentials can see (all accounts, all pages).
+
+    Example:
+
+        ga-sync properties --format json
+    """
+    from ga_sync import render
+    from ga_sync.admin import list_properties
+    conn = _connect()
+    rows = list_properties(conn)
+    if fmt is PlanFormat.json:
+        typer.echo(render.to_json({"version": 1, "properties": [
+            {"property": r.property, "display_name": r.display_name, "account": r.account,
+             "account_name": r.account_name, "property_type": r.property_type} for r in rows]}),
+            nl=False)
+        return
+    if fmt is PlanFormat.markdown:
+        typer.echo("| property | name | account |\n|---|---|---|")
+        for r in rows:
+            typer.echo(f"| `{r.property}` | {r.display_name} | {r.account_name} (`{r.account}`) |")
+        return
+    width = max((len(r.property) for r in rows), default=0)
+    for r in rows:
+        typer.echo(f"{r.property.ljust(width)}  {r.display_name}  [{r.account_name}]")
+    typer.echo(f"{len(rows)} propert{'ies' if len(rows) != 1 else 'y'}", err=True)
+
+
+# --------------------------------------------------------------------------- sandbox and demo
+
+
+@app.command()
+def sandbox(
+    port: int = typer.Option(8765, "--port", "-p", help="Port to listen on (0 picks a free one)."),
+    state: Path = typer.Option(Path("sandbox-state.json"), "--state", help="JSON file the sandbox keeps its properties in."),
+    seed: list[Path] = typer.Option([], "--seed", help="Create the properties named in these specs (with traffic) if missing."),
+    latency: float = typer.Option(0.0, "--latency", help="Milliseconds added to every request."),
+    fault_rate: float = typer.Option(0.0, "--fault-rate", help="Share of requests answered 503 or 429 (some after the change was made)."),
+) -> None:
+    """Run the local GA4 emulator (Admin and Data API) in the foreground until Ctrl-C.
+
+    Point ga-sync at it with the two variables it prints.
+
+    Example:
+
+        ga-sync sandbox --port 8765 --seed goal_specs/
+    """
+    from ga_sync.demo import seed_properties
+    from ga_sync.sandbox.server import SandboxServer
+    from ga_sync.sandbox.state import SandboxState
+
+    st = SandboxState(state)
+    if seed:
+        seed_properties(st, _load(seed))
+        st.save()
+    server = SandboxServer(st, port=port, latency_ms=latency, fault_rate=fault_rate)
+    server.start()
+    typer.echo(f"GA4 sandbox listening on {server.url} (state: {state})")
+    typer.echo(f"  export GA_SYNC_ADMIN_ENDPOINT={server.url}")
+    typer.echo(f"  export GA_SYNC_DATA_ENDPOINT={server.url}")
+    typer.echo("Press Ctrl-C to stop.")
+    try:
+        import threading
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@app.command()
+def demo(
+    directory: Path = typer.Option(Path("ga-sync-demo"), "--dir", help="Where the demo writes its state, journal and report."),
+    specs: Optional[Path] = typer.Option(None, "--specs", help="Spec directory (default: the bundled goal_specs/)."),
+) -> None:
+    """Run the whole job against the bundled sandbox: validate, plan, apply, plan again, dump.
+
+    Needs no GA account and no network.
+
+    Example:
+
+        ga-sync demo
+    """
+    from ga_sync.demo import run_demo
+    run_demo(directory, specs, echo=typer.echo)
+
+
+def main() -> None:
+    try:
+        app()
+    except GaSyncError as err:
+        _err(f"Error: {err}" if not str(err).startswith("Error") else str(err))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _err("Interrupted. Run the same command again to finish; the journal shows what was done.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

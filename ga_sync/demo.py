@@ -1,0 +1,171 @@
+"""`ga-sync demo`: the whole job against the bundled sandbox, with no GA account and no network.
+
+The CLI passes `echo`; this module writes nothing to the terminal by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ga_sync.model import Spec, property_id
+
+Echo = Callable[[str], Any]
+
+
+def bundled_specs_dir() -> Path:
+    """goal_specs/ beside the package (a checkout or editable install), else ./goal_specs."""
+    here = Path(__file__).resolve().parent.parent / "goal_specs"
+    return here if here.is_dir() else Path("goal_specs")
+
+
+def seed_properties(state: Any, specs: Iterable[Spec], *, seed: int = 7) -> list[str]:
+    """Create each spec's properties in a sandbox state, with synthetic traffic for its goals.
+
+    Returns the ids created; properties that already exist are left alone.
+    """
+    try:
+        from ga_sync.sandbox.traffic import make_traffic
+    except ImportError:  # the Data API side of the sandbox is optional for sync
+        make_traffic = None  # type: ignore[assignment]
+    created = []
+    for n, spec in enumerate(specs):
+        for prop in spec.properties:
+            pid = property_id(prop)
+            if pid in state.properties:
+                continue
+            traffic = None
+            if make_traffic is not None:
+                traffic = make_traffic([(g.event, g.tier, g.value) for g in spec.goals],
+                                       seed=seed + n * 101 + int(pid) % 997)
+            state.add_property(property_id=pid, display_name=spec.client,
+                               currency_code=spec.currency, traffic=traffic)
+            created.append(pid)
+    return created
+
+
+@contextmanager
+def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
+    """Run a sandbox server in this process and point ga-sync's endpoints at it."""
+    from ga_sync.sandbox.server import SandboxServer
+
+    server = SandboxServer(state, **server_options)
+    server.start()
+    keys = ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT", "GA_SYNC_CREDENTIALS")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({keys[0]: server.url, keys[1]: server.url, keys[2]: "anonymous"})
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+def _add_drift(state: Any, spec: Spec) -> None:
+    """Make the first property look hand-configured: one goal set up wrong, one stray test event."""
+    from google.analytics.admin_v1beta.types import KeyEvent
+
+    record = state.properties[property_id(spec.properties[0])]
+    goal = next((g for g in spec.goals if g.event != "purchase"), None)
+    extra = [("test_event_1", 1)]
+    if goal is not None:
+        wrong = 1 if goal.counting == "once_per_session" else 2
+        extra.insert(0, (goal.event, wrong))
+    for i, (event, counting) in enumerate(extra):
+        kid = str(10_000_000_000 + 4242 + i)
+        record.key_events[kid] = KeyEvent(
+            name=f"properties/{record.id}/keyEvents/{kid}", event_name=event,
+            counting_method=counting, deletable=True, custom=True)
+
+
+def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
+    from ga_sync import render
+    from ga_sync.admin import Journal, read_key_events, read_property
+    from ga_sync.clients import connect
+    from ga_sync.sandbox.state import SandboxState
+    from ga_sync.spec import dump_spec, load_specs
+    from ga_sync.sync import apply_all, plan_all
+
+    specs_dir = specs_dir or bundled_specs_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    state_file = directory / "sandbox-state.json"
+    journal_file = directory / "journal.jsonl"
+    for f in (state_file, journal_file):
+        f.unlink(missing_ok=True)
+
+    def step(title: str) -> None:
+        echo("")
+        echo(f"== {title}")
+
+    step(f"1. Validate the goal specs in {specs_dir}")
+    specs = load_specs([specs_dir])
+    goals = sum(len(s.goals) for s in specs)
+    for s in specs:
+        macro = sum(1 for g in s.goals if g.tier == "macro")
+        echo(f"  {s.client}: {macro} macro + {len(s.goals) - macro} micro goals, "
+             f"{', '.join(s.properties)}")
+    echo(f"ok: {len(specs)} specs, {goals} goals")
+
+    state = SandboxState(state_file)
+    seed_properties(state, specs)
+    _add_drift(state, specs[0])
+    state.save()
+    with sandbox_env(state) as server:
+        step(f"2. Start the GA4 sandbox at {server.url} with {len(state.properties)} fresh "
+             "properties (the first one hand-configured with drift)")
+        conn = connect(write=True)
+
+        step("3. Plan: what would change in GA")
+        the_plan, failures = plan_all(conn, specs)
+        echo(render.plan_text(the_plan).rstrip())
+        _fail_on(failures)
+
+        step("4. Apply")
+        results = apply_all(conn, the_plan, Journal(journal_file))
+        applied = sum(len(r.applied) for r in results)
+        failed = [(r.property, c.event, m) for r in results for c, m in r.failed]
+        echo(f"Applied {applied} changes, {len(failed)} failed. Journal: {journal_file}")
+        if failed:
+            raise RuntimeError(f"demo apply failed: {failed}")
+
+        step("5. Plan again: nothing left to do")
+        again, failures = plan_all(conn, specs)
+        _fail_on(failures)
+        echo(render.plan_text(again).rstrip())
+        if again.has_changes:
+            raise RuntimeError("demo: the second plan still has changes")
+
+        step("6. Dump a live property back to a spec (onboarding an existing client)")
+        first = specs[0]
+        info = read_property(conn, first.properties[0])
+        dumped = directory / "dumped.yaml"
+        dumped.write_text(dump_spec(client=first.client, properties=[first.properties[0]],
+                                    currency=info.currency,
+                                    key_events=read_key_events(conn, first.properties[0])),
+                          encoding="utf-8")
+        check, failures = plan_all(conn, load_specs([dumped]))
+        _fail_on(failures)
+        echo(f"wrote {dumped}; planning it against the property: "
+             + ("no changes" if not check.has_changes else "CHANGES (unexpected)"))
+
+    step("Done")
+    echo(f"Sandbox state: {state_file}")
+    echo("Next: point ga-sync at your own property with GA_SYNC_CREDENTIALS, or run "
+         "'ga-sync sandbox' and try plan/apply by hand.")
+
+
+def _fail_on(failures: list[Any]) -> None:
+    if failures:
+        raise RuntimeError("demo: " + "; ".join(f"{f.property}: {f.message}" for f in failures))
+
+
+def clean(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
