@@ -1,0 +1,837 @@
+"""YAML goal specs -> validated `Spec` objects, with file:line:column on every problem.
+
+A spec names the macro and micro conversions of one client's site and the economic value of
+each (Kaushik's goal-value method); each goal becomes a GA4 key event. This module only reads
+and writes text: it never talks to GA, so `ga-sync validate` runs offline and starts fast.
+The format is described in docs/spec.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .currencies import CURRENCY_CODES
+from .errors import Problem, SpecError
+from .model import (
+    COUNTING_METHODS,
+    MACRO,
+    MICRO,
+    ONCE_PER_EVENT,
+    RATE_BASES,
+    SESSIONS,
+    TIERS,
+    Goal,
+    KeyEventState,
+    Location,
+    Spec,
+    property_id,
+    property_name,
+)
+
+__all__ = [
+    "BROWSING_EVENTS",
+    "KEY_EVENT_LIMITS",
+    "SERVICE_LEVELS",
+    "check_event_name",
+    "dump_spec",
+    "goals_from_key_events",
+    "guess_tier",
+    "load_spec",
+    "load_specs",
+    "spec_to_yaml",
+    "validate_paths",
+]
+
+TOP_LEVEL_KEYS = ("client", "property", "properties", "currency", "rate_basis", "service_level",
+                  "extends", "goals")
+GOAL_KEYS = ("event", "tier", "value", "counting", "category", "description")
+REQUIRED_GOAL_KEYS = ("event", "tier", "value")
+
+STANDARD = "standard"
+ANALYTICS_360 = "analytics_360"
+SERVICE_LEVELS = (STANDARD, ANALYTICS_360)
+# https://support.google.com/analytics/answer/12946393 (custom key events per property)
+KEY_EVENT_LIMITS = {STANDARD: 30, ANALYTICS_360: 50}
+# Key events GA creates itself; they do not count against the custom limit.
+DEFAULT_KEY_EVENTS = frozenset({"purchase"})
+
+EVENT_VALUE = "event"
+EVENT_NAME_MAX = 40
+RESERVED_PREFIXES = ("firebase_", "google_", "ga_", "_")
+# Collected on every visit: marking them as key events counts browsing as success.
+BROWSING_EVENTS = frozenset({"page_view", "session_start", "first_visit", "user_engagement", "scroll"})
+
+_MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,}\Z", re.IGNORECASE)
+_UA_ID = re.compile(r"UA-\d+(-\d+)?\Z", re.IGNORECASE)
+_PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 _.,'()/&+-]*\Z")
+_YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Where things are
+
+
+def _loc(file: str, pair: Any) -> Location:
+    """ruamel keeps 0-based (line, column); people and editors count from 1."""
+    try:
+        return Location(file, int(pair[0]) + 1, int(pair[1]) + 1)
+    except (TypeError, IndexError, ValueError):
+        return Location(file)
+
+
+def _at_node(file: str, node: Any) -> Location:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return Location(file, 1, 1)
+    return _loc(file, (lc.line, lc.col))
+
+
+def _at_key(file: str, mapping: Any, key: Any) -> Location:
+    try:
+        return _loc(file, mapping.lc.key(key))
+    except (AttributeError, KeyError, TypeError):
+        return _at_node(file, mapping)
+
+
+def _at_value(file: str, mapping: Any, key: Any) -> Location:
+    try:
+        return _loc(file, mapping.lc.value(key))
+    except (AttributeError, KeyError, TypeError):
+        return _at_key(file, mapping, key)
+
+
+def _at_item(file: str, seq: Any, index: int) -> Location:
+    try:
+        return _loc(file, seq.lc.item(index))
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return _at_node(file, seq)
+
+
+def _where(loc: Location) -> str:
+    """A short back-reference for messages that point at a second place."""
+    if loc.line is None:
+        return loc.file
+    return f"line {loc.line}:{loc.column}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Small checks, shared by the file parser
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean `x`?` for near misses (difflib), '' when nothing is close."""
+    options = list(choices)
+    for option in options:
+        if option.casefold() == word.casefold():
+            return f"; did you mean `{option}`?"
+    close = difflib.get_close_matches(word.lower(), options, n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+
+
+def _show(raw: Any) -> str:
+    """A value as the user wrote it, for messages."""
+    if raw is None:
+        return "nothing (null)"
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, str):
+        return f"`{raw}`"
+    if isinstance(raw, (list, dict)):
+        return "a list" if isinstance(raw, list) else "a mapping"
+    return f"`{raw}`"
+
+
+def check_event_name(name: str) -> list[str]:
+    """Problems with a GA4 event name, as messages; [] when GA accepts it.
+
+    GA silently drops or refuses badly named events, so a key event on one would never count.
+    https://support.google.com/analytics/answer/13316687 (event naming rules)
+    """
+    if not name:
+        return ["event name is empty; write the GA4 event name, e.g. `event: sign_up`"]
+    problems: list[str] = []
+    prefix = next((p for p in RESERVED_PREFIXES if name.startswith(p)), None)
+    if prefix is not None:
+        stripped = name[len(prefix):].lstrip("_")
+        hint = f" (e.g. `{stripped}`)" if stripped and not check_event_name(stripped) else ""
+        problems.append(f"event name `{name}` starts with `{prefix}`, a prefix GA4 reserves for its "
+                        f"own events; rename the event{hint} in the site's tagging and here")
+    elif not name[0].isalpha():
+        problems.append(f"event name `{name}` must start with a letter")
+    bad = sorted({ch for ch in name if not (ch.isalpha() or ch in "0123456789_")})
+    if bad:
+        shown = ", ".join("space" if ch == " " else f"`{ch}`" for ch in bad)
+        fixed = re.sub(r"[^\w]+", "_", name).strip("_")
+        hint = f" (e.g. `{fixed}`)" if fixed and not check_event_name(fixed) else ""
+        problems.append(f"event name `{name}` contains {shown}; GA4 event names use only letters, "
+                        f"digits and underscores{hint}")
+    if len(name) > EVENT_NAME_MAX:
+        problems.append(f"event name `{name}` is {len(name)} characters long; GA4 allows at most "
+                        f"{EVENT_NAME_MAX}, and a longer key event is not reported")
+    return problems
+
+
+def _choice(raw: Any, choices: tuple[str, ...], key: str, loc: Location,
+            out: list[Problem]) -> str | None:
+    if isinstance(raw, str) and raw in choices:
+        return raw
+    hint = _did_you_mean(raw, choices) if isinstance(raw, str) else ""
+    options = " or ".join(f"`{c}`" for c in choices)
+    out.append(_error(loc, f"{key} {_show(raw)} is not valid; use {options}{hint}"))
+    return None
+
+
+def _error(loc: Location, message: str) -> Problem:
+    return Problem(loc.file, loc.line, loc.column, message)
+
+
+def _warning(loc: Location, message: str) -> Problem:
+    return Problem(loc.file, loc.line, loc.column, message, severity="warning")
+
+
+def _parse_value(raw: Any, currency_hint: str, loc: Location,
+                 out: list[Problem]) -> tuple[bool, float | None]:
+    """(ok, value): a finite number >= 0, or None for `value: event`."""
+    fix = (f"give the value of one conversion in {currency_hint} (e.g. `value: 25`) or "
+           f"`value: event` to use the event's own value parameter")
+    if isinstance(raw, bool):
+        out.append(_error(loc, f"value {_show(raw)} is a yes/no, not an amount; {fix}"))
+    elif isinstance(raw, (int, float)):
+        number = float(raw)
+        if not math.isfinite(number):
+            out.append(_error(loc, f"value `{raw}` is not a finite number; {fix}"))
+        elif number < 0:
+            out.append(_error(loc, f"value `{raw}` is negative; a conversion is worth 0 or more "
+                                   f"(use `value: 0` for a goal you count but do not value)"))
+        else:
+            return True, number
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if text == EVENT_VALUE:
+            return True, None
+        if text.lower() == EVENT_VALUE:
+            out.append(_error(loc, f"value `{raw}` must be written in lowercase: `value: event`"))
+            return False, None
+        digits = text.lstrip("$€£¥").replace(",", "").strip()
+        try:
+            number = float(digits)
+        except ValueError:
+            out.append(_error(loc, f"value `{raw}` is neither a number nor `event`; {fix}"))
+        else:
+            out.append(_error(loc, f"value `{raw}` is text, not a number; write it without quotes "
+                                   f"or currency signs: `value: {number:g}`"))
+    else:
+        out.append(_error(loc, f"value {_show(raw)} is not a number; {fix}"))
+    return False, None
+
+
+def _parse_property(raw: Any, loc: Location, out: list[Problem]) -> str | None:
+    """A property id as `properties/123`, or None after reporting why it is not one."""
+    where = "the numeric property id is under Admin → Property settings → Property details"
+    if isinstance(raw, str):
+        text = raw.strip()
+        if _MEASUREMENT_ID.match(text):
+            out.append(_error(loc, f"`{text}` is a measurement id (of a web data stream), not a "
+                                   f"property id; {where}, e.g. `properties: [123456789]`"))
+            return None
+        if _UA_ID.match(text):
+            out.append(_error(loc, f"`{text}` is a Universal Analytics tracking id, not a GA4 "
+                                   f"property id; {where}"))
+            return None
+    if not isinstance(raw, bool) and isinstance(raw, (int, str)):
+        try:
+            name = property_name(raw)
+        except ValueError:
+            pass
+        else:
+            if property_id(name) != "0":
+                return name
+    out.append(_error(loc, f"property id {_show(raw)} is not a numeric GA4 property id; write "
+                           f"digits like `123456789` or `properties/123456789` ({where})"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One file
+
+
+@dataclass
+class _Parsed:
+    """What one YAML file says, validated key by key (before `extends` is merged)."""
+
+    file: str  # as shown in messages
+    path: Path  # resolved; the cache key
+    problems: list[Problem] = field(default_factory=list)
+    failure: str | None = None  # why the file could not be read as a mapping
+    root: Location | None = None
+    present: set[str] = field(default_factory=set)  # keys written, valid or not
+    fields: dict[str, tuple[Any, Location]] = field(default_factory=dict)
+    goals: list[Goal] | None = None
+    extends: tuple[str, Location] | None = None
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
+
+def _read_yaml(parsed: _Parsed) -> Any:
+    """The file's YAML document, or None after recording why it could not be read."""
+    file, out = parsed.file, parsed.problems
+    try:
+        data = parsed.path.read_bytes()
+    except FileNotFoundError:
+        parsed.failure = "it does not exist"
+        out.append(Problem(file, None, None, "file not found; check the path"))
+        return None
+    except IsADirectoryError:
+        parsed.failure = "it is a directory"
+        out.append(Problem(file, None, None, "is a directory, not a spec file"))
+        return None
+    except OSError as exc:
+        parsed.failure = "it cannot be read"
+        out.append(Problem(file, None, None, f"cannot read the file ({exc.strerror or exc}); "
+                                             f"check its permissions"))
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        parsed.failure = "it is not UTF-8 text"
+        out.append(Problem(file, None, None, f"not UTF-8 text (bad byte at offset {exc.start}); "
+                                             f"save the file as UTF-8"))
+        return None
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        parsed.failure = "it is not valid YAML"
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(s for s in (exc.context, exc.problem) if s)
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        out.append(Problem(file, line, column, f"not valid YAML: {what}"))
+    except YAMLError as exc:
+        parsed.failure = "it is not valid YAML"
+        out.append(Problem(file, None, None, f"not valid YAML: {exc}"))
+    return None
+
+
+def _parse_file(file: str, path: Path) -> _Parsed:
+    """Read and check one file on its own; merging and required keys come later."""
+    parsed = _Parsed(file, path)
+    data = _read_yaml(parsed)
+    if parsed.failure is not None:
+        return parsed
+    out = parsed.problems
+    if not isinstance(data, dict):
+        parsed.failure = "its top level is not a mapping"
+        what = "empty" if data is None else ("a list" if isinstance(data, list) else _show(data))
+        out.append(Problem(file, 1, 1, f"the top level is {what}; a goal spec is a mapping of keys "
+                                       f"(client:, properties:, currency:, goals:)"))
+        return parsed
+    parsed.root = _at_node(file, data)
+    for key in data:
+        if key in TOP_LEVEL_KEYS:
+            parsed.present.add(key)
+            continue
+        loc = _at_key(file, data, key)
+        if key in GOAL_KEYS:
+            out.append(_error(loc, f"`{key}` belongs to a goal; move it under an entry of `goals:`"))
+        else:
+            hint = _did_you_mean(str(key), TOP_LEVEL_KEYS)
+            out.append(_error(loc, f"unknown key `{key}`{hint} (top-level keys: "
+                                   f"{', '.join(TOP_LEVEL_KEYS)})"))
+
+    if "client" in data:
+        raw = data["client"]
+        if isinstance(raw, str) and raw.strip():
+            parsed.fields["client"] = (raw.strip(), _at_value(file, data, "client"))
+        else:
+            out.append(_error(_at_value(file, data, "client"),
+                              f"client {_show(raw)} is not a name; write a label, e.g. "
+                              f"`client: Acme Outdoor`"))
+    _parse_properties(parsed, data)
+    if "currency" in data:
+        loc = _at_value(file, data, "currency")
+        raw = data["currency"]
+        code = raw.strip().upper() if isinstance(raw, str) else None
+        if code in CURRENCY_CODES:
+            parsed.fields["currency"] = (code, loc)
+        elif code:
+            hint = _did_you_mean(code, sorted(CURRENCY_CODES))
+            out.append(_error(loc, f"currency `{raw}` is not an active ISO 4217 code{hint} "
+                                   f"(e.g. USD, EUR, GBP)"))
+        else:
+            out.append(_error(loc, f"currency {_show(raw)} is not a currency code; write an "
+                                   f"ISO 4217 code such as USD, EUR or GBP"))
+    for key, choices in (("rate_basis", RATE_BASES), ("service_level", SERVICE_LEVELS)):
+        if key in data:
+            loc = _at_value(file, data, key)
+            value = _choice(data[key], choices, key, loc, out)
+            if value is not None:
+                parsed.fields[key] = (value, loc)
+    if "extends" in data:
+        raw = data["extends"]
+        loc = _at_value(file, data, "extends")
+        if isinstance(raw, str) and raw.strip():
+            parsed.extends = (raw.strip(), loc)
+        else:
+            out.append(_error(loc, f"extends {_show(raw)} is not a file name; write the path of the "
+                                   f"base spec relative to this file, e.g. `extends: _agency_defaults.yaml`"))
+    if "goals" in data:
+        _parse_goals(parsed, data)
+    return parsed
+
+
+def _parse_properties(parsed: _Parsed, data: Any) -> None:
+    file, out = parsed.file, parsed.problems
+    if "property" in data and "properties" in data:
+        second = max(("property", "properties"), key=lambda k: _at_key(file, data, k).line or 0)
+        out.append(_error(_at_key(file, data, second),
+                          "give either `property:` (one id) or `properties:` (a list), not both"))
+        return
+    items: list[tuple[Any, Location]] = []
+    if "property" in data:
+        raw = data["property"]
+        loc = _at_value(file, data, "property")
+        if isinstance(raw, list):
+            out.append(_error(loc, "`property:` takes one id; for several write "
+                                   "`properties: [123456789, 987654321]`"))
+            return
+        items.append((raw, loc))
+    elif "properties" in data:
+        raw = data["properties"]
+        loc = _at_value(file, data, "properties")
+        if not isinstance(raw, list):
+            out.append(_error(loc, f"properties must be a list, e.g. `properties: [{raw}]`, "
+                                   f"or write `property: {raw}`"))
+            return
+        if not raw:
+            out.append(_error(loc, "properties is empty; list at least one numeric GA4 property id"))
+            return
+        items = [(item, _at_item(file, raw, i)) for i, item in enumerate(raw)]
+    else:
+        return
+    seen: dict[str, Location] = {}
+    names: list[tuple[str, Location]] = []
+    for item, loc in items:
+        name = _parse_property(item, loc, out)
+        if name is None:
+            continue
+        if name in seen:
+            out.append(_error(loc, f"property {property_id(name)} is listed twice (first at "
+                                   f"{_where(seen[name])}); remove one"))
+            continue
+        seen[name] = loc
+        names.append((name, loc))
+    if len(names) == len(items):
+        parsed.fields["properties"] = (tuple(names), items[0][1])
+
+
+def _parse_goals(parsed: _Parsed, data: Any) -> None:
+    file, out = parsed.file, parsed.problems
+    raw = data["goals"]
+    loc = _at_value(file, data, "goals") if raw is not None else _at_key(file, data, "goals")
+    if raw is None or (isinstance(raw, list) and not raw):
+        out.append(_error(loc, "goals is empty; list at least one goal (`- event: ...`, with "
+                               "tier and value)"))
+        return
+    if not isinstance(raw, list):
+        out.append(_error(loc, "goals must be a list, each entry starting with `- event:`"))
+        return
+    currency = data.get("currency") if isinstance(data.get("currency"), str) else "the spec's currency"
+    goals: list[Goal] = []
+    names: dict[str, tuple[str, Location]] = {}  # casefolded name -> (name, where)
+    for index, item in enumerate(raw):
+        item_loc = _at_item(file, raw, index)
+        if not isinstance(item, dict):
+            out.append(_error(item_loc, f"goal {_show(item)} is not a mapping; write each goal as "
+                                        f"`- event: name` followed by `tier:` and `value:`"))
+            continue
+        goal = _parse_goal(file, item, item_loc, str(currency), out)
+        event = item.get("event")
+        if isinstance(event, str) and event:
+            event_loc = _at_value(file, item, "event")
+            first = names.get(event.casefold())
+            if first is None:
+                names[event.casefold()] = (event, event_loc)
+            elif first[0] == event:
+                out.append(_error(event_loc, f"event `{event}` is listed twice (first at "
+                                             f"{_where(first[1])}); keep one goal per event"))
+                continue
+            else:
+                out.append(_error(event_loc, f"event `{event}` and `{first[0]}` (at "
+                                             f"{_where(first[1])}) differ only in letter case; GA4 "
+                                             f"treats them as two events: keep the one the site sends"))
+                continue
+        if goal is not None:
+            goals.append(goal)
+    parsed.goals = goals
+
+
+def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
+                out: list[Problem]) -> Goal | None:
+    """One goal mapping -> Goal, or None after reporting what is wrong with it."""
+    before = len(out)
+    for key in item:
+        if key in GOAL_KEYS:
+            continue
+        loc = _at_key(file, item, key)
+        if key in TOP_LEVEL_KEYS:
+            out.append(_error(loc, f"`{key}` is a top-level key and applies to every goal; move it "
+                                   f"out of the goal"))
+        else:
+            hint = _did_you_mean(str(key), GOAL_KEYS)
+            out.append(_error(loc, f"unknown goal key `{key}`{hint} (goal keys: "
+                                   f"{', '.join(GOAL_KEYS)})"))
+    label = f"goal `{item['event']}`" if isinstance(item.get("event"), str) else "goal"
+    missing = {
+        "event": "`event:`, the GA4 event name that marks the conversion",
+        "tier": "`tier:` (`macro` for the site's main outcomes, `micro` for steps toward them)",
+        "value": f"`value:`, the value of one conversion in {currency}, or `value: event` to use "
+                 f"the event's own value parameter",
+    }
+    for key in REQUIRED_GOAL_KEYS:
+        if key not in item:
+            out.append(_error(item_loc, f"{label} is missing {missing[key]}"))
+    event = item.get("event")
+    if "event" in item:
+        loc = _at_value(file, item, "event")
+        if not isinstance(event, str):
+            out.append(_error(loc, f"event {_show(event)} is not an event name; write the GA4 "
+                                   f"event name, e.g. `event: sign_up`"))
+        else:
+            for message in check_event_name(event):
+                out.append(_error(loc, message))
+            if event in BROWSING_EVENTS:
+                out.append(_warning(loc, f"`{event}` is collected automatically on ordinary "
+                                         f"browsing; as a goal it counts visiting as success and "
+                                         f"inflates conversion rates. Use an event for the action "
+                                         f"that matters (e.g. a thank-you page event)"))
+    tier = _choice(item["tier"], TIERS, "tier", _at_value(file, item, "tier"), out) if "tier" in item else None
+    ok, value = (_parse_value(item["value"], currency, _at_value(file, item, "value"), out)
+                 if "value" in item else (False, None))
+    counting = ONCE_PER_EVENT
+    if "counting" in item:
+        counting = _choice(item["counting"], COUNTING_METHODS, "counting",
+                           _at_value(file, item, "counting"), out) or ONCE_PER_EVENT
+    labels: dict[str, str | None] = {}
+    for key in ("category", "description"):
+        raw = item.get(key)
+        if raw is None or (isinstance(raw, str) and raw.strip()):
+            labels[key] = raw.strip() if isinstance(raw, str) else None
+        else:
+            out.append(_error(_at_value(file, item, key), f"{key} {_show(raw)} is not text; write "
+                                                          f"a short label or leave it out"))
+    if len(out) > before and any(p.severity == "error" for p in out[before:]):
+        return None
+    assert isinstance(event, str) and tier is not None and ok
+    return Goal(event=event, tier=tier, value=value, counting=counting,
+                category=labels.get("category"), description=labels.get("description"),
+                location=_at_value(file, item, "event"))
+
+
+# ---------------------------------------------------------------------------------------------
+# `extends` and the whole spec
+
+
+@dataclass
+class _Merged:
+    """A file with its `extends` chain folded in, base first."""
+
+    files: list[_Parsed]
+    fields: dict[str, tuple[Any, Location]] = field(default_factory=dict)
+    goals: list[Goal] | None = None
+    present: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _merge_goals(base: list[Goal], own: list[Goal]) -> list[Goal]:
+    """Base goals first; a goal of the extending file replaces the base goal of the same event."""
+    merged = list(base)
+    index = {g.event: i for i, g in enumerate(merged)}
+    for goal in own:
+        if goal.event in index:
+            merged[index[goal.event]] = goal
+        else:
+            index[goal.event] = len(merged)
+            merged.append(goal)
+    return merged
+
+
+class _Loader:
+    """Parses each file once per run, so a shared base reports its problems once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[Path, _Parsed] = {}
+
+    def parse(self, file: str, path: Path) -> _Parsed:
+        if path not in self.cache:
+            self.cache[path] = _parse_file(file, path)
+        return self.cache[path]
+
+    def resolve(self, file: str, path: Path, stack: tuple[tuple[Path, str], ...] = ()) -> _Merged:
+        parsed = self.parse(file, path)
+        merged = _Merged(files=[parsed])
+        if parsed.extends is not None and parsed.failure is None:
+            target, loc = parsed.extends
+            base_file = os.path.normpath(os.path.join(os.path.dirname(file), target))
+            base_path = (path.parent / target).resolve()
+            chain = stack + ((path, file),)
+            if any(p == base_path for p, _ in chain):
+                names = [Path(f).name for _, f in chain] + [Path(base_file).name]
+                merged.problems.append(_error(loc, f"circular extends: {' → '.join(names)}; remove "
+                                                   f"`extends` from one of these files"))
+            elif not base_path.is_file():
+                merged.problems.append(_error(loc, f"extends `{target}`, but {base_file} does not "
+                                                   f"exist (the path is relative to this file)"))
+            else:
+                base = self.resolve(base_file, base_path, chain)
+                merged.files = base.files + merged.files
+                merged.problems.extend(base.problems)
+                if base.files[-1].failure is not None:
+                    merged.problems.append(_error(loc, f"cannot extend `{target}`: "
+                                                       f"{base.files[-1].failure}"))
+                merged.fields.update(base.fields)
+                merged.goals = base.goals
+                merged.present |= base.present
+        merged.fields.update(parsed.fields)
+        merged.present |= parsed.present
+        if parsed.goals is not None:
+            merged.goals = _merge_goals(merged.goals or [], parsed.goals)
+        return merged
+
+
+_MISSING = {
+    "client": "`client:`, the client's name (a label for plans and reports)",
+    "properties": "`properties:`, the numeric GA4 property ids this spec manages, e.g. "
+                  "`properties: [123456789]`",
+    "currency": "`currency:`, the ISO 4217 code of the goal values, e.g. `currency: USD`",
+    "goals": "`goals:`, the list of macro and micro conversions",
+}
+
+
+def _finish(merged: _Merged, file: str) -> Spec | None:
+    """Checks that need the merged spec; the Spec when nothing in its chain is an error."""
+    top = merged.files[-1]
+    if top.failure is not None:
+        return None
+    root = top.root or Location(file, 1, 1)
+    out = merged.problems
+    for key, what in _MISSING.items():
+        written = {key} if key != "properties" else {"property", "properties"}
+        if not written & merged.present:
+            out.append(_error(root, f"missing {what}"))
+    goals = merged.goals or []
+    by_case: dict[str, Goal] = {}
+    for goal in goals:
+        other = by_case.setdefault(goal.event.casefold(), goal)
+        if other is not goal and goal.location and other.location \
+                and goal.location.file != other.location.file:
+            out.append(_error(goal.location, f"event `{goal.event}` and `{other.event}` (in "
+                                             f"{other.location}) differ only in letter case; GA4 "
+                                             f"treats them as two events: use the same spelling"))
+    level = merged.fields.get("service_level", (STANDARD, root))[0]
+    limit = KEY_EVENT_LIMITS[level]
+    custom = [g for g in goals if g.event not in DEFAULT_KEY_EVENTS]
+    if len(custom) > limit:
+        kind = "an Analytics 360" if level == ANALYTICS_360 else "a standard"
+        more = "" if level == ANALYTICS_360 else (
+            ", or set `service_level: analytics_360` if this is an Analytics 360 property (limit 50)")
+        out.append(_error(custom[limit].location or root,
+                          f"{len(custom)} custom key events, but {kind} GA4 property allows "
+                          f"{limit} (`purchase` does not count); drop or merge micro "
+                          f"conversions{more}"))
+    problems = [p for f in merged.files for p in f.problems] + out
+    if any(p.severity == "error" for p in problems):
+        return None
+    return Spec(
+        client=merged.fields["client"][0],
+        properties=tuple(name for name, _ in merged.fields["properties"][0]),
+        currency=merged.fields["currency"][0],
+        goals=tuple(goals),
+        rate_basis=merged.fields.get("rate_basis", (SESSIONS, root))[0],
+        path=Path(file),
+        warnings=tuple(dict.fromkeys(str(p) for p in problems if p.severity == "warning")),
+    )
+
+
+def _expand(paths: Iterable[str | Path], out: list[Problem]) -> list[tuple[str, Path]]:
+    """Files to load as top-level specs: a directory means its *.yaml/*.yml not starting with `_`."""
+    files: list[tuple[str, Path]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
+                           and not p.name.startswith(("_", ".")) and p.is_file())
+            if not found:
+                out.append(Problem(str(path), None, None, "no goal spec files (*.yaml) in this "
+                                                          "directory"))
+            files.extend((str(p), p.resolve()) for p in found)
+        else:
+            files.append((str(path), path.resolve()))
+    unique: dict[Path, str] = {}
+    for file, resolved in files:
+        unique.setdefault(resolved, file)
+    return [(file, resolved) for resolved, file in unique.items()]
+
+
+def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Problem]]:
+    """Every valid spec and every problem (errors and warnings) of every file; never raises.
+
+    For `ga-sync validate`, which shows everything at once rather than the first failure.
+    """
+    problems: list[Problem] = []
+    loader = _Loader()
+    results: list[tuple[str, _Merged, Spec | None]] = []
+    for file, path in _expand(paths, problems):
+        merged = loader.resolve(file, path)
+        spec = _finish(merged, file)
+        for parsed in merged.files:
+            problems.extend(parsed.problems)
+        problems.extend(merged.problems)
+        results.append((file, merged, spec))
+
+    claimed: dict[str, tuple[str, Location]] = {}
+    specs: list[Spec] = []
+    for file, merged, spec in results:
+        clash = False
+        for name, loc in merged.fields.get("properties", ((), None))[0]:
+            first = claimed.setdefault(name, (file, loc))
+            if first[0] != file:
+                clash = True
+                problems.append(_error(loc, f"property {property_id(name)} is also claimed by "
+                                            f"{first[1]}; each property belongs to one spec file, "
+                                            f"remove it from one of them"))
+        if spec is not None and not clash:
+            specs.append(spec)
+
+    order: dict[str, int] = {}
+    for problem in problems:
+        order.setdefault(problem.file, len(order))
+    unique = list(dict.fromkeys(problems))
+    unique.sort(key=lambda p: (order[p.file], p.line or 0, p.column or 0))
+    return specs, unique
+
+
+def load_specs(paths: Iterable[str | Path]) -> list[Spec]:
+    """Load specs from files and directories; one SpecError listing every problem if any is an error."""
+    specs, problems = validate_paths(paths)
+    if any(p.severity == "error" for p in problems):
+        raise SpecError(problems)
+    return specs
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load one spec file (a `_base.yaml` given explicitly is checked as a full spec)."""
+    specs = load_specs([path])
+    if len(specs) != 1:
+        raise SpecError([Problem(str(path), None, None,
+                                 f"expected one spec file, found {len(specs)}; use load_specs")])
+    return specs[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing specs: a dump for every load
+
+# Key events GA or common practice treats as the outcome a site exists for.
+MACRO_EVENTS = frozenset({"purchase", "generate_lead", "close_convert_lead", "qualify_lead",
+                          "request_quote", "in_app_purchase", "book_appointment"})
+_MACRO_WORDS = frozenset({"purchase", "lead", "quote"})
+
+
+def guess_tier(event: str) -> str:
+    """Tier for a key event read from GA, which has no notion of macro/micro.
+
+    Macro when the name is a known outcome (`purchase`, `generate_lead`, `request_quote`, ...) or
+    contains the word purchase, lead or quote between underscores; micro otherwise. A guess: a
+    dumped spec says so in its header, to be reviewed.
+    """
+    name = event.lower()
+    if name in MACRO_EVENTS or _MACRO_WORDS & set(name.split("_")):
+        return MACRO
+    return MICRO
+
+
+def goals_from_key_events(states: Iterable[KeyEventState], currency: str) -> list[Goal]:
+    """Live key events -> goals: tier guessed, no default value -> `value: event`."""
+    return [_goal_from_state(s, currency)[0] for s in states]
+
+
+def _goal_from_state(state: KeyEventState, currency: str) -> tuple[Goal, str | None]:
+    note = None
+    value = state.settings.value
+    if value is not None and state.settings.currency and state.settings.currency.upper() != currency.upper():
+        note = (f"GA's default value is {value:g} {state.settings.currency.upper()}, not "
+                f"{currency.upper()}: convert it")
+    goal = Goal(event=state.event, tier=guess_tier(state.event), value=value,
+                counting=state.settings.counting)
+    return goal, note
+
+
+def _text(value: str) -> str:
+    """A YAML scalar that reads back as the same string."""
+    if _PLAIN_TEXT.match(value) and value.lower() not in _YAML_WORDS and value == value.strip():
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _number(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def dump_spec(client: str, properties: Iterable[str | int], currency: str,
+              goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
+              service_level: str = STANDARD, source: str | None = None) -> str:
+    """A spec file (YAML text) for these goals or live key events; it loads back unchanged.
+
+    Used by `ga-sync dump` to start a spec from a live property. Key events become goals with a
+    guessed tier (see `guess_tier`); without a default value they get `value: event`.
+    """
+    code = currency.strip().upper()
+    names = [property_id(property_name(p)) for p in properties]
+    origin = f" from {source}" if source else ""
+    lines = [
+        f"# Goal spec written by ga-sync dump{origin}.",
+        "# Review before use: tiers of key events read from GA are guessed from their names",
+        "# (purchase, *_lead, *_quote -> macro; others -> micro), and `value: event` marks key",
+        "# events without a default value. Give each goal its economic value (docs/spec.md).",
+        f"client: {_text(client)}",
+        f"properties: [{', '.join(names)}]",
+        f"currency: {code}",
+        f"rate_basis: {rate_basis}",
+    ]
+    if service_level != STANDARD:
+        lines.append(f"service_level: {service_level}")
+    lines.append("goals:")
+    for item in goals:
+        goal, note = _goal_from_state(item, code) if isinstance(item, KeyEventState) else (item, None)
+        if note:
+            lines.append(f"  # {note}")
+        lines.append(f"  - event: {_text(goal.event)}")
+        lines.append(f"    tier: {goal.tier}")
+        lines.append(f"    value: {EVENT_VALUE if goal.value is None else _number(goal.value)}")
+        lines.append(f"    counting: {goal.counting}")
+        if goal.category is not None:
+            lines.append(f"    category: {_text(goal.category)}")
+        if goal.description is not None:
+            lines.append(f"    description: {_text(goal.description)}")
+    return "\n".join(lines) + "\n"
+
+
+def spec_to_yaml(spec: Spec, *, source: str | None = None) -> str:
+    """A loaded spec as one self-contained file (`extends` already merged in)."""
+    return dump_spec(spec.client, spec.properties, spec.currency, spec.goals,
+                     rate_basis=spec.rate_basis, source=source)
