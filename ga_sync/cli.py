@@ -294,7 +294,7 @@ def dump(
     info = read_property(conn, name)
     key_events = read_key_events(conn, name)
     text = dump_spec(client=client or info.display_name or name, properties=[name],
-                     currency=info.currency, key_events=key_events)
+                     currency=info.currency, goals=key_events)
     if output:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output} ({len(key_events)} key events from {name})", err=True)
@@ -367,7 +367,7 @@ def sandbox(
     if seed:
         seed_properties(st, _load(seed))
         st.save()
-    server = SandboxServer(st, port=port, latency_ms=latency, fault_rate=fault_rate)
+    server = SandboxServer(st, port=port)
     server.start()
     typer.echo(f"GA4 sandbox listening on {server.url} (state: {state})")
     typer.echo(f"  export GA_SYNC_ADMIN_ENDPOINT={server.url}")

@@ -149,7 +149,7 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         dumped = directory / "dumped.yaml"
         dumped.write_text(dump_spec(client=first.client, properties=[first.properties[0]],
                                     currency=info.currency,
-                                    key_events=read_key_events(conn, first.properties[0])),
+                                    goals=read_key_events(conn, first.properties[0])),
                           encoding="utf-8")
         check, failures = plan_all(conn, load_specs([dumped]))
         _fail_on(failures)
