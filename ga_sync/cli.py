@@ -21,8 +21,20 @@ from ga_sync.errors import GaSyncError
 if TYPE_CHECKING:
     from ga_sync.model import Spec
 
+class _Group(typer.core.TyperGroup):
+    """Turns every GaSyncError into its message on stderr and exit code 1; bugs keep tracebacks."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GaSyncError as err:
+            _err(f"Error: {err}")
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
     name="ga-sync",
+    cls=_Group,
     help="Google Analytics 4 goals as code: sync key events from YAML goal specs, report macro "
          "and micro conversions with their economic value, and audit properties.\n\n"
          "Try it without a GA account: ga-sync demo",
@@ -402,9 +414,6 @@ def demo(
 def main() -> None:
     try:
         app()
-    except GaSyncError as err:
-        _err(f"Error: {err}" if not str(err).startswith("Error") else str(err))
-        sys.exit(1)
     except KeyboardInterrupt:
         _err("Interrupted. Run the same command again to finish; the journal shows what was done.")
         sys.exit(130)
