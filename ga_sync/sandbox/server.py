@@ -1,0 +1,235 @@
+"""The sandbox's HTTP server: GA4's Admin and Data APIs on localhost, for the official clients.
+
+Point a client at it with `transport="rest"`, `AnonymousCredentials()` and
+`client_options={"api_endpoint": server.url}`. Routes come from `admin_api.ROUTES` followed by
+`data_api.ROUTES` (read at each request, so the Data API module can grow independently). Every
+error, including unknown paths and malformed JSON, is answered in Google's JSON error envelope.
+The state file, if any, is written after each successful write.
+
+Control API (not GA; for seeding a sandbox that runs in another process, e.g. `ga-sync sandbox`):
+
+- `GET  /_sandbox/health`     -> {"status": "ok", "accounts": N, "properties": N}
+- `GET  /_sandbox/stats`      -> request counters (see `ServerStats`)
+- `POST /_sandbox/accounts`   body {"display_name": ...} -> {"name": "accounts/N"}
+- `POST /_sandbox/properties` body: the keyword arguments of `SandboxState.add_property`
+  (`property_id`, `display_name`, `account`, `time_zone`, `currency_code`, `service_level`,
+  `event_data_retention`, `traffic`, `default_key_events`) plus `denied` (bool: every GA request
+  for it answers 403) -> the property as stored (without `traffic`)
+- `POST /_sandbox/reset`      -> {} (forgets every account and property)
+
+Control requests are never delayed, faulted or counted against quotas.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ga_sync.sandbox import admin_api
+from ga_sync.sandbox import data_api
+from ga_sync.sandbox.routing import ApiError, Route
+from ga_sync.sandbox.state import SandboxState
+
+log = logging.getLogger("ga_sync.sandbox")
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+_ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "currency_code",
+                        "service_level", "event_data_retention", "traffic", "default_key_events")
+
+
+def default_routes() -> list[Route]:
+    """The Admin API routes, then the Data API's (looked up now, so late additions are seen)."""
+    return list(admin_api.ROUTES) + list(data_api.ROUTES)
+
+
+def _bad_json(raw: bytes) -> ApiError:
+    snippet = raw[:80].decode("utf-8", "replace")
+    return ApiError(400, f"Invalid JSON payload received. Unexpected token.\n{snippet}\n^")
+
+
+class SandboxServer:
+    """A GA4 emulator on `host:port` (port 0 picks a free one), serving `state`."""
+
+    def __init__(self, state: SandboxState, host: str = "127.0.0.1", port: int = 0,
+                 routes: list[Route] | None = None) -> None:
+        self.state = state
+        self._routes = routes
+        self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
+        self._httpd.daemon_threads = True
+        self._httpd.sandbox = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a client as `api_endpoint`, e.g. `http://127.0.0.1:8080`."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "SandboxServer":
+        """Serve in a background (daemon) thread; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="ga-sync-sandbox", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and save the state file."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+        self.state.save()
+
+    def __enter__(self) -> "SandboxServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- dispatch ----------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return self._routes if self._routes is not None else default_routes()
+
+    def dispatch(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
+                 headers: Mapping[str, str]) -> Answer:
+        """Answer one request: (status, JSON body, extra headers). Never raises."""
+        try:
+            if path.startswith("/_sandbox/"):
+                return self._control(method, path, raw)
+            return self._ga(method, path, query, raw, headers)
+        except ApiError as err:
+            return err.code, err.envelope(), err.headers
+        except Exception:  # a sandbox bug: answer like Google's 500, keep the traceback in the log
+            log.exception("sandbox error on %s %s", method, path)
+            err = ApiError(500, "Internal error encountered.")
+            return err.code, err.envelope(), {}
+
+    def _find(self, method: str, path: str) -> tuple[Route, Any]:
+        for r in self.routes():
+            if r.method == method:
+                m = r.pattern.match(path)
+                if m:
+                    return r, m
+        raise ApiError(404, f"The requested URL {path} was not found on this server.")
+
+    def _ga(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
+            headers: Mapping[str, str]) -> Answer:
+        r, match = self._find(method, path)
+        body = self._parse_body(raw)
+        status, payload = r.handler(self.state, match, query, body)
+        if r.write and status < 300:
+            self.state.save()
+        return status, payload, {}
+
+    @staticmethod
+    def _parse_body(raw: bytes) -> Any:
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _bad_json(raw) from None
+
+    def _control(self, method: str, path: str, raw: bytes) -> Answer:
+        body = self._parse_body(raw) or {}
+        if not isinstance(body, dict):
+            raise ApiError(400, "The control API expects a JSON object.")
+        if method == "GET" and path == "/_sandbox/health":
+            with self.state.lock:
+                return 200, {"status": "ok", "accounts": len(self.state.accounts),
+                             "properties": len(self.state.properties)}, {}
+        if method == "POST" and path == "/_sandbox/accounts":
+            name = self.state.add_account(str(body.get("display_name", "Sandbox Account")))
+            self.state.save()
+            return 200, {"name": name}, {}
+        if method == "POST" and path == "/_sandbox/properties":
+            unknown = sorted(set(body) - set(_ADD_PROPERTY_FIELDS) - {"denied"})
+            if unknown:
+                raise ApiError(400, f"Unknown field(s) {unknown}; allowed: {list(_ADD_PROPERTY_FIELDS) + ['denied']}.")
+            kwargs = {k: v for k, v in body.items() if k != "denied"}
+            try:
+                record = self.state.add_property(**kwargs)
+            except (ValueError, TypeError) as exc:
+                raise ApiError(400, str(exc)) from None
+            if body.get("denied"):
+                self.state.deny(record.id)
+            self.state.save()
+            out = record.to_json()
+            out.pop("traffic", None)
+            return 200, {"name": record.name, **out}, {}
+        if method == "POST" and path == "/_sandbox/reset":
+            self.state.reset()
+            self.state.save()
+            return 200, {}, {}
+        raise ApiError(404, f"The requested URL {path} was not found on this server.")
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """Turns HTTP into `SandboxServer.dispatch` calls. HTTP/1.1 keep-alive, as `requests` likes."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stalls
+    server_version = "ESF"
+    sys_version = ""
+
+    def _serve(self) -> None:
+        sandbox: SandboxServer = self.server.sandbox  # type: ignore[attr-defined]
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        status, payload, extra = sandbox.dispatch(self.command, unquote(parts.path), query, raw, self.headers)
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+def serve_forever(port: int = 8080, state_path: str | Path | None = None, host: str = "127.0.0.1",
+                  on_start: Callable[[SandboxServer], None] | None = None) -> None:
+    """Run the sandbox in the foreground until interrupted (for the `ga-sync sandbox` command).
+
+    `state_path`: a JSON file to load on start (if it exists) and to keep up to date after each
+    write; None keeps everything in memory. `on_start` is called once the server listens (the CLI
+    uses it to tell the user `server.url`; this library never prints). Ctrl-C stops it cleanly.
+    Seed it over HTTP with the control API described in this module's docstring.
+    """
+    state = SandboxState(state_path)
+    server = SandboxServer(state, host=host, port=port)
+    if on_start is not None:
+        on_start(server)
+    log.info("GA4 sandbox listening on %s", server.url)
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._httpd.server_close()
+        state.save()
