@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .currencies import CURRENCY_CODES
@@ -134,22 +135,21 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     for option in options:
         if option.casefold() == word.casefold():
             return f"; did you mean `{option}`?"
-    close = difflib.get_close_matches(word.lower(), options, n=2, cutoff=0.6)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+    folded = {option.casefold(): option for option in options}
+    close = difflib.get_close_matches(word.casefold(), folded, n=1, cutoff=0.6)
+    return f"; did you mean `{folded[close[0]]}`?" if close else ""
 
 
 def _show(raw: Any) -> str:
     """A value as the user wrote it, for messages."""
     if raw is None:
-        return "nothing (null)"
+        return "nothing"
     if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, str):
-        return f"`{raw}`"
-    if isinstance(raw, (list, dict)):
-        return "a list" if isinstance(raw, list) else "a mapping"
+        return "`true`" if raw else "`false`"
+    if isinstance(raw, list):
+        return "a list"
+    if isinstance(raw, dict):
+        return "a mapping"
     return f"`{raw}`"
 
 
@@ -233,7 +233,7 @@ def _parse_value(raw: Any, currency_hint: str, loc: Location,
             out.append(_error(loc, f"value `{raw}` is text, not a number; write it without quotes "
                                    f"or currency signs: `value: {number:g}`"))
     else:
-        out.append(_error(loc, f"value {_show(raw)} is not a number; {fix}"))
+        out.append(_error(loc, f"value must be a number or `event`, got {_show(raw)}; {fix}"))
     return False, None
 
 
@@ -313,13 +313,21 @@ def _read_yaml(parsed: _Parsed) -> Any:
         return None
     try:
         return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
+    except DuplicateKeyError as exc:
         parsed.failure = "it is not valid YAML"
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(s for s in (exc.context, exc.problem) if s)
+        mark = exc.problem_mark
+        what = f"{exc.problem}; a key may appear only once in a mapping"
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
         out.append(Problem(file, line, column, f"not valid YAML: {what}"))
+    except MarkedYAMLError as exc:
+        parsed.failure = "it is not valid YAML"
+        mark = exc.problem_mark or exc.context_mark
+        what = ": ".join(s for s in (exc.context, exc.problem) if s)
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        out.append(Problem(file, line, column, f"not valid YAML: {what} (the mistake may be just "
+                                               f"before this point, e.g. an unclosed bracket or quote)"))
     except YAMLError as exc:
         parsed.failure = "it is not valid YAML"
         out.append(Problem(file, None, None, f"not valid YAML: {exc}"))
@@ -355,10 +363,10 @@ def _parse_file(file: str, path: Path) -> _Parsed:
     if "client" in data:
         raw = data["client"]
         if isinstance(raw, str) and raw.strip():
-            parsed.fields["client"] = (raw.strip(), _at_value(file, data, "client"))
+            parsed.fields["client"] = (str(raw).strip(), _at_value(file, data, "client"))
         else:
             out.append(_error(_at_value(file, data, "client"),
-                              f"client {_show(raw)} is not a name; write a label, e.g. "
+                              f"client must be a name, got {_show(raw)}; write a label, e.g. "
                               f"`client: Acme Outdoor`"))
     _parse_properties(parsed, data)
     if "currency" in data:
@@ -369,11 +377,11 @@ def _parse_file(file: str, path: Path) -> _Parsed:
             parsed.fields["currency"] = (code, loc)
         elif code:
             hint = _did_you_mean(code, sorted(CURRENCY_CODES))
-            out.append(_error(loc, f"currency `{raw}` is not an active ISO 4217 code{hint} "
-                                   f"(e.g. USD, EUR, GBP)"))
+            out.append(_error(loc, f"currency `{raw}` is not an active ISO 4217 code (such as "
+                                   f"USD, EUR, GBP){hint}"))
         else:
-            out.append(_error(loc, f"currency {_show(raw)} is not a currency code; write an "
-                                   f"ISO 4217 code such as USD, EUR or GBP"))
+            out.append(_error(loc, f"currency must be an ISO 4217 code such as USD, EUR or GBP, "
+                                   f"got {_show(raw)}"))
     for key, choices in (("rate_basis", RATE_BASES), ("service_level", SERVICE_LEVELS)):
         if key in data:
             loc = _at_value(file, data, key)
@@ -386,8 +394,9 @@ def _parse_file(file: str, path: Path) -> _Parsed:
         if isinstance(raw, str) and raw.strip():
             parsed.extends = (raw.strip(), loc)
         else:
-            out.append(_error(loc, f"extends {_show(raw)} is not a file name; write the path of the "
-                                   f"base spec relative to this file, e.g. `extends: _agency_defaults.yaml`"))
+            out.append(_error(loc, f"extends must be a file name, got {_show(raw)}; write the path "
+                                   f"of the base spec relative to this file, e.g. "
+                                   f"`extends: _agency_defaults.yaml`"))
     if "goals" in data:
         _parse_goals(parsed, data)
     return parsed
@@ -508,8 +517,8 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
     if "event" in item:
         loc = _at_value(file, item, "event")
         if not isinstance(event, str):
-            out.append(_error(loc, f"event {_show(event)} is not an event name; write the GA4 "
-                                   f"event name, e.g. `event: sign_up`"))
+            out.append(_error(loc, f"event must be a GA4 event name, got {_show(event)}; e.g. "
+                                   f"`event: sign_up`"))
         else:
             for message in check_event_name(event):
                 out.append(_error(loc, message))
@@ -531,13 +540,15 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
         if raw is None or (isinstance(raw, str) and raw.strip()):
             labels[key] = raw.strip() if isinstance(raw, str) else None
         else:
-            out.append(_error(_at_value(file, item, key), f"{key} {_show(raw)} is not text; write "
-                                                          f"a short label or leave it out"))
+            out.append(_error(_at_value(file, item, key), f"{key} must be text, got {_show(raw)}; "
+                                                          f"write a short label or leave it out"))
     if len(out) > before and any(p.severity == "error" for p in out[before:]):
         return None
     assert isinstance(event, str) and tier is not None and ok
-    return Goal(event=event, tier=tier, value=value, counting=counting,
-                category=labels.get("category"), description=labels.get("description"),
+    category, description = labels.get("category"), labels.get("description")
+    return Goal(event=str(event), tier=str(tier), value=value, counting=str(counting),
+                category=None if category is None else str(category),
+                description=None if description is None else str(description),
                 location=_at_value(file, item, "event"))
 
 
@@ -666,24 +677,30 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
     )
 
 
-def _expand(paths: Iterable[str | Path], out: list[Problem]) -> list[tuple[str, Path]]:
-    """Files to load as top-level specs: a directory means its *.yaml/*.yml not starting with `_`."""
-    files: list[tuple[str, Path]] = []
+def _expand(paths: Iterable[str | Path]) -> list[tuple[str, Path] | Problem]:
+    """Files to load as top-level specs, in the order given (a Problem for an empty directory).
+
+    A directory means its *.yaml/*.yml files not starting with `_` (bases), sorted; a file named
+    twice is loaded once.
+    """
+    entries: list[tuple[str, Path] | Problem] = []
+    seen: set[Path] = set()
     for given in paths:
         path = Path(given)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
                            and not p.name.startswith(("_", ".")) and p.is_file())
             if not found:
-                out.append(Problem(str(path), None, None, "no goal spec files (*.yaml) in this "
-                                                          "directory"))
-            files.extend((str(p), p.resolve()) for p in found)
+                entries.append(Problem(str(path), None, None, "no goal spec files (*.yaml) in "
+                                                              "this directory"))
+            files = [(str(p), p.resolve()) for p in found]
         else:
-            files.append((str(path), path.resolve()))
-    unique: dict[Path, str] = {}
-    for file, resolved in files:
-        unique.setdefault(resolved, file)
-    return [(file, resolved) for resolved, file in unique.items()]
+            files = [(str(path), path.resolve())]
+        for file, resolved in files:
+            if resolved not in seen:
+                seen.add(resolved)
+                entries.append((file, resolved))
+    return entries
 
 
 def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Problem]]:
@@ -694,7 +711,11 @@ def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Proble
     problems: list[Problem] = []
     loader = _Loader()
     results: list[tuple[str, _Merged, Spec | None]] = []
-    for file, path in _expand(paths, problems):
+    for entry in _expand(paths):
+        if isinstance(entry, Problem):
+            problems.append(entry)
+            continue
+        file, path = entry
         merged = loader.resolve(file, path)
         spec = _finish(merged, file)
         for parsed in merged.files:
@@ -710,8 +731,10 @@ def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Proble
             first = claimed.setdefault(name, (file, loc))
             if first[0] != file:
                 clash = True
-                problems.append(_error(loc, f"property {property_id(name)} is also claimed by "
-                                            f"{first[1]}; each property belongs to one spec file, "
+                other = str(first[1]) if first[1].file == first[0] else f"{first[0]} (through {first[1]})"
+                mine = "" if loc.file == file else f" (inherited by {file})"
+                problems.append(_error(loc, f"property {property_id(name)}{mine} is also claimed by "
+                                            f"{other}; each property belongs to one spec file, "
                                             f"remove it from one of them"))
         if spec is not None and not clash:
             specs.append(spec)

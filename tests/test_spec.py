@@ -1,0 +1,460 @@
+"""Spec loading, validation, `extends` merging and dump round trips: plain files in, data out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ga_sync.errors import GaSyncError, Problem, SpecError
+from ga_sync.model import (
+    MACRO,
+    MICRO,
+    ONCE_PER_EVENT,
+    ONCE_PER_SESSION,
+    Goal,
+    KeyEventSettings,
+    KeyEventState,
+    Spec,
+)
+from ga_sync.spec import (
+    check_event_name,
+    dump_spec,
+    goals_from_key_events,
+    guess_tier,
+    load_spec,
+    load_specs,
+    spec_to_yaml,
+    validate_paths,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = Path(__file__).resolve().parent / "specs"
+EXAMPLES = ROOT / "goal_specs"
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.startswith("_"))
+
+# fixture, (line, column) of the expected error, part of its message, errors in the file
+BAD = [
+    ("bad-event-name", (5, 12), "contains `-`; GA4 event names use only letters, digits and "
+                                "underscores (e.g. `sign_up`)", 1),
+    ("bad-event-name-start", (5, 12), "event name `2nd_visit` must start with a letter", 1),
+    ("bad-event-name-long", (5, 12), "is 44 characters long; GA4 allows at most 40", 1),
+    ("bad-reserved-prefix", (8, 12), "starts with `google_`, a prefix GA4 reserves", 1),
+    ("bad-reserved-underscore", (5, 12), "starts with `_`, a prefix GA4 reserves", 1),
+    ("bad-currency", (3, 11), "currency `EURO` is not an active ISO 4217 code", 1),
+    ("bad-currency", (3, 11), "did you mean `EUR`?", 1),
+    ("bad-currency-type", (3, 11), "currency must be an ISO 4217 code such as USD, EUR or GBP, "
+                                   "got `978`", 1),
+    ("bad-value-negative", (7, 12), "value `-40` is negative", 1),
+    ("bad-value-string", (7, 12), "value `$40.50` is text, not a number; write it without quotes "
+                                  "or currency signs: `value: 40.5`", 1),
+    ("bad-value-word", (7, 12), "value `high` is neither a number nor `event`", 1),
+    ("bad-value-nan", (7, 12), "is not a finite number", 1),
+    ("bad-value-inf", (7, 12), "is not a finite number", 1),
+    ("bad-value-bool", (7, 12), "value `true` is a yes/no, not an amount", 1),
+    ("bad-tier", (6, 11), "tier `macor` is not valid; use `macro` or `micro`; did you mean `macro`?", 1),
+    ("bad-counting", (8, 15), "did you mean `once_per_session`?", 1),
+    ("bad-rate-basis", (4, 13), "rate_basis `user` is not valid; use `sessions` or `users`; "
+                                "did you mean `users`?", 1),
+    ("bad-service-level", (4, 16), "service_level `360` is not valid; use `standard` or "
+                                   "`analytics_360`", 1),
+    ("bad-unknown-key", (7, 5), "unknown goal key `vaule`; did you mean `value`?", 2),
+    ("bad-unknown-key", (5, 5), "goal `generate_lead` is missing `value:`", 2),
+    ("bad-unknown-top-key", (4, 1), "unknown key `rate_bassis`; did you mean `rate_basis`?", 1),
+    ("bad-misplaced-key", (8, 5), "`currency` is a top-level key", 1),
+    ("bad-duplicate-event", (11, 12), "event `sign_up` is listed twice (first at line 5:12)", 1),
+    ("bad-duplicate-event-case", (8, 12), "event `Sign_Up` and `sign_up` (at line 5:12) differ "
+                                          "only in letter case", 1),
+    ("bad-measurement-id", (2, 25), "`G-8XK2M4Q7TZ` is a measurement id (of a web data stream), "
+                                    "not a property id; the numeric property id is under Admin → "
+                                    "Property settings", 1),
+    ("bad-ua-id", (2, 11), "`UA-1234567-1` is a Universal Analytics tracking id", 1),
+    ("bad-property-id", (4, 5), "property id `acme-prod` is not a numeric GA4 property id", 1),
+    ("bad-property-both", (3, 1), "give either `property:` (one id) or `properties:` (a list), "
+                                  "not both", 1),
+    ("bad-property-twice", (2, 25), "property 100000027 is listed twice (first at line 2:14)", 1),
+    ("bad-property-empty", (2, 13), "properties is empty", 1),
+    ("bad-too-many-key-events", (99, 12), "31 custom key events, but a standard GA4 property "
+                                          "allows 30 (`purchase` does not count)", 1),
+    ("bad-extends-missing", (4, 10), "extends `_no-such-base.yaml`, but", 1),
+    ("bad-extends-not-mapping", (4, 10), "cannot extend `_list-base.yaml`: its top level is not "
+                                         "a mapping", 2),
+    ("bad-extends-case", (5, 12), "event `Newsletter_Signup` and `newsletter_signup` (in ", 1),
+    ("bad-not-yaml", (3, 9), "not valid YAML: while parsing a flow sequence: expected ',' or ']'", 1),
+    ("bad-duplicate-key", (8, 5), "not valid YAML: found duplicate key \"tier\"", 1),
+    ("bad-not-mapping", (1, 1), "the top level is a list; a goal spec is a mapping", 1),
+    ("bad-empty-file", (1, 1), "the top level is empty", 1),
+    ("bad-missing-key", (2, 1), "missing `currency:`", 1),
+    ("bad-goal-missing-key", (5, 5), "goal `purchase` is missing `tier:`", 1),
+    ("bad-goals-not-list", (5, 3), "goals must be a list", 1),
+    ("bad-goal-not-mapping", (5, 5), "goal `purchase` is not a mapping", 1),
+    ("bad-goals-empty", (4, 8), "goals is empty", 1),
+    ("bad-client", (1, 9), "client must be a name", 1),
+    ("bad-category", (8, 15), "category must be text, got a list", 1),
+]
+
+
+def _errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+@pytest.mark.parametrize(("name", "where", "message", "count"), BAD,
+                         ids=[f"{b[0]}:{i}" for i, b in enumerate(BAD)])
+def test_bad_fixture_reports_its_problem_at_its_place(name: str, where: tuple[int, int],
+                                                      message: str, count: int) -> None:
+    path = SPECS / f"{name}.yaml"
+    with pytest.raises(SpecError) as caught:
+        load_specs([path])
+    errors = _errors(caught.value.problems)
+    assert len(errors) == count, "\n".join(map(str, errors))
+    matching = [p for p in errors if message in p.message]
+    assert matching, f"no error says {message!r}:\n" + "\n".join(map(str, errors))
+    assert (matching[0].line, matching[0].column) == where, str(matching[0])
+    assert message in str(caught.value)
+
+
+def test_every_bad_fixture_is_covered() -> None:
+    """A new bad-*.yaml without an expectation would test nothing."""
+    named = {b[0] for b in BAD} | {"bad-extends-circular-a", "bad-extends-circular-b",
+                                   "bad-several"}
+    on_disk = {p.stem for p in SPECS.glob("bad-*.yaml")}
+    assert on_disk == named
+
+
+def test_circular_extends_reports_the_chain() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(SPECS / "bad-extends-circular-a.yaml")
+    [error] = _errors(caught.value.problems)
+    assert error.file.endswith("bad-extends-circular-b.yaml")
+    assert (error.line, error.column) == (2, 10)
+    assert ("circular extends: bad-extends-circular-a.yaml → bad-extends-circular-b.yaml → "
+            "bad-extends-circular-a.yaml") in error.message
+
+
+def test_several_problems_are_reported_at_once() -> None:
+    specs, problems = validate_paths([SPECS / "bad-several.yaml", SPECS / "bad-tier.yaml",
+                                      SPECS / "warn-page-view.yaml"])
+    assert [s.client for s in specs] == ["Warn Page View"]
+    found = [(Path(p.file).name, p.line, p.column, p.severity) for p in problems]
+    assert found == [
+        ("bad-several.yaml", 3, 14, "error"),   # measurement id
+        ("bad-several.yaml", 6, 12, "error"),   # space in event name
+        ("bad-several.yaml", 10, 11, "error"),  # tier
+        ("bad-several.yaml", 11, 12, "error"),  # negative value
+        ("bad-tier.yaml", 6, 11, "error"),
+        ("warn-page-view.yaml", 8, 12, "warning"),
+    ]
+    with pytest.raises(SpecError) as caught:
+        load_specs([SPECS / "bad-several.yaml", SPECS / "bad-tier.yaml"])
+    text = str(caught.value)
+    assert text.startswith("5 errors in goal spec:")
+    assert "bad-several.yaml:3:14: error: `G-ABCD1234` is a measurement id" in text
+    assert "bad-tier.yaml:6:11: error: tier `macor`" in text
+
+
+def test_spec_error_is_a_user_facing_error() -> None:
+    with pytest.raises(GaSyncError):
+        load_spec(SPECS / "bad-tier.yaml")
+
+
+def test_browsing_event_is_a_warning_not_an_error() -> None:
+    spec = load_spec(SPECS / "warn-page-view.yaml")
+    assert spec.goal("page_view") is not None
+    [warning] = spec.warnings
+    assert warning.startswith(f"{SPECS / 'warn-page-view.yaml'}:8:12: warning: `page_view` is "
+                              f"collected automatically")
+    assert "counts visiting as success" in warning
+
+
+@pytest.mark.parametrize("event", ["session_start", "first_visit", "user_engagement", "scroll"])
+def test_every_browsing_event_warns(tmp_path: Path, event: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"client: C\nproperty: 1\ncurrency: USD\ngoals:\n"
+                    f"  - {{event: {event}, tier: micro, value: 0}}\n")
+    specs, problems = validate_paths([path])
+    assert len(specs) == 1
+    assert [(p.severity, p.line, p.column) for p in problems] == [("warning", 5, 13)]
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
+def test_every_example_loads_cleanly(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.warnings == ()
+    assert spec.goals
+    assert any(g.tier == MACRO for g in spec.goals)
+    assert any(g.tier == MICRO for g in spec.goals)
+
+
+def test_examples_together() -> None:
+    specs, problems = validate_paths([EXAMPLES])
+    assert problems == []
+    assert [s.path.name for s in specs] == [p.name for p in EXAMPLE_FILES]
+    assert len(specs) >= 5
+    properties = [p for s in specs for p in s.properties]
+    assert len(properties) == len(set(properties))
+    assert all(len(p.split("/")[1]) == 9 for p in properties)
+    assert {s.currency for s in specs} >= {"USD", "EUR", "GBP"}
+    assert "users" in {s.rate_basis for s in specs}
+    countings = {g.counting for s in specs for g in s.goals}
+    assert countings == {ONCE_PER_EVENT, ONCE_PER_SESSION}
+    extending = [p for p in EXAMPLE_FILES if "extends:" in p.read_text()]
+    assert len(extending) >= 2
+
+
+def test_store_example_values_purchase_by_event() -> None:
+    spec = load_spec(EXAMPLES / "acme-outdoor.yaml")
+    purchase = spec.goal("purchase")
+    assert purchase is not None and purchase.tier == MACRO and purchase.value is None
+    assert spec.desired()["purchase"] == KeyEventSettings(ONCE_PER_EVENT, None, None)
+    assert spec.desired()["add_to_cart"] == KeyEventSettings(ONCE_PER_EVENT, 4.0, "USD")
+
+
+def test_extends_override_and_base_order() -> None:
+    spec = load_spec(SPECS / "override.yaml")
+    assert spec.currency == "USD"  # `usd` normalized; the extending file wins over the base's EUR
+    assert spec.rate_basis == "sessions"  # the extending file wins over the base's `users`
+    assert spec.properties == ("properties/100000061",)
+    assert [g.event for g in spec.goals] == ["newsletter_signup", "contact_click", "purchase"]
+    newsletter = spec.goal("newsletter_signup")
+    assert newsletter == Goal("newsletter_signup", MICRO, 3.5, ONCE_PER_EVENT,
+                              description="Overrides the base value")
+    assert newsletter.location is not None
+    assert newsletter.location.file.endswith("override.yaml")
+    assert (newsletter.location.line, newsletter.location.column) == (10, 12)
+    contact = spec.goal("contact_click")
+    assert contact is not None and contact.location is not None
+    assert contact.location.file.endswith("_base.yaml")
+
+
+def test_extends_chain() -> None:
+    spec = load_spec(SPECS / "chain.yaml")
+    assert spec.currency == "GBP"  # from _mid.yaml, which overrides _base.yaml
+    assert spec.rate_basis == "users"  # from _base.yaml, two levels up
+    assert [(g.event, g.value) for g in spec.goals] == [
+        ("newsletter_signup", 2.0), ("contact_click", 6.0), ("file_download", 1.0),
+        ("purchase", None)]
+    assert spec.goal("contact_click").category == "lead"  # type: ignore[union-attr]
+
+
+def test_base_files_are_skipped_in_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "_base.yaml").write_text("goals:\n  - {event: sign_up, tier: micro, value: 2}\n")
+    (tmp_path / "b.yml").write_text("client: B\nproperty: 2\ncurrency: EUR\nextends: _base.yaml\n")
+    (tmp_path / "a.yaml").write_text("client: A\nproperty: 1\ncurrency: USD\n"
+                                     "goals: [{event: purchase, tier: macro, value: event}]\n")
+    (tmp_path / "notes.txt").write_text("not a spec")
+    specs = load_specs([tmp_path])
+    assert [s.client for s in specs] == ["A", "B"]
+    assert specs[1].goals == (Goal("sign_up", MICRO, 2.0),)
+
+
+def test_a_shared_broken_base_is_reported_once(tmp_path: Path) -> None:
+    (tmp_path / "_base.yaml").write_text("goals:\n  - {event: sign-up, tier: micro, value: 2}\n")
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"client: {name}\nproperty: {ord(name)}\ncurrency: USD\nextends: _base.yaml\n")
+    specs, problems = validate_paths([tmp_path])
+    assert specs == []
+    assert [(Path(p.file).name, p.line, p.column) for p in problems] == [("_base.yaml", 2, 13)]
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("property: 123456789", ("properties/123456789",)),
+    ('property: "123456789"', ("properties/123456789",)),
+    ("property: properties/123456789", ("properties/123456789",)),
+    ('properties: [123456789, "987654321", " properties/555555555 "]',
+     ("properties/123456789", "properties/987654321", "properties/555555555")),
+])
+def test_property_ids_are_normalized(tmp_path: Path, written: str,
+                                     expected: tuple[str, ...]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"client: P\n{written}\ncurrency: gbp\n"
+                    f"goals: [{{event: purchase, tier: macro, value: event}}]\n")
+    spec = load_spec(path)
+    assert spec.properties == expected
+    assert spec.currency == "GBP"
+
+
+@pytest.mark.parametrize("written", ["property: 0", "property: true", "property: 12.5",
+                                     "property: -5"])
+def test_property_ids_that_are_not_ids(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"client: P\n{written}\ncurrency: USD\n"
+                    f"goals: [{{event: purchase, tier: macro, value: event}}]\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [error] = caught.value.problems
+    assert (error.line, error.column) == (2, 11)
+    assert "is not a numeric GA4 property id" in error.message
+
+
+def test_the_same_property_in_two_files_names_both() -> None:
+    specs, problems = validate_paths([SPECS / "claim-a.yaml", SPECS / "claim-b.yaml"])
+    assert [s.client for s in specs] == ["Claim A"]
+    [error] = problems
+    assert error.file.endswith("claim-b.yaml")
+    assert (error.line, error.column) == (2, 25)
+    assert f"property 100000051 is also claimed by {SPECS / 'claim-a.yaml'}:2:25" in error.message
+
+
+def test_the_same_file_twice_is_not_a_clash() -> None:
+    specs = load_specs([SPECS / "claim-a.yaml", SPECS / ".." / "specs" / "claim-a.yaml"])
+    assert [s.client for s in specs] == ["Claim A"]
+
+
+def test_analytics_360_allows_fifty_custom_key_events(tmp_path: Path) -> None:
+    text = (SPECS / "bad-too-many-key-events.yaml").read_text()
+    path = tmp_path / "big.yaml"
+    path.write_text(text.replace("currency: USD\n", "currency: USD\nservice_level: analytics_360\n"))
+    assert len(load_spec(path).goals) == 32
+    lines = text.splitlines()
+    path.write_text("\n".join(lines[:-3]) + "\n")  # 30 custom + purchase: at the standard limit
+    assert len(load_spec(path).goals) == 31
+
+
+def test_missing_and_unreadable_files(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    specs, problems = validate_paths([missing, empty_dir])
+    assert specs == []
+    assert [(p.file, p.line, p.message) for p in problems] == [
+        (str(missing), None, "file not found; check the path"),
+        (str(empty_dir), None, "no goal spec files (*.yaml) in this directory"),
+    ]
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.yaml"
+    path.write_text("client: X\n")
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "locked.yaml":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)  # a chmod would not stop root
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [error] = caught.value.problems
+    assert str(error) == (f"{path}: error: cannot read the file (Permission denied); "
+                          f"check its permissions")
+
+
+def test_spec_module_is_import_light() -> None:
+    """`ga-sync validate` must start fast: no pandas, no Google clients behind spec.py."""
+    code = ("import sys, ga_sync.spec; heavy = [m for m in ('pandas', 'google', 'grpc', 'requests') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("client: Café\n".encode("latin-1"))
+    with pytest.raises(SpecError, match="not UTF-8 text"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("sign_up", []),
+    ("Sign_Up2", []),
+    ("a" * 40, []),
+    ("a" * 41, ["is 41 characters long"]),
+    ("firebase_campaign", ["starts with `firebase_`"]),
+    ("ga_session", ["starts with `ga_`"]),
+    ("add to cart!", ["contains space, `!`"]),
+    ("9lives", ["must start with a letter"]),
+    ("", ["event name is empty"]),
+])
+def test_check_event_name(name: str, expected: list[str]) -> None:
+    messages = check_event_name(name)
+    assert len(messages) == len(expected)
+    for message, part in zip(messages, expected):
+        assert part in message
+
+
+def test_value_zero_and_event_are_valid(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text("client: V\nproperty: 1\ncurrency: EUR\ngoals:\n"
+                    "  - {event: a, tier: micro, value: 0}\n"
+                    "  - {event: b, tier: micro, value: event, counting: once_per_session}\n"
+                    "  - {event: c, tier: macro, value: 12.75, category: lead, description: 'x: y'}\n")
+    spec = load_spec(path)
+    assert [(g.event, g.value) for g in spec.goals] == [("a", 0.0), ("b", None), ("c", 12.75)]
+    assert spec.goals[1].uses_event_value and spec.goals[1].counting == ONCE_PER_SESSION
+    assert spec.goals[2].description == "x: y"
+
+
+# --- dump -------------------------------------------------------------------------------------
+
+
+def _reload(text: str, tmp_path: Path) -> Spec:
+    path = tmp_path / "dumped.yaml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
+def test_load_dump_load_round_trip(path: Path, tmp_path: Path) -> None:
+    spec = load_spec(path)
+    again = _reload(spec_to_yaml(spec), tmp_path)
+    assert again == spec
+    assert again.goals == spec.goals  # order, values, categories and descriptions too
+    assert spec_to_yaml(again) == spec_to_yaml(spec)
+
+
+def test_fixture_specs_round_trip(tmp_path: Path) -> None:
+    for name in ("override", "chain", "warn-page-view"):
+        spec = load_spec(SPECS / f"{name}.yaml")
+        assert _reload(spec_to_yaml(spec), tmp_path) == spec
+
+
+def test_dump_of_live_key_events(tmp_path: Path) -> None:
+    states = [
+        KeyEventState("purchase", KeyEventSettings(ONCE_PER_EVENT), name="properties/1/keyEvents/1"),
+        KeyEventState("generate_lead", KeyEventSettings(ONCE_PER_SESSION, 150.0, "USD"), custom=True),
+        KeyEventState("request_quote", KeyEventSettings(ONCE_PER_EVENT, 0.1, "USD"), custom=True),
+        KeyEventState("newsletter_signup", KeyEventSettings(ONCE_PER_EVENT, 2.5, "EUR"), custom=True),
+        KeyEventState("file_download", KeyEventSettings(ONCE_PER_EVENT), custom=True),
+    ]
+    text = dump_spec("Client: \"Quoted\" & Co", ["properties/123456789"], "usd", states,
+                     source="properties/123456789")
+    assert text.startswith("# Goal spec written by ga-sync dump from properties/123456789.\n")
+    assert "# Review before use" in text
+    assert "  # GA's default value is 2.5 EUR, not USD: convert it\n" in text
+    spec = _reload(text, tmp_path)
+    assert spec.client == 'Client: "Quoted" & Co'
+    assert spec.properties == ("properties/123456789",)
+    assert spec.currency == "USD"
+    assert spec.goals == (
+        Goal("purchase", MACRO, None, ONCE_PER_EVENT),
+        Goal("generate_lead", MACRO, 150.0, ONCE_PER_SESSION),
+        Goal("request_quote", MACRO, 0.1, ONCE_PER_EVENT),
+        Goal("newsletter_signup", MICRO, 2.5, ONCE_PER_EVENT),
+        Goal("file_download", MICRO, None, ONCE_PER_EVENT),
+    )
+    assert {e: s.counting for e, s in spec.desired().items()} == {
+        s.event: s.settings.counting for s in states}
+    assert _reload(spec_to_yaml(spec), tmp_path) == spec
+    assert goals_from_key_events(states, "USD") == list(spec.goals)
+
+
+def test_dump_writes_service_level_and_rate_basis(tmp_path: Path) -> None:
+    text = dump_spec("X", [1], "EUR", [Goal("sign_up", MICRO, 1e-05)], rate_basis="users",
+                     service_level="analytics_360")
+    assert "service_level: analytics_360\n" in text
+    spec = _reload(text, tmp_path)
+    assert spec.rate_basis == "users"
+    assert spec.goals == (Goal("sign_up", MICRO, 1e-05),)
+
+
+@pytest.mark.parametrize(("event", "tier"), [
+    ("purchase", MACRO), ("generate_lead", MACRO), ("close_convert_lead", MACRO),
+    ("request_quote", MACRO), ("in_app_purchase", MACRO), ("add_to_cart", MICRO),
+    ("sign_up", MICRO), ("newsletter_signup", MICRO), ("leaderboard_view", MICRO),
+])
+def test_guess_tier(event: str, tier: str) -> None:
+    assert guess_tier(event) == tier
