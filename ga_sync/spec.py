@@ -565,6 +565,7 @@ class _Merged:
     goals: list[Goal] | None = None
     present: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+    broken: bool = False  # an `extends` could not be followed; missing keys would be noise
 
 
 def _merge_goals(base: list[Goal], own: list[Goal]) -> list[Goal]:
@@ -603,16 +604,20 @@ class _Loader:
                 names = [Path(f).name for _, f in chain] + [Path(base_file).name]
                 merged.problems.append(_error(loc, f"circular extends: {' → '.join(names)}; remove "
                                                    f"`extends` from one of these files"))
+                merged.broken = True
             elif not base_path.is_file():
                 merged.problems.append(_error(loc, f"extends `{target}`, but {base_file} does not "
                                                    f"exist (the path is relative to this file)"))
+                merged.broken = True
             else:
                 base = self.resolve(base_file, base_path, chain)
                 merged.files = base.files + merged.files
                 merged.problems.extend(base.problems)
+                merged.broken = base.broken
                 if base.files[-1].failure is not None:
                     merged.problems.append(_error(loc, f"cannot extend `{target}`: "
                                                        f"{base.files[-1].failure}"))
+                    merged.broken = True
                 merged.fields.update(base.fields)
                 merged.goals = base.goals
                 merged.present |= base.present
@@ -639,7 +644,7 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
         return None
     root = top.root or Location(file, 1, 1)
     out = merged.problems
-    for key, what in _MISSING.items():
+    for key, what in _MISSING.items() if not merged.broken else ():
         written = {key} if key != "properties" else {"property", "properties"}
         if not written & merged.present:
             out.append(_error(root, f"missing {what}"))

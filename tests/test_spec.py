@@ -458,3 +458,26 @@ def test_dump_writes_service_level_and_rate_basis(tmp_path: Path) -> None:
 ])
 def test_guess_tier(event: str, tier: str) -> None:
     assert guess_tier(event) == tier
+
+
+def test_a_broken_base_does_not_add_missing_key_noise(tmp_path: Path) -> None:
+    (tmp_path / "_bad.yaml").write_text("goals: [a\n")
+    (tmp_path / "x.yaml").write_text("client: X\nproperty: 5\ncurrency: usd\nextends: _bad.yaml\n")
+    specs, problems = validate_paths([tmp_path])
+    assert specs == []
+    assert [(Path(p.file).name, p.line, p.column) for p in problems] == [
+        ("_bad.yaml", 2, 1), ("x.yaml", 4, 10)]
+    assert problems[1].message == "cannot extend `_bad.yaml`: it is not valid YAML"
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    """The first YAML block of docs/spec.md is the format's summary; it must load."""
+    doc = (ROOT / "docs" / "spec.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "_agency_defaults.yaml").write_text(
+        (EXAMPLES / "_agency_defaults.yaml").read_text())
+    spec = _reload(block, tmp_path)
+    assert spec.client == "Acme Outdoor" and spec.properties == ("properties/123456789",)
+    assert spec.goal("purchase") == Goal("purchase", MACRO, None, ONCE_PER_EVENT, "sales",
+                                         "Completed order")
+    assert spec.goal("newsletter_signup") is not None  # inherited through `extends`
