@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.protobuf import field_mask_pb2
 
+from ga_sync.sandbox import admin_api
+from ga_sync.sandbox.faults import QuotaLimits, QuotaTracker
+from ga_sync.sandbox.routing import route
 from ga_sync.sandbox.server import SandboxServer
 from ga_sync.sandbox.state import PropertyRecord, SandboxState
 
@@ -437,3 +442,212 @@ def test_control_api_seeds_and_resets(sandbox: SandboxServer, admin_client: Anal
 def test_tests_cannot_reach_the_internet() -> None:
     with pytest.raises(Exception, match="network|resolve"):
         requests.get("https://analyticsadmin.googleapis.com/v1beta/accountSummaries", timeout=2)
+
+
+# ---- phase 2: faults, lost responses, quotas, latency -------------------------------------------
+
+class FakeClock:
+    """A clock the test moves by hand, so quota windows never straddle a real minute."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def statuses(url: str, n: int) -> list[int]:
+    with requests.Session() as s:
+        return [s.get(url).status_code for _ in range(n)]
+
+
+def test_fault_rate_is_roughly_honoured_and_reproducible(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    runs = []
+    for _ in range(2):
+        with SandboxServer(sandbox_state, fault_rate=0.3, seed=7, quotas=None) as server:
+            got = statuses(f"{server.url}/v1beta/{rec.name}/keyEvents", 400)
+            runs.append(got)
+            failed = [s for s in got if s != 200]
+            assert set(failed) <= {503, 429} and {503, 429} <= set(failed)
+            assert 0.22 * 400 < len(failed) < 0.38 * 400
+            assert server.stats.faults == len(failed) and server.stats.requests == 400
+            assert server.stats.by_status[200] == 400 - len(failed)
+    assert runs[0] == runs[1]  # same seed, same faults
+    with SandboxServer(sandbox_state, fault_rate=0.3, seed=8, quotas=None) as server:
+        assert statuses(f"{server.url}/v1beta/{rec.name}/keyEvents", 400) != runs[0]
+
+
+def test_fault_answers_use_googles_envelope(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    with SandboxServer(sandbox_state, fault_rate=1.0, seed=1, quotas=None) as server:
+        with requests.Session() as s:
+            answers = [s.get(f"{server.url}/v1beta/{rec.name}") for _ in range(40)]
+    by_code = {a.status_code: a.json()["error"] for a in answers}
+    assert by_code[503]["status"] == "UNAVAILABLE" and by_code[429]["status"] == "RESOURCE_EXHAUSTED"
+
+
+def test_lost_responses_are_really_applied(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    with SandboxServer(sandbox_state, fault_rate=1.0, seed=3, quotas=None) as server:
+        client = client_for(server.url)
+        raised = []
+        for i in range(30):
+            with pytest.raises((gexc.ServiceUnavailable, gexc.TooManyRequests)) as info:
+                client.create_key_event(parent=rec.name, key_event=new_event(f"goal_{i}"))
+            raised.append(type(info.value))
+        lost = server.stats.lost_responses
+        assert 5 < lost < 25 and server.stats.faults == 30
+    created = [ke.event_name for ke in rec.key_events.values() if ke.custom]
+    assert len(created) == lost  # exactly the lost responses were applied, none of the other faults
+    assert raised.count(gexc.ServiceUnavailable) >= lost
+
+
+def test_lost_delete_is_applied(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    with SandboxServer(sandbox_state, quotas=None) as server:
+        made = client_for(server.url).create_key_event(parent=rec.name, key_event=new_event("lead"))
+    for seed in range(50):  # find a seed whose first write fault is a lost response
+        with SandboxServer(sandbox_state, fault_rate=1.0, seed=seed, quotas=None) as server:
+            resp = requests.delete(f"{server.url}/v1beta/{made.name}")
+            if server.stats.lost_responses:
+                assert resp.status_code == 503
+                break
+            assert made.name.rsplit("/", 1)[1] in rec.key_events  # a plain fault changes nothing
+    else:
+        pytest.fail("no lost response in 50 seeds")
+    assert made.name.rsplit("/", 1)[1] not in rec.key_events
+
+
+def test_admin_quota_per_user_then_refilled(sandbox: SandboxServer, prop: PropertyRecord) -> None:
+    clock = FakeClock()
+    sandbox.quota = QuotaTracker(QuotaLimits(admin_per_user=5, admin_per_project=100), clock=clock)
+    client = client_for(sandbox.url)
+    for _ in range(5):
+        client.get_property(name=prop.name)
+    with pytest.raises(gexc.TooManyRequests) as info:
+        client.get_property(name=prop.name)
+    assert "per user" in info.value.message
+    raw = requests.get(f"{sandbox.url}/v1beta/{prop.name}")
+    assert raw.status_code == 429 and raw.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert int(raw.headers["Retry-After"]) >= 1
+    assert raw.json()["error"]["details"][0]["reason"] == "RATE_LIMIT_EXCEEDED"
+    other = requests.get(f"{sandbox.url}/v1beta/{prop.name}", headers={"Authorization": "Bearer someone-else"})
+    assert other.status_code == 200  # another user has a quota of their own
+    assert sandbox.stats.rate_limited == 2
+    clock.now += 60  # the next minute: refilled
+    assert client.get_property(name=prop.name).name == prop.name
+
+
+def test_admin_quota_per_project_counts_every_user(sandbox: SandboxServer, prop: PropertyRecord) -> None:
+    sandbox.quota = QuotaTracker(QuotaLimits(admin_per_project=4, admin_per_user=100), clock=FakeClock())
+    codes = [requests.get(f"{sandbox.url}/v1beta/{prop.name}", headers={"Authorization": f"Bearer u{i}"}).status_code
+             for i in range(6)]
+    assert codes == [200, 200, 200, 200, 429, 429]
+
+
+def test_admin_write_quota_leaves_reads_alone(sandbox: SandboxServer, prop: PropertyRecord,
+                                              admin_client: AnalyticsAdminServiceClient) -> None:
+    clock = FakeClock()
+    sandbox.quota = QuotaTracker(QuotaLimits(admin_writes_per_user=3), clock=clock)
+    for i in range(3):
+        admin_client.create_key_event(parent=prop.name, key_event=new_event(f"goal_{i}"))
+    with pytest.raises(gexc.TooManyRequests, match="Write requests"):
+        admin_client.create_key_event(parent=prop.name, key_event=new_event("goal_3"))
+    assert len(list(admin_client.list_key_events(parent=prop.name))) == 4  # the refused write did nothing
+    clock.now += 60
+    admin_client.create_key_event(parent=prop.name, key_event=new_event("goal_3"))
+
+
+def test_quota_window_refills_in_real_time(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    window = 0.5
+    with SandboxServer(sandbox_state, quotas=QuotaLimits(admin_per_user=3, window_s=window)) as server:
+        time.sleep(window - time.monotonic() % window + 0.01)  # start at the beginning of a window
+        assert statuses(f"{server.url}/v1beta/{rec.name}", 4) == [200, 200, 200, 429]
+        time.sleep(window - time.monotonic() % window + 0.01)
+        assert statuses(f"{server.url}/v1beta/{rec.name}", 1) == [200]
+
+
+def _data_server(state: SandboxState, gate: threading.Event, entered: threading.Semaphore,
+                 limits: QuotaLimits, clock: FakeClock | None = None) -> SandboxServer:
+    """A server whose one Data API route blocks until `gate` opens (to hold concurrency slots)."""
+    def fake_report(st: Any, match: Any, query: Any, body: Any) -> tuple[int, dict]:
+        st.property(match["pid"])
+        entered.release()
+        gate.wait(5)
+        return 200, {"kind": "analyticsData#runReport"}
+    routes = admin_api.ROUTES + [route("POST", r"/v1beta/properties/(?P<pid>\d+):runReport", fake_report, api="data")]
+    server = SandboxServer(state, routes=routes, quotas=limits)
+    if clock is not None:
+        server.quota = QuotaTracker(limits, clock=clock)
+    return server
+
+
+def test_data_api_concurrent_requests_quota(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    gate, entered = threading.Event(), threading.Semaphore(0)
+    with _data_server(sandbox_state, gate, entered, QuotaLimits(data_concurrent=2)) as server:
+        url = f"{server.url}/v1beta/{rec.name}:runReport"
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda: results.append(requests.post(url, json={}).status_code))
+                   for _ in range(2)]
+        for th in threads:
+            th.start()
+        assert entered.acquire(timeout=5) and entered.acquire(timeout=5)  # two requests in flight
+        third = requests.post(url, json={})
+        assert third.status_code == 429
+        assert third.json()["error"]["message"] == "Exhausted concurrent requests quota."
+        gate.set()
+        for th in threads:
+            th.join(5)
+        assert results == [200, 200]
+        assert requests.post(url, json={}).status_code == 200  # slots are given back
+        assert server.stats.rate_limited == 1 and server.stats.data_requests == 4
+
+
+@pytest.mark.parametrize("limits,message", [
+    (QuotaLimits(data_tokens_per_request=10, data_tokens_per_hour=30), "Exhausted property tokens per hour."),
+    (QuotaLimits(data_tokens_per_request=10, data_tokens_per_day=30), "Exhausted property tokens per day."),
+    (QuotaLimits(data_tokens_per_request=10, data_project_tokens_per_hour=30),
+     "Exhausted property tokens for a project per hour."),
+])
+def test_data_api_token_quotas(sandbox_state: SandboxState, limits: QuotaLimits, message: str) -> None:
+    rec, other = sandbox_state.add_property(), sandbox_state.add_property()
+    gate, entered = threading.Event(), threading.Semaphore(0)
+    gate.set()
+    clock = FakeClock()
+    with _data_server(sandbox_state, gate, entered, limits, clock) as server:
+        url = f"{server.url}/v1beta/{rec.name}:runReport"
+        codes = [requests.post(url, json={}).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        assert requests.post(url, json={}).json()["error"]["message"] == message
+        assert requests.post(f"{server.url}/v1beta/{other.name}:runReport", json={}).status_code == 200
+        clock.now += 3600 * 24
+        assert requests.post(url, json={}).status_code == 200
+        assert server.quota is not None
+        assert server.quota.property_quota(rec.id)["tokensPerHour"]["consumed"] == 10
+
+
+def test_latency_is_applied(sandbox_state: SandboxState) -> None:
+    rec = sandbox_state.add_property()
+    with SandboxServer(sandbox_state, latency_ms=150) as server:
+        with requests.Session() as s:
+            s.get(f"{server.url}/_sandbox/health")
+            start = time.perf_counter()
+            s.get(f"{server.url}/v1beta/{rec.name}")
+            slow = time.perf_counter() - start
+            start = time.perf_counter()
+            s.get(f"{server.url}/_sandbox/health")  # the control API is never delayed
+            fast = time.perf_counter() - start
+    assert slow >= 0.15 and fast < 0.1
+
+
+def test_stats_over_the_control_api(sandbox: SandboxServer, prop: PropertyRecord) -> None:
+    statuses(f"{sandbox.url}/v1beta/{prop.name}", 3)
+    requests.get(f"{sandbox.url}/v1beta/nowhere")
+    stats = requests.get(f"{sandbox.url}/_sandbox/stats").json()
+    assert stats["requests"] == 4 and stats["admin_requests"] == 3
+    assert stats["by_status"] == {"200": 3, "404": 1}
+    requests.post(f"{sandbox.url}/_sandbox/reset")
+    assert requests.get(f"{sandbox.url}/_sandbox/stats").json()["requests"] == 0

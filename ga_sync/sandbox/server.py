@@ -17,14 +17,29 @@ Control API (not GA; for seeding a sandbox that runs in another process, e.g. `g
   for it answers 403) -> the property as stored (without `traffic`)
 - `POST /_sandbox/reset`      -> {} (forgets every account and property)
 
-Control requests are never delayed, faulted or counted against quotas.
+Control requests are never delayed, faulted or counted against quotas; reset also clears the
+quota counters and `stats`.
+
+Misbehaving on purpose (see faults.py), all off except quotas by default:
+
+- `latency_ms`: every GA request sleeps this long (inside its Data API concurrency slot).
+- `fault_rate` + `seed`: that share of GA requests answers 503 UNAVAILABLE or 429
+  RESOURCE_EXHAUSTED; for a write, half of the faults are lost responses (applied, then 503).
+- `quotas`: a `QuotaLimits` (GA's numbers by default; None turns enforcement off). Admin API
+  requests are counted per minute (fixed windows of `window_s`) per project and per user (the
+  Authorization header's token, else "anonymous"); Data API requests per property: concurrent
+  requests and tokens per hour/day at `data_tokens_per_request` each. Exhausted -> 429
+  RESOURCE_EXHAUSTED with Google's message and a Retry-After header.
+- `stats`: a `ServerStats` with the number of requests, rate-limit answers and faults.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -32,12 +47,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ga_sync.sandbox import admin_api
 from ga_sync.sandbox import data_api
+from ga_sync.sandbox.faults import (
+    LOST_RESPONSE,
+    UNAVAILABLE,
+    FaultInjector,
+    QuotaLimits,
+    QuotaTracker,
+    ServerStats,
+)
 from ga_sync.sandbox.routing import ApiError, Route
 from ga_sync.sandbox.state import SandboxState
 
 log = logging.getLogger("ga_sync.sandbox")
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+_DATA_PID = re.compile(r"^/v1beta/properties/([^/:]+)")
+_DEFAULT_QUOTAS = QuotaLimits()
 
 _ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "currency_code",
                         "service_level", "event_data_retention", "traffic", "default_key_events")
@@ -48,18 +74,33 @@ def default_routes() -> list[Route]:
     return list(admin_api.ROUTES) + list(data_api.ROUTES)
 
 
+def _user(headers: Mapping[str, str]) -> str:
+    """Who a request counts against for per-user quotas: its OAuth token, or "anonymous"."""
+    auth = headers.get("Authorization") or ""
+    return auth.split(" ", 1)[-1].strip() or "anonymous"
+
+
 def _bad_json(raw: bytes) -> ApiError:
     snippet = raw[:80].decode("utf-8", "replace")
     return ApiError(400, f"Invalid JSON payload received. Unexpected token.\n{snippet}\n^")
 
 
 class SandboxServer:
-    """A GA4 emulator on `host:port` (port 0 picks a free one), serving `state`."""
+    """A GA4 emulator on `host:port` (port 0 picks a free one), serving `state`.
+
+    `routes` replaces the default Admin + Data API routes (for tests). The misbehaviour options
+    are described in the module docstring.
+    """
 
     def __init__(self, state: SandboxState, host: str = "127.0.0.1", port: int = 0,
-                 routes: list[Route] | None = None) -> None:
+                 routes: list[Route] | None = None, *, latency_ms: float = 0.0, fault_rate: float = 0.0,
+                 seed: int | None = None, quotas: QuotaLimits | None = _DEFAULT_QUOTAS) -> None:
         self.state = state
         self._routes = routes
+        self.latency_ms = latency_ms
+        self.faults = FaultInjector(fault_rate, seed)
+        self.quota: QuotaTracker | None = QuotaTracker(quotas) if quotas is not None else None
+        self.stats = ServerStats()
         self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
         self._httpd.daemon_threads = True
         self._httpd.sandbox = self  # type: ignore[attr-defined]
@@ -132,12 +173,58 @@ class SandboxServer:
 
     def _ga(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
             headers: Mapping[str, str]) -> Answer:
+        try:
+            status, payload, extra = self._ga_request(method, path, query, raw, headers)
+        except ApiError as err:
+            status, payload, extra = err.code, err.envelope(), err.headers
+        self.stats.answered(status)
+        return status, payload, extra
+
+    def _ga_request(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
+                    headers: Mapping[str, str]) -> Answer:
+        """One GA API request: quota, latency, injected fault, then the route's handler."""
+        self.stats.add(requests=1)
         r, match = self._find(method, path)
-        body = self._parse_body(raw)
-        status, payload = r.handler(self.state, match, query, body)
-        if r.write and status < 300:
-            self.state.save()
-        return status, payload, {}
+        self.stats.add(admin_requests=int(r.api == "admin"), data_requests=int(r.api == "data"),
+                       writes=int(r.write))
+        slot = self._take_quota(r, path, headers)
+        try:
+            if self.latency_ms > 0:
+                time.sleep(self.latency_ms / 1000)
+            body = self._parse_body(raw)
+            fault = self.faults.decide(r.write)
+            if fault is not None and fault != LOST_RESPONSE:
+                self.stats.add(faults=1)
+                raise FaultInjector.error(fault)
+            status, payload = r.handler(self.state, match, query, body)
+            if r.write and status < 300:
+                self.state.save()
+                if fault == LOST_RESPONSE:  # applied, but the caller never learns it
+                    self.stats.add(faults=1, lost_responses=1)
+                    raise FaultInjector.error(UNAVAILABLE)
+            return status, payload, {}
+        finally:
+            if slot is not None and self.quota is not None:
+                self.quota.data_end(slot)
+
+    def _take_quota(self, r: Route, path: str, headers: Mapping[str, str]) -> str | None:
+        """Count the request against GA's quotas (429 when exhausted); returns a Data API slot to free."""
+        if self.quota is None:
+            return None
+        try:
+            if r.api == "data":
+                m = _DATA_PID.match(path)
+                pid = m.group(1) if m else ""
+                with self.state.lock:
+                    record = self.state.properties.get(pid)
+                    ga360 = record is not None and record.service_level == "GOOGLE_ANALYTICS_360"
+                self.quota.data_begin(pid, ga360)
+                return pid
+            self.quota.admin(_user(headers), r.write)
+            return None
+        except ApiError:
+            self.stats.add(rate_limited=1)
+            raise
 
     @staticmethod
     def _parse_body(raw: bytes) -> Any:
@@ -156,6 +243,8 @@ class SandboxServer:
             with self.state.lock:
                 return 200, {"status": "ok", "accounts": len(self.state.accounts),
                              "properties": len(self.state.properties)}, {}
+        if method == "GET" and path == "/_sandbox/stats":
+            return 200, self.stats.snapshot(), {}
         if method == "POST" and path == "/_sandbox/accounts":
             name = self.state.add_account(str(body.get("display_name", "Sandbox Account")))
             self.state.save()
@@ -178,6 +267,9 @@ class SandboxServer:
         if method == "POST" and path == "/_sandbox/reset":
             self.state.reset()
             self.state.save()
+            self.stats.reset()
+            if self.quota is not None:
+                self.quota.reset()
             return 200, {}, {}
         raise ApiError(404, f"The requested URL {path} was not found on this server.")
 
@@ -213,16 +305,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 def serve_forever(port: int = 8080, state_path: str | Path | None = None, host: str = "127.0.0.1",
-                  on_start: Callable[[SandboxServer], None] | None = None) -> None:
+                  on_start: Callable[[SandboxServer], None] | None = None, *, latency_ms: float = 0.0,
+                  fault_rate: float = 0.0, seed: int | None = None,
+                  quotas: QuotaLimits | None = _DEFAULT_QUOTAS) -> None:
     """Run the sandbox in the foreground until interrupted (for the `ga-sync sandbox` command).
 
     `state_path`: a JSON file to load on start (if it exists) and to keep up to date after each
     write; None keeps everything in memory. `on_start` is called once the server listens (the CLI
     uses it to tell the user `server.url`; this library never prints). Ctrl-C stops it cleanly.
-    Seed it over HTTP with the control API described in this module's docstring.
+    Seed it over HTTP with the control API described in this module's docstring. `latency_ms`,
+    `fault_rate`, `seed` and `quotas` make it misbehave like GA (module docstring).
     """
     state = SandboxState(state_path)
-    server = SandboxServer(state, host=host, port=port)
+    server = SandboxServer(state, host=host, port=port, latency_ms=latency_ms, fault_rate=fault_rate,
+                           seed=seed, quotas=quotas)
     if on_start is not None:
         on_start(server)
     log.info("GA4 sandbox listening on %s", server.url)
