@@ -245,7 +245,7 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
         ke = _key_event_proto(change.event, change.after)
         try:
             call(lambda: client.create_key_event(parent=property, key_event=ke, timeout=TIMEOUT),
-                 policy=conn.retry, property=property, what=f"create key event {change.event}")
+                 policy=conn.retry, property=property, what=f"create key event {change.event}", write=True)
             return "applied"
         except ApiError as err:
             if not _is_already_exists(err):
@@ -265,14 +265,14 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
         ke = _key_event_proto(change.event, change.after, name=change.name)
         mask = FieldMask(paths=["counting_method", "default_value"])
         call(lambda: client.update_key_event(key_event=ke, update_mask=mask, timeout=TIMEOUT),
-             policy=conn.retry, property=property, what=f"update key event {change.event}")
+             policy=conn.retry, property=property, what=f"update key event {change.event}", write=True)
         return "applied"
 
     if change.action == DELETE:
         assert change.name
         try:
             call(lambda: client.delete_key_event(name=change.name, timeout=TIMEOUT),
-                 policy=conn.retry, property=property, what=f"delete key event {change.event}")
+                 policy=conn.retry, property=property, what=f"delete key event {change.event}", write=True)
         except ApiError as err:
             if err.status == 404:  # gone already: an earlier attempt whose answer was lost
                 return "reconciled"

@@ -556,7 +556,9 @@ def sandbox(
     state: Path = typer.Option(Path("sandbox-state.json"), "--state", help="JSON file the sandbox keeps its properties in."),
     seed: list[Path] = typer.Option([], "--seed", help="Create the properties named in these specs (with traffic) if missing."),
     latency: float = typer.Option(0.0, "--latency", help="Milliseconds added to every request."),
-    fault_rate: float = typer.Option(0.0, "--fault-rate", help="Share of requests answered 503 or 429 (some after the change was made)."),
+    fault_rate: float = typer.Option(0.0, "--fault-rate", min=0.0, max=1.0, help="Share of requests answered 503 or 429 (some after the change was made)."),
+    fault_seed: Optional[int] = typer.Option(None, "--fault-seed", help="Seed for the faults, to reproduce a run."),
+    quota_window: float = typer.Option(60.0, "--quota-window", min=0.1, help="Seconds in the Admin API's per-minute quota window (shorter for quick experiments)."),
 ) -> None:
     """Run the local GA4 emulator (Admin and Data API) in the foreground until Ctrl-C.
 
@@ -574,7 +576,9 @@ def sandbox(
     if seed:
         seed_properties(st, _load(seed))
         st.save()
-    server = SandboxServer(st, port=port)
+    from ga_sync.sandbox.faults import QuotaLimits
+    server = SandboxServer(st, port=port, latency_ms=latency, fault_rate=fault_rate,
+                           seed=fault_seed, quotas=QuotaLimits(window_s=quota_window))
     server.start()
     typer.echo(f"GA4 sandbox listening on {server.url} (state: {state})")
     typer.echo(f"  export GA_SYNC_ADMIN_ENDPOINT={server.url}")

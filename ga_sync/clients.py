@@ -55,6 +55,14 @@ class Connection:
     _admin: Any = None
     _data: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+
+    def data_slot(self, property: str) -> threading.BoundedSemaphore:
+        """At most 10 Data API requests in flight per property (GA's concurrency quota)."""
+        with self._lock:
+            if property not in self._slots:
+                self._slots[property] = threading.BoundedSemaphore(DATA_CONCURRENT_PER_PROPERTY)
+            return self._slots[property]
 
     def admin(self) -> Any:
         """The Admin API v1beta client (REST transport), built on first use."""
@@ -105,7 +113,8 @@ def connect(*, write: bool = False, env: dict[str, str] | None = None) -> Connec
     creds = load_credentials(env.get(CREDENTIALS_ENV), scope, overridden=overridden,
                              warnings=warnings)
     return Connection(admin_endpoint=admin.rstrip("/"), data_endpoint=data.rstrip("/"),
-                      scope=scope, credentials=creds, warnings=warnings)
+                      scope=scope, credentials=creds, warnings=warnings,
+                      retry=RetryPolicy(pacer=Pacer.from_env(env)))
 
 
 def load_credentials(setting: str | None, scope: str, *, overridden: bool = False,
@@ -167,6 +176,70 @@ def load_credentials(setting: str | None, scope: str, *, overridden: bool = Fals
     return creds
 
 
+# --------------------------------------------------------------------------- pacing
+
+
+#: GA's published Admin API quotas per user (the binding ones for one ga-sync process).
+ADMIN_REQUESTS_PER_MINUTE = 600
+ADMIN_WRITES_PER_MINUTE = 180
+DATA_CONCURRENT_PER_PROPERTY = 10
+
+
+class Pacer:
+    """Keeps Admin API calls under GA's per-minute quotas the way they refill.
+
+    GA refills its quotas each minute, so a minute's worth of calls may go at once; only work
+    beyond that waits, and only as long as needed: a call waits until the oldest call in the
+    last window leaves it (a sliding window, which also respects any fixed window the server
+    counts in). `margin` pads the window for network jitter between sending and arrival.
+    """
+
+    def __init__(self, requests_per_window: int = ADMIN_REQUESTS_PER_MINUTE,
+                 writes_per_window: int = ADMIN_WRITES_PER_MINUTE, window: float = 60.0,
+                 margin: float = 0.02, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        from collections import deque
+        self.limits = {"requests": requests_per_window, "writes": writes_per_window}
+        self.window = window * (1 + margin)
+        self.clock, self.sleep = clock, sleep
+        self._sent: dict[str, Any] = {k: deque() for k in self.limits}
+        self._lock = threading.Lock()
+        self.waited = 0.0  # total seconds spent waiting (for benchmarks and verbose output)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "Pacer":
+        """GA's numbers, or GA_SYNC_ADMIN_REQUESTS_PER_MINUTE / _WRITES_PER_MINUTE /
+        GA_SYNC_QUOTA_WINDOW (seconds) for a property set with other quotas or a test sandbox."""
+        def num(key: str, default: float) -> float:
+            try:
+                return float(env.get(key, default))
+            except ValueError:
+                raise CredentialsError(f"{key}={env[key]!r} is not a number") from None
+        return cls(int(num("GA_SYNC_ADMIN_REQUESTS_PER_MINUTE", ADMIN_REQUESTS_PER_MINUTE)),
+                   int(num("GA_SYNC_ADMIN_WRITES_PER_MINUTE", ADMIN_WRITES_PER_MINUTE)),
+                   num("GA_SYNC_QUOTA_WINDOW", 60.0))
+
+    def acquire(self, write: bool) -> None:
+        """Block until one more call (a write, if `write`) fits in every quota it counts against."""
+        buckets = ["requests", "writes"] if write else ["requests"]
+        while True:
+            with self._lock:
+                now = self.clock()
+                wait = 0.0
+                for b in buckets:
+                    sent = self._sent[b]
+                    while sent and sent[0] <= now - self.window:
+                        sent.popleft()
+                    if len(sent) >= self.limits[b]:
+                        wait = max(wait, sent[0] + self.window - now)
+                if wait <= 0:
+                    for b in buckets:
+                        self._sent[b].append(now)
+                    return
+            self.waited += wait
+            self.sleep(wait)
+
+
 # --------------------------------------------------------------------------- retries
 
 
@@ -182,6 +255,7 @@ class RetryPolicy:
     maximum: float = 32.0
     deadline: float = 120.0
     sleep: Callable[[float], None] = time.sleep
+    pacer: Pacer | None = None  # Admin API quota pacing; None = unpaced
     retried: int = 0  # retries made so far (for benchmarks and verbose output)
     rate_limited: int = 0  # of which were 429 / rate-limit 403 answers
 
@@ -240,11 +314,17 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = None,
-         what: str = "call GA") -> T:
-    """Run `fn` with the retry policy; turn what is left into an ApiError a person can act on."""
+         what: str = "call GA", write: bool = False, paced: bool = True) -> T:
+    """Run `fn` with the retry policy; turn what is left into an ApiError a person can act on.
+
+    Admin API calls (`paced`) wait for room under the quotas first, every attempt counting;
+    `write` marks a create, update or delete, which also counts against the write quota.
+    """
     start = time.monotonic()
     attempt = 0
     while True:
+        if paced and policy.pacer is not None:
+            policy.pacer.acquire(write)
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below

@@ -177,14 +177,16 @@ def _post(conn: Connection, property: str, method: str, body: dict[str, Any]) ->
                "x-goog-api-client": f"gl-python ga-sync/{_version()}"}
 
     def send() -> dict[str, Any]:
-        response = transport._session.post(url, params={"$alt": "json;enum-encoding=int"},
-                                           data=json.dumps(body), headers=headers,
-                                           timeout=TIMEOUT)
+        with conn.data_slot(property):
+            response = transport._session.post(url, params={"$alt": "json;enum-encoding=int"},
+                                               data=json.dumps(body), headers=headers,
+                                               timeout=TIMEOUT)
         if response.status_code >= 400:
             raise gexc.from_http_response(response)
         return json.loads(response.content)
 
-    return call(send, policy=conn.retry, property=property, what=f"run reports ({method})")
+    return call(send, policy=conn.retry, property=property, what=f"run reports ({method})",
+                paced=False)
 
 
 def _version() -> str:
