@@ -1,0 +1,248 @@
+"""Reports as JSON, CSV and a plain-text table; the history store's weekly rows as a table.
+
+JSON and CSV carry the numbers exactly as computed (floats via `repr`, never rounded) because
+users script against them; only the table rounds, because people paste it into tickets. The
+table is plain text built from fixed-width columns computed here (no ANSI, no terminal width),
+so the same results always give the same bytes.
+
+CSV holds one row per property x goal with the property-level fields repeated on every row:
+property, client, start, end, currency, rate_basis, sessions, users, event, tier, conversions,
+rate, value, change (`change` is empty unless the report compares with the previous period).
+Tier summaries (macro/micro, total value, value per session) are left to JSON: they are sums
+of the rows (except the de-duplicated session rates) and would otherwise repeat on every row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ga_sync.model import MACRO, MICRO, USERS, Spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ga_sync.report import ReportResult
+
+JSON_VERSION = 1
+CSV_COLUMNS = ("property", "client", "start", "end", "currency", "rate_basis", "sessions",
+               "users", "event", "tier", "conversions", "rate", "value", "change")
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _error_json(error: Any) -> dict[str, Any]:
+    """A failed property as `{property, client, message}`, from a failure object or a mapping."""
+    if isinstance(error, dict):
+        return {k: error.get(k) for k in ("property", "client", "message")}
+    return {"property": getattr(error, "property", None), "client": getattr(error, "client", None),
+            "message": getattr(error, "message", None) or str(error)}
+
+
+def report_json(results: Sequence[ReportResult], errors: Sequence[Any] | None = None) -> str:
+    """The documented contract: `{"version": 1, "reports": [...]}`, plus `errors` if any failed."""
+    data: dict[str, Any] = {"version": JSON_VERSION, "reports": [r.to_json() for r in results]}
+    if errors:
+        data["errors"] = [_error_json(e) for e in errors]
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _cell(x: Any) -> str:
+    """A number as JSON writes it (int when integral for counts, `repr` for floats), None as ''."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, float):
+        return repr(x)
+    return str(x)
+
+
+def report_csv(results: Sequence[ReportResult]) -> str:
+    """One row per property x goal, same field names and numbers as the JSON contract."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        head = r.to_json()
+        compare = r.previous is not None
+        for g in r.goals:
+            row = {**{k: head[k] for k in CSV_COLUMNS[:8]}, **g.to_json(compare)}
+            writer.writerow([_cell(row.get(k)) for k in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_count(x: float) -> str:
+    """Conversions: whole numbers with thousands separators, one decimal if fractional."""
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def fmt_pct(x: float | None, digits: int = 2) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x * 100:.{digits}f}%"
+
+
+def fmt_change(x: float | None) -> str:
+    """Relative change as `+12.3%`; `n/a` when the previous period had nothing to compare to."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x * 100:+.1f}%"
+
+
+def fmt_money(x: float, currency: str) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:,.2f} {currency}"
+
+
+def relative_change(now: float, before: float) -> float | None:
+    """(now - before) / before, None when before is 0 (a change from nothing has no ratio)."""
+    return (now - before) / before if before else None
+
+
+def grid(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool],
+         indent: str = "  ") -> list[str]:
+    """Fixed-width columns sized to their content; numbers right-aligned, text left-aligned."""
+    body = [list(r) for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)]
+        return (indent + "  ".join(parts)).rstrip()
+
+    out = [line(header), indent + "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in body)
+    return out
+
+
+def basis_label(rate_basis: str) -> str:
+    return "users" if rate_basis == USERS else "sessions"
+
+
+# --------------------------------------------------------------------------- table
+
+
+def _header(r: ReportResult) -> list[str]:
+    days = r.period.days
+    lines = [f"{r.client}  {r.property}  {r.period.start.isoformat()}..{r.period.end.isoformat()}"
+             f" ({days} day{'s' if days != 1 else ''})"]
+    if r.previous is not None:
+        p = r.previous.period
+        lines[0] += f"  vs {p.start.isoformat()}..{p.end.isoformat()}"
+    lines.append(f"sessions {fmt_count(r.sessions)}  users {fmt_count(r.users)}  "
+                 f"rate basis: {basis_label(r.rate_basis)}  currency: {r.currency}")
+    return lines
+
+
+def _goals_table(r: ReportResult) -> list[str]:
+    compare = r.previous is not None
+    header = ["event", "tier", "conversions", f"rate/{basis_label(r.rate_basis)[:-1]}", "value"]
+    right = [False, False, True, True, True]
+    if compare:
+        header.append("change")
+        right.append(True)
+    rows = []
+    for g in r.goals:
+        row = [g.event, g.tier, fmt_count(g.conversions), fmt_pct(g.rate),
+               fmt_money(g.value, r.currency)]
+        if compare:
+            row.append(fmt_change(g.change))
+        rows.append(row)
+    if not rows:
+        return ["  (no goals)"]
+    return grid(header, rows, right)
+
+
+def _summary(r: ReportResult) -> list[str]:
+    """Macro | micro | total side by side: the complete picture in one block."""
+    cur = r.currency
+    total_conv = r.macro.conversions + r.micro.conversions
+    rows = [
+        ["conversions", fmt_count(r.macro.conversions), fmt_count(r.micro.conversions),
+         fmt_count(total_conv)],
+        [f"rate ({basis_label(r.rate_basis)})", fmt_pct(r.macro.rate), fmt_pct(r.micro.rate), ""],
+        ["session rate", fmt_pct(r.macro.session_rate), fmt_pct(r.micro.session_rate), ""],
+        ["value", fmt_money(r.macro.value, cur), fmt_money(r.micro.value, cur),
+         fmt_money(r.total_value, cur)],
+        ["value per session", "", "", fmt_money(r.value_per_session, cur)],
+    ]
+    p = r.previous
+    if p is not None:
+        rows.append(["change conversions",
+                     fmt_change(relative_change(r.macro.conversions, p.macro.conversions)),
+                     fmt_change(relative_change(r.micro.conversions, p.micro.conversions)),
+                     fmt_change(relative_change(total_conv,
+                                                p.macro.conversions + p.micro.conversions))])
+        rows.append(["change value",
+                     fmt_change(relative_change(r.macro.value, p.macro.value)),
+                     fmt_change(relative_change(r.micro.value, p.micro.value)),
+                     fmt_change(relative_change(r.total_value, p.total_value))])
+    return grid(["", MACRO, MICRO, "total"], rows, [False, True, True, True])
+
+
+def report_table(results: Sequence[ReportResult]) -> str:
+    """Plain text for a terminal or a ticket: per report a header, the goals, macro | micro | total, warnings."""
+    blocks: list[str] = []
+    for r in results:
+        lines = _header(r)
+        lines.append("")
+        lines.extend(_goals_table(r))
+        lines.append("")
+        lines.extend(_summary(r))
+        if r.warnings:
+            lines.append("")
+            lines.append("warnings:")
+            lines.extend(f"  {w.code}: {w.message}" for w in r.warnings)
+        blocks.append("\n".join(lines))
+    if not blocks:
+        return "No reports.\n"
+    return "\n\n".join(blocks) + "\n"
+
+
+# --------------------------------------------------------------------------- history
+
+
+def history_table(df: pd.DataFrame, spec: Spec) -> str:
+    """`Store.weekly` rows as plain text: per property, one line per ISO week, oldest first."""
+    basis = basis_label(spec.rate_basis)
+    blocks: list[str] = []
+    extra = sorted(set(df["property"]) - set(spec.properties)) if len(df) else []
+    for prop in [*spec.properties, *extra]:
+        rows_df = df[df["property"] == prop].sort_values("week") if len(df) else df
+        currencies = [c for c in rows_df.get("currency", []) if isinstance(c, str) and c]
+        currency = currencies[-1] if currencies else spec.currency
+        lines = [f"{spec.client}  {prop}  weekly (ISO weeks, Monday start)  rate basis: {basis}  "
+                 f"currency: {currency}"]
+        if not len(rows_df):
+            lines.append("  no history stored: run 'ga-sync report' to record some")
+            blocks.append("\n".join(lines))
+            continue
+        rows = []
+        for w in rows_df.itertuples(index=False):
+            if not w.days:
+                rows.append([w.week.isoformat(), "0"] + ["-"] * 9)
+                continue
+            rows.append([w.week.isoformat(), str(int(w.days)), fmt_count(w.sessions),
+                         fmt_count(w.users), fmt_count(w.macro_conversions),
+                         fmt_pct(w.macro_rate), fmt_count(w.micro_conversions),
+                         fmt_pct(w.micro_rate), f"{w.macro_value:,.2f}", f"{w.micro_value:,.2f}",
+                         f"{w.total_value:,.2f}"])
+        header = ["week", "days", "sessions", "users", "macro", "macro rate", "micro",
+                  "micro rate", "macro value", "micro value", "total value"]
+        lines.extend(grid(header, rows, [False] + [True] * (len(header) - 1)))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
