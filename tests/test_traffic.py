@@ -45,7 +45,8 @@ def test_profile_is_plain_json(profile: dict) -> None:
 
 def test_columns_and_types(log: pd.DataFrame) -> None:
     assert list(log.columns) == ["date", "user_id", "session_id", "event_name", "value",
-                                 "page_path", "page_location"]
+                                 "page_path", "page_location", "country"]
+    assert (log.groupby("session_id").country.nunique() == 1).all()
     assert log.date.astype(str).str.fullmatch(r"\d{8}").all()
     assert log.date.min() == START.strftime("%Y%m%d") and log.date.max() == END.strftime("%Y%m%d")
     assert log.value.dtype == float
@@ -148,7 +149,7 @@ def test_days_are_independent(profile: dict, log: pd.DataFrame) -> None:
     part = log[log.date.isin(days)].reset_index(drop=True)
     for col in ("user_id", "session_id", "value"):
         np.testing.assert_array_equal(middle[col].to_numpy(), part[col].to_numpy())
-    for col in ("date", "event_name", "page_path", "page_location"):
+    for col in ("date", "event_name", "page_path", "page_location", "country"):
         assert middle[col].astype(str).tolist() == part[col].astype(str).tolist()
 
 

@@ -25,6 +25,7 @@ Profile schema (version 1)::
       "engagement_rate": float,          # sessions with a user_engagement event
       "scroll_rate": float,              # page views followed by a scroll event
       "pages": [{"path": "/", "weight": float}, ...],
+      "countries": [{"name": "United States", "weight": float}, ...],
       "goals": [{"event", "tier", "session_rate", "repeat", "value", "order_value", "path"}],
       "extra_events": [same shape as goals, "tier": null],  # events that are not in the spec
       "pageview_like": [str],            # events firing with 90% of page views, goals included
@@ -63,6 +64,10 @@ DEFAULT_PAGES = (
 )
 # Monday..Sunday: weekends are quieter, as on a B2B-ish site.
 DEFAULT_WEEKDAY_FACTORS = (1.05, 1.08, 1.06, 1.02, 0.94, 0.55, 0.50)
+# Where visitors are, by GA's country names (a session keeps one country).
+DEFAULT_COUNTRIES = (("United States", 38.0), ("United Kingdom", 12.0), ("Germany", 10.0),
+                     ("Poland", 8.0), ("France", 7.0), ("Canada", 6.0), ("India", 6.0),
+                     ("Netherlands", 4.0), ("Spain", 4.0), ("Brazil", 3.0), ("Australia", 2.0))
 PII_PATH = "/newsletter/confirm"
 PII_QUERY = "?email=jane.doe@example.com"
 PURCHASE_LIKE = ("purchase", "ecommerce_purchase", "in_app_purchase")
@@ -142,6 +147,7 @@ def make_traffic(goals: Iterable[Goal], *, seed: int = 0, daily_sessions: float 
         "new_user_share": 0.5, "returning_pool": int(round(2.2 * daily_sessions)) + 1,
         "pageviews_mean": 2.6, "engagement_rate": 0.82, "scroll_rate": 0.45,
         "pages": [{"path": p, "weight": w} for p, w in DEFAULT_PAGES],
+        "countries": [{"name": c, "weight": w} for c, w in DEFAULT_COUNTRIES],
         "goals": goal_entries, "extra_events": extras,
         "pageview_like": [p for p in dict.fromkeys(pageview_like) if p not in BASE_EVENTS],
         "thresholding": bool(thresholding), "pii_paths": bool(pii_paths),
@@ -158,6 +164,8 @@ class _Catalog:
     page_path_code: np.ndarray      # page index -> path code
     page_location_code: np.ndarray  # page index -> location code
     page_weights: np.ndarray        # browsing pages only (the first n_browse pages)
+    countries: tuple[str, ...]
+    country_weights: np.ndarray
     n_browse: int
     goal_rows: tuple[dict[str, Any], ...]  # goals then extras, each with event/page codes
 
@@ -184,7 +192,11 @@ def _catalog(profile: dict[str, Any]) -> _Catalog:
     paths = list(dict.fromkeys(p for p, _ in pages))
     locations = list(dict.fromkeys(host + p + q for p, q in pages))
     w = np.asarray(weights, dtype=float)
+    countries = profile.get("countries") or [{"name": c, "weight": w}
+                                             for c, w in DEFAULT_COUNTRIES]
+    cw = np.asarray([float(c["weight"]) for c in countries], dtype=float)
     return _Catalog(
+        countries=tuple(c["name"] for c in countries), country_weights=cw / cw.sum(),
         events=tuple(events), paths=tuple(paths), locations=tuple(locations),
         page_path_code=np.array([paths.index(p) for p, _ in pages], dtype=np.int32),
         page_location_code=np.array([locations.index(host + p + q) for p, q in pages],
@@ -200,7 +212,7 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     if day < date.fromisoformat(profile["start"]):
         return {k: np.empty(0, dtype=t) for k, t in
                 (("session", np.int64), ("user", np.int64), ("event", np.int16),
-                 ("value", float), ("page", np.int32))}
+                 ("value", float), ("page", np.int32), ("country", np.int16))}
     rng = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal()])
     mean = profile["daily_sessions"] * profile["weekday_factors"][day.weekday()]
     mean *= max(0.2, 1.0 + profile["noise"] * rng.standard_normal())
@@ -248,8 +260,9 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
                             for p in parts])
     order = np.argsort(s_all, kind="stable")  # events grouped by session, in firing order
     s_all = s_all[order]
+    country = rng.choice(len(cat.countries), size=n, p=cat.country_weights).astype(np.int16)
     return {"session": session[s_all], "user": user[s_all], "event": ev[order],
-            "value": value[order], "page": page[order]}
+            "value": value[order], "page": page[order], "country": country[s_all]}
 
 
 class _DayCache:
@@ -302,12 +315,13 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
     Columns: `date` ('YYYYMMDD' strings, ordered categorical), `user_id` and `session_id` (int64; a
     session never spans two days), `event_name` (categorical), `value` (float, NaN when the event
     carries no `value` parameter), `page_path` (no query string, as GA's pagePath) and
-    `page_location` (full URL with query string), both categorical. Rows of a session are
+    `page_location` (full URL with query string), `country` (the session's), all categorical.
+    Rows of a session are
     contiguous. `time_zone` only names the days' zone: days are generated whole, so the
     property's zone never shifts an event from one day to another.
     """
     columns = ["date", "user_id", "session_id", "event_name", "value", "page_path",
-               "page_location"]
+               "page_location", "country"]
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if traffic is None or not days:
         frame = pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object)
@@ -332,6 +346,8 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
                                                categories=list(cat.paths)),
         "page_location": pd.Categorical.from_codes(cat.page_location_code[page],
                                                    categories=list(cat.locations)),
+        "country": pd.Categorical.from_codes(np.concatenate([c["country"] for c in chunks]),
+                                             categories=list(cat.countries)),
     })
     frame.attrs["time_zone"] = time_zone
     return frame
