@@ -136,32 +136,38 @@ def rate_series(result: ReportResult, weekly: pd.DataFrame | None) -> tuple[str,
 
 
 def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None, salt: str) -> tuple[str, str]:
-    """Line chart of macro and micro rates over time; returns (svg, caption)."""
+    """Macro and micro rates over time, one panel each; returns (svg, caption).
+
+    Micro rates are often ten times the macro ones: on one axis the macro line would lie flat,
+    so each tier gets its own scale, sharing the time axis.
+    """
     from matplotlib.ticker import PercentFormatter
 
     kind, xs, macro, micro = rate_series(result, weekly)
-    basis = basis_label(result.rate_basis)
-    caption = (f"Macro and micro conversion rate per {'week (ISO, Monday start)' if kind == 'weekly' else 'day'}"
-               f", per {basis[:-1]}")
-    fig = _figure(6.0, 3.0)
-    ax = fig.add_subplot()
-    _style_axes(ax)
-    if xs:
-        labels = [x.strftime("%d %b") for x in xs]
-        pos = list(range(len(xs)))
-        ax.plot(pos, macro, marker="o", color=COLORS[MACRO], label="macro", linewidth=2)
-        ax.plot(pos, micro, marker="o", color=COLORS[MICRO], label="micro", linewidth=2)
-        step = max(1, math.ceil(len(pos) / 10))
-        ax.set_xticks(pos[::step], labels[::step])
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
-        ax.set_ylim(bottom=0)
-        ax.legend(frameon=False, fontsize=8, loc="upper left")
-    else:
+    basis = basis_label(result.rate_basis)[:-1]
+    step_name = "week (ISO, Monday start)" if kind == "weekly" else "day"
+    caption = f"Macro and micro conversion rate per {step_name}, per {basis}"
+    fig = _figure(6.0, 3.4)
+    if not xs:
+        ax = fig.add_subplot()
+        _style_axes(ax)
         ax.text(0.5, 0.5, "no daily data", ha="center", va="center", transform=ax.transAxes,
                 color="#5b6470")
         ax.set_xticks([])
         ax.set_yticks([])
-    ax.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
+        ax.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
+        return _svg(fig, salt), caption
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    pos = list(range(len(xs)))
+    for ax, tier, ys in ((top, MACRO, macro), (bottom, MICRO, micro)):
+        _style_axes(ax)
+        ax.plot(pos, ys, marker="o", markersize=3.5, color=COLORS[tier], linewidth=2)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+        ax.set_ylim(bottom=0, top=max([y for y in ys if math.isfinite(y)] + [0.0]) * 1.15 or 1.0)
+        ax.set_ylabel(tier, fontsize=8, color=COLORS[tier])
+    step = max(1, math.ceil(len(pos) / 10))
+    bottom.set_xticks(pos[::step], [x.strftime("%d %b") for x in xs][::step])
+    top.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
     return _svg(fig, salt), caption
 
 

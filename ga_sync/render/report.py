@@ -227,7 +227,7 @@ def history_table(df: pd.DataFrame, spec: Spec) -> str:
         currency = currencies[-1] if currencies else spec.currency
         lines = [f"{spec.client}  {prop}  weekly (ISO weeks, Monday start)  rate basis: {basis}  "
                  f"currency: {currency}"]
-        if not len(rows_df):
+        if not len(rows_df) or not rows_df["days"].any():
             lines.append("  no history stored: run 'ga-sync report' to record some")
             blocks.append("\n".join(lines))
             continue

@@ -1,0 +1,297 @@
+"""A local DuckDB store of every report pull as daily rows, so trends need no new GA queries.
+
+Design
+------
+Two tables, both keyed so that a re-pull can only replace, never duplicate:
+
+  daily_events  (property, date, event) -> tier, conversions, value, sessions, users,
+                currency, pulled_at
+                One row per goal event per day that the pull returned. `tier` is the tier at
+                the time of the pull, kept for the record only: `weekly()` re-tiers with the
+                *current* spec, so moving a goal from micro to macro moves its history too.
+                `sessions`/`users` are the property's totals for that day, as in
+                `ReportResult.daily`.
+  daily_totals  (property, date) -> sessions, users, currency, pulled_at
+                The day's traffic, one row per day, so the rate denominators do not depend on
+                whether any goal fired that day. Filled from the distinct days of
+                `ReportResult.daily`; a daily row whose event is '' (or missing) records a day
+                with traffic but no conversions and goes to this table only.
+
+`save()` runs in one transaction: for the result's date range it deletes the property's
+`daily_events` rows of the result's goal events and its `daily_totals` rows, then inserts the
+new ones. A result that carries `previous` (a `--compare previous` pull) saves that period too.
+Days of the range that the pull did not return are left without rows (no data, not zero); a
+result whose `daily` is None (built without daily rows) is not saved at all, so it cannot wipe
+history it knows nothing about.
+
+Weekly numbers are ISO weeks (Monday start). Sessions and users are sums of the daily totals:
+users are therefore summed per day, so someone visiting on two days counts twice; GA's
+de-duplicated weekly users are not stored. Rates are conversions / that sum by the spec's
+`rate_basis`, NaN for a week with no stored traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ga_sync.errors import GaSyncError
+from ga_sync.model import MACRO, MICRO, USERS, Spec
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from ga_sync.report import ReportResult
+
+SCHEMA_VERSION = 1
+WEEKLY_COLUMNS = ("property", "week", "days", "sessions", "users", "macro_conversions",
+                  "micro_conversions", "macro_rate", "micro_rate", "macro_value", "micro_value",
+                  "total_value", "currency")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS daily_events (
+    property    VARCHAR   NOT NULL,
+    date        DATE      NOT NULL,
+    event       VARCHAR   NOT NULL,
+    tier        VARCHAR   NOT NULL,
+    conversions DOUBLE    NOT NULL,
+    value       DOUBLE    NOT NULL,
+    sessions    BIGINT    NOT NULL,
+    users       BIGINT    NOT NULL,
+    currency    VARCHAR   NOT NULL,
+    pulled_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (property, date, event)
+);
+CREATE TABLE IF NOT EXISTS daily_totals (
+    property  VARCHAR   NOT NULL,
+    date      DATE      NOT NULL,
+    sessions  BIGINT    NOT NULL,
+    users     BIGINT    NOT NULL,
+    currency  VARCHAR   NOT NULL,
+    pulled_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (property, date)
+);
+"""
+
+
+def default_store_path() -> Path:
+    """Where `ga-sync` keeps history unless told otherwise: the per-user data directory."""
+    from platformdirs import user_data_dir
+    return Path(user_data_dir("ga-sync")) / "history.duckdb"
+
+
+def monday(day: date) -> date:
+    """The Monday starting the ISO week of `day`."""
+    return day - timedelta(days=day.weekday())
+
+
+def week_window(weeks: int, today: date) -> list[date]:
+    """The Mondays of the last `weeks` complete ISO weeks before `today`, oldest first.
+
+    The current week is left out like `report.last_week` does: GA is still filling it.
+    """
+    this_monday = monday(today)
+    return [this_monday - timedelta(weeks=n) for n in range(weeks, 0, -1)]
+
+
+class Store:
+    """The history database. Use as a context manager so the file lock is released."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        import duckdb
+
+        self.path = default_store_path() if path is None else path
+        target = str(self.path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con: duckdb.DuckDBPyConnection = duckdb.connect(target)
+        except duckdb.IOException as exc:  # another process holds the write lock
+            raise GaSyncError(f"cannot open the history store {target}: {exc}. Is another "
+                              "ga-sync command running? Wait for it, or pass another --store."
+                              ) from exc
+        self.con.execute(_SCHEMA)
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(row[0]) > SCHEMA_VERSION:
+            self.con.close()
+            raise GaSyncError(f"the history store {target} was written by a newer ga-sync "
+                              f"(schema {row[0]}, this one knows {SCHEMA_VERSION}): upgrade "
+                              "ga-sync.")
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ----------------------------------------------------------------------- writing
+
+    def save(self, result: ReportResult, spec: Spec, *, pulled_at: datetime | None = None) -> int:
+        """Record a pull's daily rows, replacing what the store had for those days and events.
+
+        Returns the number of event rows written (the previous period's included).
+        """
+        pulled = (pulled_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        pulled = pulled.replace(tzinfo=None)
+        results = [x for x in (result, result.previous) if x is not None and x.daily is not None]
+        written = 0
+        self.con.begin()
+        try:
+            for r in results:
+                written += self._save_one(r, spec, pulled)
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        return written
+
+    def _save_one(self, r: ReportResult, spec: Spec, pulled: datetime) -> int:
+        import pandas as pd
+
+        events, totals = _split_daily(r, spec)
+        goal_events = sorted({g.event for g in r.goals} | set(events["event"]))
+        start, end = r.period.start, r.period.end
+        self.con.execute("DELETE FROM daily_events WHERE property = ? AND date BETWEEN ? AND ? "
+                         "AND list_contains(?::VARCHAR[], event)",
+                         [r.property, start, end, goal_events])
+        self.con.execute("DELETE FROM daily_totals WHERE property = ? AND date BETWEEN ? AND ?",
+                         [r.property, start, end])
+        events = events[(events["date"] >= start) & (events["date"] <= end)]
+        totals = totals[(totals["date"] >= start) & (totals["date"] <= end)]
+        events = events.assign(property=r.property, currency=r.currency, pulled_at=pulled)
+        totals = totals.assign(property=r.property, currency=r.currency, pulled_at=pulled)
+        self.con.register("_incoming_events", pd.DataFrame(events))
+        self.con.register("_incoming_totals", pd.DataFrame(totals))
+        try:
+            self.con.execute(
+                "INSERT INTO daily_events SELECT property, date, event, tier, conversions, value, "
+                "sessions, users, currency, pulled_at FROM _incoming_events")
+            self.con.execute(
+                "INSERT INTO daily_totals SELECT property, date, sessions, users, currency, "
+                "pulled_at FROM _incoming_totals")
+        finally:
+            self.con.unregister("_incoming_events")
+            self.con.unregister("_incoming_totals")
+        return len(events)
+
+    # ----------------------------------------------------------------------- reading
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table: a quick check that re-pulls replace instead of piling up."""
+        out: dict[str, int] = {}
+        for table in ("daily_events", "daily_totals"):
+            row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            out[table] = int(row[0]) if row else 0
+        return out
+
+    def daily_rows(self, property: str | None = None) -> pd.DataFrame:
+        """Every stored event row (of one property), oldest first: for inspection and tests."""
+        where, params = ("WHERE property = ?", [property]) if property else ("", [])
+        df = self.con.execute(f"SELECT * FROM daily_events {where} ORDER BY property, date, event",
+                              params).df()
+        return _dates(df, "date")
+
+    def daily_totals(self, property: str | None = None) -> pd.DataFrame:
+        """Every stored day's traffic (of one property), oldest first."""
+        where, params = ("WHERE property = ?", [property]) if property else ("", [])
+        df = self.con.execute(f"SELECT * FROM daily_totals {where} ORDER BY property, date",
+                              params).df()
+        return _dates(df, "date")
+
+    def weekly(self, spec: Spec, weeks: int, today: date | None = None) -> pd.DataFrame:
+        """Per property of the spec and per ISO week: traffic, macro/micro conversions, rates, value.
+
+        Tiers come from the current spec, so history follows a re-tiered goal; events no longer
+        in the spec are left out. Every week of the window has a row (`days` = 0 when nothing
+        is stored for it), properties in spec order, weeks oldest first.
+        """
+        import pandas as pd
+
+        if weeks < 1:
+            raise GaSyncError(f"--weeks must be at least 1, not {weeks}")
+        mondays = week_window(weeks, today or date.today())
+        start, end = mondays[0], mondays[-1] + timedelta(days=6)
+        props = list(spec.properties)
+        events = [g.event for g in spec.goals]
+        tiers = [g.tier for g in spec.goals]
+        params = {"props": props, "start": start, "end": end}
+        traffic = self.con.execute("""
+            SELECT property, date_trunc('week', date)::DATE AS week, count(*) AS days,
+                   sum(sessions) AS sessions, sum(users) AS users,
+                   arg_max(currency, date) AS currency
+            FROM daily_totals
+            WHERE list_contains($props::VARCHAR[], property) AND date BETWEEN $start AND $end
+            GROUP BY ALL""", params).df()
+        conv = self.con.execute("""
+            WITH tiers AS (SELECT unnest($events::VARCHAR[]) AS event,
+                                  unnest($tiers::VARCHAR[]) AS tier)
+            SELECT e.property, date_trunc('week', e.date)::DATE AS week,
+                   sum(e.conversions) FILTER (WHERE t.tier = 'macro') AS macro_conversions,
+                   sum(e.conversions) FILTER (WHERE t.tier = 'micro') AS micro_conversions,
+                   sum(e.value) FILTER (WHERE t.tier = 'macro') AS macro_value,
+                   sum(e.value) FILTER (WHERE t.tier = 'micro') AS micro_value
+            FROM daily_events e JOIN tiers t USING (event)
+            WHERE list_contains($props::VARCHAR[], e.property) AND e.date BETWEEN $start AND $end
+            GROUP BY ALL""", {**params, "events": events, "tiers": tiers}).df()
+        for df in (traffic, conv):
+            _dates(df, "week")
+        frame = pd.DataFrame([(p, m) for p in props for m in mondays], columns=["property", "week"])
+        frame = frame.merge(traffic, on=["property", "week"], how="left")
+        frame = frame.merge(conv, on=["property", "week"], how="left")
+        for col in ("days", "sessions", "users"):
+            frame[col] = frame[col].fillna(0).astype("int64")
+        for col in ("macro_conversions", "micro_conversions", "macro_value", "micro_value"):
+            frame[col] = frame[col].astype("float64").fillna(0.0)
+        basis = frame["users"] if spec.rate_basis == USERS else frame["sessions"]
+        for tier in (MACRO, MICRO):
+            frame[f"{tier}_rate"] = [c / b if b else math.nan
+                                     for c, b in zip(frame[f"{tier}_conversions"], basis)]
+        frame["total_value"] = frame["macro_value"] + frame["micro_value"]
+        frame["currency"] = frame["currency"].astype(object).where(frame["currency"].notna(), None)
+        return frame[list(WEEKLY_COLUMNS)]
+
+
+def _dates(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    """DuckDB hands DATE columns to pandas as timestamps; the model uses `datetime.date`."""
+    if col in df and len(df):
+        df[col] = [d.date() if hasattr(d, "date") else d for d in df[col]]
+    return df
+
+
+def _split_daily(r: ReportResult, spec: Spec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`ReportResult.daily` -> (event rows with tier, one traffic row per day)."""
+    import pandas as pd
+
+    ev_cols = ["date", "event", "tier", "conversions", "value", "sessions", "users"]
+    tot_cols = ["date", "sessions", "users"]
+    daily = r.daily
+    if daily is None or len(daily) == 0:
+        return pd.DataFrame(columns=ev_cols), pd.DataFrame(columns=tot_cols)
+    daily = daily.copy()
+    daily["date"] = [d.date() if isinstance(d, datetime) else d for d in daily["date"]]
+    daily["event"] = daily["event"].fillna("").astype(str)
+    for col in ("sessions", "users"):
+        daily[col] = daily[col].fillna(0).astype("int64")
+    totals = daily.groupby("date", as_index=False)[["sessions", "users"]].max()
+    events = daily[daily["event"] != ""]
+    # Duplicate (date, event) rows would break the key: add them up, keep the day's traffic.
+    events = events.groupby(["date", "event"], as_index=False).agg(
+        conversions=("conversions", "sum"), value=("value", "sum"),
+        sessions=("sessions", "max"), users=("users", "max"))
+    known = {g.event: g.tier for g in r.goals}
+    tier_of = {**known, **{g.event: g.tier for g in spec.goals}}
+    events["tier"] = [tier_of.get(e, "") for e in events["event"]]
+    events["conversions"] = events["conversions"].astype(float)
+    events["value"] = events["value"].astype(float)
+    return events[ev_cols], totals[tot_cols]

@@ -1,0 +1,274 @@
+"""The DuckDB history store: re-pulls replace rows, weekly numbers equal plain sums, tiers follow the spec."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from platformdirs import user_data_dir
+
+from ga_sync.errors import GaSyncError
+from ga_sync.history import Store, default_store_path, week_window
+from ga_sync.model import MACRO, MICRO, USERS, Goal, Spec
+from ga_sync.render.report import history_table
+from ga_sync.report import GoalResult, Period, ReportResult, TierResult
+
+P1, P2 = "properties/111", "properties/222"
+SPEC = Spec(client="Acme Outdoor", properties=(P1, P2), currency="EUR",
+            goals=(Goal("purchase", MACRO, None), Goal("generate_lead", MACRO, 40.0),
+                   Goal("sign_up", MICRO, 5.0), Goal("newsletter", MICRO, 1.5)))
+TODAY = date(2026, 12, 2)  # a Wednesday: the window ends Sunday 2026-11-29
+Row = tuple[date, str, float, float, int, int]
+
+
+def make_rows(start: date, days: int, seed: int, events: tuple[str, ...] | None = None) -> list[Row]:
+    """Random but seeded daily rows: some days miss some events, some days have no goal at all."""
+    rng = random.Random(seed)
+    rows: list[Row] = []
+    for i in range(days):
+        day = start + timedelta(days=i)
+        sessions = rng.randint(500, 3000)
+        users = int(sessions * rng.uniform(0.6, 0.9))
+        fired = [e for e in (events or tuple(g.event for g in SPEC.goals)) if rng.random() > 0.2]
+        if not fired or rng.random() < 0.1:
+            rows.append((day, "", 0.0, 0.0, sessions, users))  # traffic, no conversions
+            continue
+        for e in fired:
+            conv = float(rng.randint(1, 60))
+            rows.append((day, e, conv, round(conv * rng.uniform(1, 90), 2), sessions, users))
+    return rows
+
+
+def result(rows: list[Row], period: Period, property: str = P1, *, currency: str = "EUR",
+           previous: ReportResult | None = None) -> ReportResult:
+    """A ReportResult carrying `rows` as its daily frame (headline numbers from plain sums)."""
+    daily = pd.DataFrame(rows, columns=["date", "event", "conversions", "value", "sessions",
+                                        "users"])
+    sessions = sum({r[0]: r[4] for r in rows}.values())
+    goals = []
+    for g in SPEC.goals:
+        conv = sum(r[2] for r in rows if r[1] == g.event)
+        val = sum(r[3] for r in rows if r[1] == g.event)
+        goals.append(GoalResult(g.event, g.tier, conv, conv / sessions, val, g.counting))
+    zero = TierResult(0.0, 0.0, 0.0, 0.0)
+    return ReportResult(property, SPEC.client, period, currency, SPEC.rate_basis, sessions,
+                        sum({r[0]: r[5] for r in rows}.values()), goals, zero, zero, 0.0, 0.0,
+                        previous=previous, daily=daily)
+
+
+def period(start: date, days: int) -> Period:
+    return Period(start, start + timedelta(days=days - 1))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "h" / "history.duckdb") as s:
+        yield s
+
+
+def stored(store: Store) -> dict[tuple[str, date, str], tuple[float, float]]:
+    df = store.daily_rows()
+    return {(r.property, r.date, r.event): (r.conversions, r.value) for r in df.itertuples()}
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def test_saving_twice_does_not_duplicate(store: Store) -> None:
+    rows = make_rows(date(2026, 11, 9), 7, seed=1)
+    r = result(rows, period(date(2026, 11, 9), 7))
+    written = store.save(r, SPEC)
+    first = store.counts()
+    assert written == sum(1 for x in rows if x[1]) == first["daily_events"]
+    assert first["daily_totals"] == 7
+    before = stored(store)
+    assert store.save(r, SPEC) == written
+    assert store.counts() == first
+    assert stored(store) == before
+
+
+def test_overlapping_repull_replaces_values(store: Store) -> None:
+    old = make_rows(date(2026, 11, 9), 7, seed=1)
+    new = make_rows(date(2026, 11, 12), 7, seed=2)
+    store.save(result(old, period(date(2026, 11, 9), 7)), SPEC,
+               pulled_at=datetime(2026, 11, 16, tzinfo=timezone.utc))
+    store.save(result(new, period(date(2026, 11, 12), 7)), SPEC,
+               pulled_at=datetime(2026, 11, 19, tzinfo=timezone.utc))
+    expect = {(P1, d, e): (c, v) for d, e, c, v, _, _ in old if e and d < date(2026, 11, 12)}
+    expect |= {(P1, d, e): (c, v) for d, e, c, v, _, _ in new if e}
+    assert stored(store) == expect  # old rows in the overlap are gone, not just overwritten
+    totals = store.daily_totals(P1)
+    assert len(totals) == 10
+    by_day = {r.date: (r.sessions, r.users) for r in totals.itertuples()}
+    for d, _, _, _, s, u in new:
+        assert by_day[d] == (s, u)
+    pulled = {r.date: r.pulled_at for r in totals.itertuples()}
+    assert pulled[date(2026, 11, 9)] == datetime(2026, 11, 16)
+    assert pulled[date(2026, 11, 13)] == datetime(2026, 11, 19)
+
+
+def test_repull_drops_events_that_no_longer_occur(store: Store) -> None:
+    p = period(date(2026, 11, 9), 3)
+    store.save(result(make_rows(p.start, 3, seed=4), p), SPEC)
+    only_purchase = [(d, "purchase", 2.0, 20.0, 100, 80) for d in (p.start, p.end)]
+    store.save(result(only_purchase, p), SPEC)
+    assert set(stored(store)) == {(P1, d, "purchase") for d in (p.start, p.end)}
+    assert len(store.daily_totals(P1)) == 2
+
+
+def test_days_without_conversions_keep_their_traffic(store: Store) -> None:
+    p = period(date(2026, 11, 9), 2)
+    rows: list[Row] = [(p.start, "purchase", 3.0, 90.0, 1000, 800), (p.end, "", 0.0, 0.0, 700, 650)]
+    store.save(result(rows, p), SPEC)
+    assert store.counts() == {"daily_events": 1, "daily_totals": 2}
+    week = store.weekly(SPEC, 1, today=date(2026, 11, 16))
+    row = week[week["property"] == P1].iloc[0]
+    assert (row["days"], row["sessions"], row["users"]) == (2, 1700, 1450)
+    assert row["macro_rate"] == pytest.approx(3 / 1700)
+
+
+def test_result_without_daily_rows_leaves_history_alone(store: Store) -> None:
+    r = result(make_rows(date(2026, 11, 9), 7, seed=1), period(date(2026, 11, 9), 7))
+    store.save(r, SPEC)
+    counts = store.counts()
+    assert store.save(replace(r, daily=None), SPEC) == 0
+    assert store.counts() == counts
+    no_data = replace(r, daily=r.daily.iloc[0:0])  # GA answered: nothing in the period
+    assert store.save(no_data, SPEC) == 0
+    assert store.counts() == {"daily_events": 0, "daily_totals": 0}
+
+
+def test_previous_period_is_saved_too(store: Store) -> None:
+    prev = result(make_rows(date(2026, 11, 2), 7, seed=8), period(date(2026, 11, 2), 7))
+    cur = result(make_rows(date(2026, 11, 9), 7, seed=9), period(date(2026, 11, 9), 7),
+                 previous=prev)
+    store.save(cur, SPEC)
+    days = set(store.daily_totals(P1)["date"])
+    assert days == {date(2026, 11, 2) + timedelta(days=i) for i in range(14)}
+
+
+def test_history_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "history.duckdb"
+    r = result(make_rows(date(2026, 11, 9), 7, seed=1), period(date(2026, 11, 9), 7))
+    with Store(path) as s:
+        s.save(r, SPEC)
+        counts = s.counts()
+    with Store(path) as s:
+        assert s.counts() == counts
+
+
+def test_default_store_path_is_in_user_data_dir() -> None:
+    assert default_store_path() == Path(user_data_dir("ga-sync")) / "history.duckdb"
+
+
+# --------------------------------------------------------------------------- weekly
+
+
+def plain_weekly(rows_by_prop: dict[str, list[Row]], spec: Spec,
+                 mondays: list[date]) -> dict[tuple[str, date], dict[str, float]]:
+    """The weekly numbers the slow obvious way: loops and dicts over the daily rows."""
+    tier = {g.event: g.tier for g in spec.goals}
+    out: dict[tuple[str, date], dict[str, float]] = {}
+    for prop, rows in rows_by_prop.items():
+        traffic: dict[date, tuple[int, int]] = {}
+        acc: dict[date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for d, e, c, v, s, u in rows:
+            traffic[d] = (s, u)
+            if e in tier:
+                acc[d - timedelta(days=d.weekday())][tier[e] + "_conversions"] += c
+                acc[d - timedelta(days=d.weekday())][tier[e] + "_value"] += v
+        for m in mondays:
+            days = [d for d in traffic if m <= d <= m + timedelta(days=6)]
+            sessions = sum(traffic[d][0] for d in days)
+            users = sum(traffic[d][1] for d in days)
+            basis = users if spec.rate_basis == USERS else sessions
+            w = {"days": len(days), "sessions": sessions, "users": users}
+            for t in (MACRO, MICRO):
+                w[f"{t}_conversions"] = acc[m][f"{t}_conversions"]
+                w[f"{t}_value"] = acc[m][f"{t}_value"]
+                w[f"{t}_rate"] = w[f"{t}_conversions"] / basis if basis else math.nan
+            w["total_value"] = w["macro_value"] + w["micro_value"]
+            out[(prop, m)] = w
+    return out
+
+
+def check_weekly(df: pd.DataFrame, expect: dict[tuple[str, date], dict[str, float]]) -> None:
+    assert len(df) == len(expect)
+    for row in df.to_dict("records"):
+        want = expect[(row["property"], row["week"])]
+        for key, value in want.items():
+            if isinstance(value, float) and math.isnan(value):
+                assert math.isnan(row[key]), key
+            else:
+                assert row[key] == pytest.approx(value), (row["property"], row["week"], key)
+
+
+@pytest.mark.parametrize("basis", ["sessions", USERS])
+def test_weekly_equals_plain_python(store: Store, basis: str) -> None:
+    spec = replace(SPEC, rate_basis=basis)
+    rows = {P1: make_rows(date(2026, 10, 26), 35, seed=11),
+            P2: make_rows(date(2026, 11, 4), 20, seed=12)}
+    # P1 first pulled with other numbers, then re-pulled over them: only the re-pull counts.
+    store.save(result(make_rows(date(2026, 11, 1), 10, seed=99), period(date(2026, 11, 1), 10)),
+               spec)
+    store.save(result(rows[P1], period(date(2026, 10, 26), 35)), spec)
+    # The current, incomplete week is outside the window.
+    store.save(result(make_rows(date(2026, 11, 30), 2, seed=13), period(date(2026, 11, 30), 2)),
+               spec)
+    store.save(result(rows[P2], period(date(2026, 11, 4), 20), P2), spec)
+    weeks = 6
+    mondays = week_window(weeks, TODAY)
+    assert mondays[0] == date(2026, 10, 19) and mondays[-1] == date(2026, 11, 23)
+    df = store.weekly(spec, weeks, today=TODAY)
+    assert list(df["property"].unique()) == [P1, P2]
+    assert all(w.weekday() == 0 for w in df["week"])
+    check_weekly(df, plain_weekly(rows, spec, mondays))
+    empty = df[(df["property"] == P1) & (df["week"] == date(2026, 10, 19))].iloc[0]
+    assert empty["days"] == 0 and math.isnan(empty["macro_rate"])
+
+
+def test_weekly_follows_retiering_in_the_spec(store: Store) -> None:
+    rows = make_rows(date(2026, 11, 2), 28, seed=21)
+    store.save(result(rows, period(date(2026, 11, 2), 28)), SPEC)
+    before = store.weekly(SPEC, 4, today=TODAY)
+    retiered = replace(SPEC, goals=tuple(replace(g, tier=MACRO) if g.event == "sign_up" else g
+                                         for g in SPEC.goals))
+    after = store.weekly(retiered, 4, today=TODAY)
+    check_weekly(after, plain_weekly({P1: rows}, retiered, week_window(4, TODAY)) |
+                 plain_weekly({P2: []}, retiered, week_window(4, TODAY)))
+    moved = before["macro_conversions"] < after["macro_conversions"]
+    assert moved[before["property"] == P1].all()
+    assert (after["micro_conversions"] < before["micro_conversions"])[before["property"] == P1].all()
+    assert list(after["total_value"]) == pytest.approx(list(before["total_value"]))
+    # An event dropped from the spec drops out of the weekly numbers.
+    dropped = replace(SPEC, goals=tuple(g for g in SPEC.goals if g.event != "newsletter"))
+    check_weekly(store.weekly(dropped, 4, today=TODAY),
+                 plain_weekly({P1: rows, P2: []}, dropped, week_window(4, TODAY)))
+
+
+def test_weekly_rejects_no_weeks(store: Store) -> None:
+    with pytest.raises(GaSyncError, match="--weeks"):
+        store.weekly(SPEC, 0)
+
+
+def test_history_table_renders_weeks_rounded(store: Store) -> None:
+    rows = make_rows(date(2026, 11, 23), 7, seed=5)
+    store.save(result(rows, period(date(2026, 11, 23), 7)), SPEC)
+    df = store.weekly(SPEC, 2, today=TODAY)
+    text = history_table(df, SPEC)
+    assert "\x1b" not in text
+    w = df[(df["property"] == P1) & (df["week"] == date(2026, 11, 23))].iloc[0]
+    assert w["days"] == 7
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("2026-11-23"))
+    assert f"{w['macro_rate'] * 100:.2f}%" in line and f"{w['micro_rate'] * 100:.2f}%" in line
+    assert f"{w['total_value']:,.2f}" in line and f"{w['sessions']:,}" in line
+    empty = next(ln for ln in text.splitlines() if ln.strip().startswith("2026-11-16"))
+    assert empty.split()[1:3] == ["0", "-"]
+    assert text.count("no history stored") == 1  # P2 has none
