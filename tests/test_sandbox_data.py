@@ -122,6 +122,29 @@ def test_event_metrics_by_event_name(client: Any, prop: Any, log: pd.DataFrame) 
     assert got.eventCount.is_monotonic_decreasing  # default order: first metric, descending
 
 
+def test_page_user_and_revenue_metrics(client: Any, prop: Any, log: pd.DataFrame) -> None:
+    got = frame(run(client, ["dayOfWeek"], ["screenPageViews", "newUsers", "purchaseRevenue",
+                                            "eventsPerSession", "sessions"])).set_index("dayOfWeek")
+    weekday = pd.to_datetime(log.date, format="%Y%m%d").dt.day_of_week  # Monday = 0
+    for dow, sub in log.groupby((weekday + 1) % 7):  # GA: Sunday = 0
+        row = got.loc[str(dow)]
+        assert row.screenPageViews == (sub.event_name == "page_view").sum()
+        assert row.newUsers == sub[sub.event_name == "first_visit"].user_id.nunique()
+        assert row.purchaseRevenue == pytest.approx(sub[sub.event_name == "purchase"].value.sum())
+        assert row.eventsPerSession == pytest.approx(len(sub) / sub.session_id.nunique())
+    assert got.loc["0", "sessions"] < got.loc["2", "sessions"]  # Sunday is quieter than Tuesday
+
+
+def test_dimensions_only(sandbox: Any, prop: Any, log: pd.DataFrame) -> None:
+    r = requests.post(f"{sandbox.url}/v1beta/properties/{PID}:runReport", params={"$alt": "json"},
+                      json={"dimensions": [{"name": "eventName"}],
+                            "dateRanges": [{"startDate": START.isoformat(), "endDate": END.isoformat()}]},
+                      timeout=10)
+    got = r.json()
+    assert "metricHeaders" not in got and all(set(row) == {"dimensionValues"} for row in got["rows"])
+    assert [row["dimensionValues"][0]["value"] for row in got["rows"]] == sorted(log.event_name.unique())
+
+
 def test_sessions_with_an_in_list_filter_are_deduplicated(client: Any, prop: Any,
                                                          log: pd.DataFrame) -> None:
     macro = ["purchase", "generate_lead"]
@@ -353,6 +376,13 @@ def test_too_many_metrics(client: Any, prop: Any) -> None:
             "newUsers", "screenPageViews", "eventsPerSession", "eventCountPerUser", "userKeyEventRate"]
     with pytest.raises(exceptions.BadRequest, match="limited to 10 metrics"):
         run(client, [], mets)
+
+
+def test_cohorts_are_not_pretended(client: Any, prop: Any) -> None:
+    with pytest.raises(exceptions.MethodNotImplemented):
+        run(client, ["cohort"], ["cohortActiveUsers"], cohort_spec=T.CohortSpec(
+            cohorts=[T.Cohort(dimension="firstSessionDate", date_range=T.DateRange(
+                start_date="2025-01-01", end_date="2025-01-07"))]))
 
 
 def test_unknown_json_field_is_named(sandbox: Any, prop: Any) -> None:

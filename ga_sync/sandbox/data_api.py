@@ -52,8 +52,29 @@ def _row(dim_values: list[str], metric_values: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     if dim_values:
         row["dimensionValues"] = [{"value": v} for v in dim_values]
-    row["metricValues"] = [{"value": v} for v in metric_values]
+    if metric_values:  # proto3 JSON leaves empty lists out
+        row["metricValues"] = [{"value": v} for v in metric_values]
     return row
+
+
+def _rows(table_dims: list[tuple[np.ndarray, list[str]]], met_cols: list[list[str]],
+          page: np.ndarray) -> list[dict[str, Any]]:
+    """Report rows in proto3 JSON. Equal cells share one `{"value": ...}` dict: the JSON is
+    the same, and a 100,000-row report is built several times faster."""
+    dim_cols = []
+    for codes, cats in table_dims:
+        cells = np.empty(len(cats), dtype=object)
+        cells[:] = [{"value": c} for c in cats]
+        dim_cols.append(cells[codes[page]].tolist())
+    memo: dict[str, dict[str, str]] = {}
+    met_cols = [[memo.get(v) or memo.setdefault(v, {"value": v}) for v in col]
+                for col in met_cols]
+    if dim_cols and met_cols:
+        return [{"dimensionValues": list(d), "metricValues": list(m)}
+                for d, m in zip(zip(*dim_cols), zip(*met_cols))]
+    if dim_cols:
+        return [{"dimensionValues": list(d)} for d in zip(*dim_cols)]
+    return [{"metricValues": list(m)} for m in zip(*met_cols)]
 
 
 def _format_columns(values: dict[str, np.ndarray], plan: query.Plan,
@@ -110,12 +131,7 @@ def build_report(record: query.PropertyLike, req: Any, *, enums_as_numbers: bool
             order = keep[query.order_rows(req, plan, sub_dims, sub_vals, keep.size)]
             row_count = int(order.size)
             page = order[plan.offset:plan.offset + plan.limit]
-            dim_cols = [np.asarray(cats, dtype=object)[codes[page]].tolist()
-                        for codes, cats in table_dims]
-            met_cols = _format_columns(values, plan, page)
-            rows = [_row(list(d), list(m)) for d, m in
-                    zip(zip(*dim_cols) if dim_cols else [()] * page.size, zip(*met_cols)
-                        if met_cols else [()] * page.size)]
+            rows = _rows(table_dims, _format_columns(values, plan, page), page)
             if rows:
                 out["rows"] = rows
             out.update(_aggregations(req, plan, ev, values, table_dims, keep))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from threading import Lock
 from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
@@ -123,7 +123,7 @@ def property_today(time_zone: str) -> date:
     try:
         return datetime.now(ZoneInfo(time_zone)).date()
     except (KeyError, ValueError):
-        return datetime.utcnow().date()
+        return datetime.now(timezone.utc).date()
 
 
 def resolve_date(text: str, today: date, what: str) -> date:
@@ -157,7 +157,6 @@ class Plan:
     limit: int
     offset: int
     days: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def plan_request(record: PropertyLike, req: Any, today: date | None = None) -> Plan:
@@ -172,6 +171,8 @@ def plan_request(record: PropertyLike, req: Any, today: date | None = None) -> P
     if len(mets) > MAX_METRICS:
         raise bad(f"Requests are limited to {MAX_METRICS} metrics within a request; "
                   f"this request has {len(mets)} metrics.")
+    if req.HasField("cohort_spec") or len(req.comparisons):
+        raise ApiError(501, "The sandbox does not implement cohort reports or comparisons.")
     if not dims and not mets:
         raise bad("A request must have at least one dimension or one metric.")
     canon_dims = []
