@@ -210,7 +210,7 @@ class Store:
         return _dates(df, "date")
 
     def weekly(self, spec: Spec, weeks: int, today: date | None = None) -> pd.DataFrame:
-        """Per property of the spec and per ISO week: traffic, macro/micro conversions, rates, value.
+        """Per property of the spec and ISO week: traffic, macro/micro conversions, rates, value.
 
         Tiers come from the current spec, so history follows a re-tiered goal; events no longer
         in the spec are left out. Every week of the window has a row (`days` = 0 when nothing

@@ -1,4 +1,5 @@
-"""The DuckDB history store: re-pulls replace rows, weekly numbers equal plain sums, tiers follow the spec."""
+"""The DuckDB history store: re-pulls replace rows, weekly numbers equal plain sums, tiers follow
+the current spec."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ TODAY = date(2026, 12, 2)  # a Wednesday: the window ends Sunday 2026-11-29
 Row = tuple[date, str, float, float, int, int]
 
 
-def make_rows(start: date, days: int, seed: int, events: tuple[str, ...] | None = None) -> list[Row]:
+def make_rows(start: date, days: int, seed: int,
+              events: tuple[str, ...] | None = None) -> list[Row]:
     """Random but seeded daily rows: some days miss some events, some days have no goal at all."""
     rng = random.Random(seed)
     rows: list[Row] = []
@@ -145,6 +147,18 @@ def test_result_without_daily_rows_leaves_history_alone(store: Store) -> None:
     assert store.counts() == {"daily_events": 0, "daily_totals": 0}
 
 
+def test_failed_save_changes_nothing(store: Store) -> None:
+    p = period(date(2026, 11, 9), 7)
+    store.save(result(make_rows(p.start, 7, seed=1), p), SPEC)
+    before = stored(store)
+    broken_prev = result(make_rows(p.start - timedelta(days=7), 7, seed=2), p.previous())
+    broken_prev.daily["conversions"] = "not a number"
+    again = result(make_rows(p.start, 7, seed=3), p, previous=broken_prev)
+    with pytest.raises(ValueError):
+        store.save(again, SPEC)  # the current period was already replaced inside the transaction
+    assert stored(store) == before
+
+
 def test_previous_period_is_saved_too(store: Store) -> None:
     prev = result(make_rows(date(2026, 11, 2), 7, seed=8), period(date(2026, 11, 2), 7))
     cur = result(make_rows(date(2026, 11, 9), 7, seed=9), period(date(2026, 11, 9), 7),
@@ -245,7 +259,8 @@ def test_weekly_follows_retiering_in_the_spec(store: Store) -> None:
                  plain_weekly({P2: []}, retiered, week_window(4, TODAY)))
     moved = before["macro_conversions"] < after["macro_conversions"]
     assert moved[before["property"] == P1].all()
-    assert (after["micro_conversions"] < before["micro_conversions"])[before["property"] == P1].all()
+    fewer = after["micro_conversions"] < before["micro_conversions"]
+    assert fewer[before["property"] == P1].all()
     assert list(after["total_value"]) == pytest.approx(list(before["total_value"]))
     # An event dropped from the spec drops out of the weekly numbers.
     dropped = replace(SPEC, goals=tuple(g for g in SPEC.goals if g.event != "newsletter"))

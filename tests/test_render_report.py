@@ -41,7 +41,8 @@ def daily_rows(period: Period, seed: int, skip: str | None = None) -> pd.DataFra
             conv = float(3 + (i * 5 + k * 3 + seed) % 17) * (10 if g.tier == MICRO else 1)
             value = conv * g.value if g.value is not None else conv * 73.19 + 0.07 * i
             rows.append((day, g.event, conv, value, sessions, users))
-    return pd.DataFrame(rows, columns=["date", "event", "conversions", "value", "sessions", "users"])
+    return pd.DataFrame(rows, columns=["date", "event", "conversions", "value", "sessions",
+                                       "users"])
 
 
 def build(spec: Spec, daily: pd.DataFrame, period: Period, *, client: str | None = None,

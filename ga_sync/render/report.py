@@ -195,7 +195,10 @@ def _summary(r: ReportResult) -> list[str]:
 
 
 def report_table(results: Sequence[ReportResult]) -> str:
-    """Plain text for a terminal or a ticket: per report a header, the goals, macro | micro | total, warnings."""
+    """Plain text for a terminal or a ticket.
+
+    Per report: a header, the goals, macro | micro | total side by side, then the warnings.
+    """
     blocks: list[str] = []
     for r in results:
         lines = _header(r)
