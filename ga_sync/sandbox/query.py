@@ -133,7 +133,7 @@ def resolve_date(text: str, today: date, what: str) -> date:
     if text == "yesterday":
         return today - timedelta(days=1)
     m = _DATE_AGO.match(text)
-    if m:
+    if m and int(m.group(1)) < 100_000:
         return today - timedelta(days=int(m.group(1)))
     if _YMD.match(text):
         try:
