@@ -363,29 +363,34 @@ def compute(spec: Spec, property: str, period: Period, reports: dict[str, Parsed
 
 
 def _daily(spec: Spec, reports: dict[str, ParsedReport], index: int, many: bool) -> Any:
-    """Daily rows for the history store: date, event, conversions, value, sessions, users."""
+    """Daily rows for the history store: date, event, conversions, value, sessions, users.
+
+    Every day GA returned totals for also gets a row with event "" (no conversions), so the
+    store learns the day's sessions and users even when no goal event fired that day.
+    """
     import pandas as pd
     cols = ["date", "event", "conversions", "value", "sessions", "users"]
     daily = _by_range(reports["daily"], index, many)
     totals = _by_range(reports["totals"], index, many)
-    if daily.empty:
+    if totals.empty or "date" not in totals:
         return pd.DataFrame(columns=cols)
+    day = totals.set_index("date")[["sessions", "totalUsers"]]
     goals = {g.event: g for g in spec.goals}
-    daily = daily[daily["eventName"].isin(list(goals))].copy()
-    counting = daily["eventName"].map(lambda e: goals[e].counting)
-    unit = daily["eventName"].map(lambda e: goals[e].value)
-    daily["conversions"] = daily["sessions"].where(counting == ONCE_PER_SESSION, daily["eventCount"])
-    daily["value"] = daily["eventValue"].where(unit.isna(), daily["conversions"] * unit.astype(float))
-    day = totals.set_index("date")[["sessions", "totalUsers"]] if "date" in totals else None
-    daily["day_sessions"] = daily["date"].map(day["sessions"]) if day is not None else 0
-    daily["day_users"] = daily["date"].map(day["totalUsers"]) if day is not None else 0
-    out = pd.DataFrame({
-        "date": pd.to_datetime(daily["date"], format="%Y%m%d").dt.date,
-        "event": daily["eventName"], "conversions": daily["conversions"].astype(float),
-        "value": daily["value"].astype(float),
-        "sessions": daily["day_sessions"].fillna(0).astype(int),
-        "users": daily["day_users"].fillna(0).astype(int)})
-    return out.reset_index(drop=True)
+    frames = [pd.DataFrame({"date": day.index, "event": "", "conversions": 0.0, "value": 0.0})]
+    if not daily.empty:
+        daily = daily[daily["eventName"].isin(list(goals))]
+        counting = daily["eventName"].map(lambda e: goals[e].counting)
+        unit = daily["eventName"].map(lambda e: goals[e].value).astype(float)
+        conversions = daily["sessions"].where(counting == ONCE_PER_SESSION, daily["eventCount"])
+        value = daily["eventValue"].where(unit.isna(), conversions * unit)
+        frames.append(pd.DataFrame({"date": daily["date"], "event": daily["eventName"],
+                                    "conversions": conversions.astype(float),
+                                    "value": value.astype(float)}))
+    out = pd.concat(frames, ignore_index=True)
+    out["sessions"] = out["date"].map(day["sessions"]).fillna(0).astype(int)
+    out["users"] = out["date"].map(day["totalUsers"]).fillna(0).astype(int)
+    out["date"] = pd.to_datetime(out["date"], format="%Y%m%d").dt.date
+    return out[cols]
 
 
 def _warnings(result: ReportResult, reports: dict[str, ParsedReport], today: date,
