@@ -156,10 +156,53 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         echo(f"wrote {dumped}; planning it against the property: "
              + ("no changes" if not check.has_changes else "CHANGES (unexpected)"))
 
+        step("7. Report last week: macro and micro conversions and their value")
+        html = _report(conn, specs, directory, echo)
+
     step("Done")
     echo(f"Sandbox state: {state_file}")
+    echo(f"Client report (opens offline): {html}")
     echo("Next: point ga-sync at your own property with GA_SYNC_CREDENTIALS, or run "
          "'ga-sync sandbox' and try plan/apply by hand.")
+
+
+def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
+    """Pull last week against the week before, keep eight weeks of history, write the HTML."""
+    from datetime import timedelta
+
+    from ga_sync.admin import read_property
+    from ga_sync.history import Store
+    from ga_sync.render.html import report_html
+    from ga_sync.render.report import report_table
+    from ga_sync.report import Period, last_week, report_property, today_in
+    from ga_sync.sync import Failure, run_each, targets
+
+    week = timedelta(weeks=1)
+
+    def work(t: Any) -> Any:
+        info = read_property(conn, t.property)
+        today = today_in(info.time_zone)
+        return report_property(conn, t.spec, t.property, last_week(today), compare=True,
+                               today=today, time_zone=info.time_zone)
+
+    done = run_each(targets(specs), work)
+    _fail_on([Failure(t.property, t.spec.client, str(e)) for t, _, e in done if e is not None])
+    results = [r for _, r, _ in done if r is not None]
+    weekly = {}
+    with Store(directory / "history.duckdb") as db:
+        for t, r, _ in done:
+            db.save(r, t.spec)
+            for back in range(2, 8):  # the earlier weeks a weekly cron job would have stored
+                earlier = Period(r.period.start - back * week, r.period.end - back * week)
+                db.save(report_property(conn, t.spec, t.property, earlier,
+                                        today=r.period.end + week), t.spec)
+            w = db.weekly(t.spec, 8, today=r.period.end + timedelta(days=1))
+            weekly[t.property] = w[w["property"] == t.property]
+    echo(report_table(results[:1]).rstrip())
+    echo(f"(and {len(results) - 1} more properties in the HTML report)")
+    html = directory / "report.html"
+    html.write_text(report_html(results, weekly=weekly), encoding="utf-8")
+    return html
 
 
 def _fail_on(failures: list[Any]) -> None:

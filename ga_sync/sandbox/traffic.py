@@ -71,6 +71,11 @@ DEFAULT_COUNTRIES = (("United States", 38.0), ("United Kingdom", 12.0), ("German
 PII_PATH = "/newsletter/confirm"
 PII_QUERY = "?email=jane.doe@example.com"
 PURCHASE_LIKE = ("purchase", "ecommerce_purchase", "in_app_purchase")
+# Share of sessions in which typical micro conversions happen on a healthy site.
+TYPICAL_MICRO_RATES = {"add_to_cart": 0.08, "begin_checkout": 0.045, "add_to_wishlist": 0.03,
+                       "view_cart": 0.06, "sign_up": 0.02, "newsletter_signup": 0.015,
+                       "file_download": 0.03, "contact_click": 0.025, "share": 0.012,
+                       "comment_posted": 0.015, "find_store": 0.04}
 # Day ordinals and user ids of first-time users live in separate ranges from returning ids.
 _ID_DAY = 1_000_000
 _NEW_USER_BASE = 10**12
@@ -91,14 +96,17 @@ def _goal_path(event: str) -> str:
 
 def _event_entry(event: str, tier: str | None, value: float | None, seed: int,
                  index: int) -> dict[str, Any]:
-    """Rates for one goal or extra event: macro ~2% of sessions, micro 2-25%."""
+    """Rates for one goal or extra event: macro ~2% of sessions, micro 1-12% (typical funnel
+    steps at their usual share, the rest log-uniform, so most micro goals are small)."""
     u = _stable_unit(seed, event, index)
     if event in PURCHASE_LIKE:
         rate, repeat = 0.02, 0.05
     elif tier == "macro":
         rate, repeat = 0.016 + 0.008 * u, 0.08
     else:
-        rate = float(np.exp(np.log(0.02) + u * (np.log(0.25) - np.log(0.02))))
+        rate = TYPICAL_MICRO_RATES.get(event) or float(
+            np.exp(np.log(0.01) + u * (np.log(0.12) - np.log(0.01))))
+        rate *= 0.85 + 0.3 * _stable_unit(event, seed, "jitter")
         repeat = 0.15 + 0.5 * _stable_unit(event, seed, "repeat")
     order_value = None
     if value is None:
