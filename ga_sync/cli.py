@@ -492,7 +492,7 @@ def dump(
     """
     from ga_sync.admin import read_key_events, read_property
     from ga_sync.model import property_name
-    from ga_sync.spec import dump_spec
+    from ga_sync.dump import dump_spec
     try:
         name = property_name(property)
     except ValueError:

@@ -91,7 +91,8 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
     from ga_sync.admin import Journal, read_key_events, read_property
     from ga_sync.clients import connect
     from ga_sync.sandbox.state import SandboxState
-    from ga_sync.spec import dump_spec, load_specs
+    from ga_sync.dump import dump_spec
+    from ga_sync.spec import load_specs
     from ga_sync.sync import apply_all, plan_all
 
     specs_dir = specs_dir or bundled_specs_dir()

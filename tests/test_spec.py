@@ -19,16 +19,8 @@ from ga_sync.model import (
     KeyEventState,
     Spec,
 )
-from ga_sync.spec import (
-    check_event_name,
-    dump_spec,
-    goals_from_key_events,
-    guess_tier,
-    load_spec,
-    load_specs,
-    spec_to_yaml,
-    validate_paths,
-)
+from ga_sync.dump import dump_spec, goals_from_key_events, guess_tier, spec_to_yaml
+from ga_sync.spec import check_event_name, load_spec, load_specs, validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"
