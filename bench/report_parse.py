@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 PROPERTY = "properties/123456789"
 DIMS = ["date", "eventName"]
