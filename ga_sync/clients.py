@@ -219,9 +219,13 @@ class Pacer:
                    int(num("GA_SYNC_ADMIN_WRITES_PER_MINUTE", ADMIN_WRITES_PER_MINUTE)),
                    num("GA_SYNC_QUOTA_WINDOW", 60.0))
 
-    def acquire(self, write: bool) -> None:
-        """Block until one more call (a write, if `write`) fits in every quota it counts against."""
+    def acquire(self, write: bool) -> float:
+        """Block until one more call (a write, if `write`) fits in every quota it counts against.
+
+        Returns the seconds waited, so a caller can keep planned waiting out of its retry deadline.
+        """
         buckets = ["requests", "writes"] if write else ["requests"]
+        waited = 0.0
         while True:
             with self._lock:
                 now = self.clock()
@@ -235,8 +239,9 @@ class Pacer:
                 if wait <= 0:
                     for b in buckets:
                         self._sent[b].append(now)
-                    return
+                    return waited
             self.waited += wait
+            waited += wait
             self.sleep(wait)
 
 
@@ -319,18 +324,21 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
 
     Admin API calls (`paced`) wait for room under the quotas first, every attempt counting;
     `write` marks a create, update or delete, which also counts against the write quota.
+    That planned waiting does not count against `policy.deadline`, which bounds the time lost
+    to failures: with GA's 60 s windows a call may wait most of a minute before each attempt.
     """
     start = time.monotonic()
+    paced_wait = 0.0
     attempt = 0
     while True:
         if paced and policy.pacer is not None:
-            policy.pacer.acquire(write)
+            paced_wait += policy.pacer.acquire(write)
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below
             if not _is_api_exception(exc):
                 raise
-            elapsed = time.monotonic() - start
+            elapsed = time.monotonic() - start - paced_wait
             if is_transient(exc) and attempt + 1 < policy.attempts:
                 delay = policy.delay(attempt, retry_after(exc))
                 if elapsed + delay <= policy.deadline:
