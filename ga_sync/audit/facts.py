@@ -1,0 +1,168 @@
+"""What an audit reads of a property, with a fixed number of calls, into `PropertyFacts`.
+
+Three Admin API reads (property, key events, data retention settings) and one Data API
+`batchRunReports` of three reports, whatever the property holds; the reports ask GA to filter
+and aggregate, so only per-event totals and suspicious pages travel.
+
+The window is the last N complete days GA has finished processing: today is incomplete and GA
+is still processing the two days before it, so the window is [today - 2 - N, today - 3] in the
+property's time zone (`audit_period`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from ga_sync.admin import read_data_retention, read_key_events, read_property
+from ga_sync.audit.findings import CHECKS, Finding
+from ga_sync.clients import Connection
+from ga_sync.errors import ApiError, GaSyncError
+from ga_sync.model import KeyEventState, PropertyInfo, Spec, property_name
+from ga_sync.report import PROCESSING_DAYS, Period, _post, parse_report, today_in
+
+DEFAULT_DAYS = 28
+EVENTS_LIMIT = 10_000  # rows of the per-event report; GA keeps at most 500 event names
+PII_LIMIT = 50  # suspicious page rows asked for; rowCount still gives the total
+
+#: E-mail addresses, plain or URL-encoded (`%40`), anywhere in a path or URL (RE2 syntax).
+EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+(@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+#: Query parameters that carry personal data by their name (a non-empty value).
+PII_PARAMS = (r"e-?mail|email_?address|phone|tel|mobile|first_?name|last_?name|surname|"
+              r"full_?name|address|post_?code|zip_?code|ssn|password|pwd")
+PII_PARAM_PATTERN = rf"[?&;]({PII_PARAMS})=[^&#]"
+PII_PATTERN = f"{EMAIL_PATTERN}|{PII_PARAM_PATTERN}"
+
+
+
+
+@dataclass(frozen=True)
+class EventStats:
+    """One event over the window: events, sessions with it, and the sum of its `value`."""
+
+    count: int = 0
+    sessions: int = 0
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class PiiHit:
+    """A page that carried personal data: its path, full location and events seen on it."""
+
+    path: str
+    location: str
+    events: int
+
+
+@dataclass(frozen=True)
+class PropertyFacts:
+    """Everything the checks look at for one property, read once by `gather`."""
+
+    property: str
+    client: str
+    info: PropertyInfo
+    key_events: tuple[KeyEventState, ...]
+    retention: str
+    period: Period
+    events: dict[str, EventStats] = field(default_factory=dict)
+    total_sessions: int = 0
+    pii: tuple[PiiHit, ...] = ()
+    pii_rows: int = 0  # all suspicious rows GA found (more than `pii` when cut at PII_LIMIT)
+    thresholded: bool = False
+    spec: Spec | None = None
+
+    def stats(self, event: str) -> EventStats:
+        return self.events.get(event, EventStats())
+
+    def key_event(self, event: str) -> KeyEventState | None:
+        return next((k for k in self.key_events if k.event == event), None)
+
+    def finding(self, check: str, subject: str | None, message: str, fix: str) -> Finding:
+        return Finding(self.property, self.client, check, CHECKS[check].severity, subject,
+                       message, fix)
+
+
+def audit_period(today: date, days: int = DEFAULT_DAYS) -> Period:
+    """The last `days` complete days GA has finished processing: [today-2-days, today-3].
+
+    Today is incomplete and the two days before it are still being processed
+    (https://support.google.com/analytics/answer/11198161), so they are skipped.
+    """
+    if days < 1:
+        raise GaSyncError(f"--days must be at least 1, not {days}")
+    end = today - timedelta(days=PROCESSING_DAYS + 1)
+    return Period(end - timedelta(days=days - 1), end)
+
+
+def _date_range(period: Period) -> list[dict[str, str]]:
+    return [{"startDate": period.start.isoformat(), "endDate": period.end.isoformat()}]
+
+
+def build_requests(period: Period) -> list[dict[str, Any]]:
+    """The audit's three reports, sent as one `batchRunReports`.
+
+    events: eventName x eventCount, sessions (with the event), eventValue.
+    sessions: total sessions of the window (no dimension: per-event sessions do not add up).
+    pii: pagePath x pageLocation, filtered by `PII_PATTERN`, so only suspicious rows return.
+    """
+    ranges = _date_range(period)
+    pii_filter = {"orGroup": {"expressions": [
+        {"filter": {"fieldName": name, "stringFilter": {
+            "matchType": "PARTIAL_REGEXP", "value": PII_PATTERN, "caseSensitive": False}}}
+        for name in ("pagePath", "pageLocation")]}}
+    return [
+        {"dateRanges": ranges, "dimensions": [{"name": "eventName"}],
+         "metrics": [{"name": "eventCount"}, {"name": "sessions"}, {"name": "eventValue"}],
+         "limit": str(EVENTS_LIMIT)},
+        {"dateRanges": ranges, "metrics": [{"name": "sessions"}]},
+        {"dateRanges": ranges, "dimensions": [{"name": "pagePath"}, {"name": "pageLocation"}],
+         "metrics": [{"name": "eventCount"}], "dimensionFilter": pii_filter,
+         "orderBys": [{"metric": {"metricName": "eventCount"}, "desc": True}],
+         "limit": str(PII_LIMIT)},
+    ]
+
+
+def facts_from_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The data part of PropertyFacts from the three raw reports of `build_requests`."""
+    events_r, sessions_r, pii_r = (parse_report(r) for r in reports)
+    ev = events_r.frame()
+    events = {}
+    if "eventName" in ev and len(ev):
+        for name, count, sessions, value in zip(ev["eventName"], ev["eventCount"],
+                                                ev["sessions"], ev["eventValue"], strict=True):
+            events[str(name)] = EventStats(int(count), int(sessions), float(value))
+    total = sessions_r.frame()
+    total_sessions = int(total["sessions"].sum()) if "sessions" in total and len(total) else 0
+    pii_df = pii_r.frame()
+    pii = tuple(PiiHit(str(p), str(loc), int(n)) for p, loc, n in zip(
+        pii_df.get("pagePath", []), pii_df.get("pageLocation", []),
+        pii_df.get("eventCount", []), strict=True))
+    thresholded = any(r.metadata.get("subjectToThresholding")
+                      for r in (events_r, sessions_r, pii_r))
+    return {"events": events, "total_sessions": total_sessions, "pii": pii,
+            "pii_rows": max(pii_r.row_count, len(pii)), "thresholded": bool(thresholded)}
+
+
+def gather(conn: Connection, property: str, spec: Spec | None = None,
+           period: Period | None = None, *, days: int = DEFAULT_DAYS,
+           today: date | None = None) -> PropertyFacts:
+    """Read one property: 3 Admin API calls (property, key events, data retention) and one
+    Data API `batchRunReports`. Without `period`, the window is `audit_period` of the
+    property's today. Raises ApiError when GA refuses (see `audit_property`)."""
+    prop = property_name(property)
+    info = read_property(conn, prop)
+    key_events = tuple(read_key_events(conn, prop))
+    retention = read_data_retention(conn, prop)
+    if period is None:
+        period = audit_period(today or today_in(info.time_zone), days)
+    answer = _post(conn, prop, "batchRunReports", {"requests": build_requests(period)})
+    reports = answer.get("reports", [])
+    if len(reports) != 3:
+        raise ApiError(f"GA answered {len(reports)} reports instead of 3 for {prop}",
+                       property=prop)
+    client = spec.client if spec is not None else (info.display_name or prop)
+    return PropertyFacts(property=prop, client=client, info=info, key_events=key_events,
+                         retention=retention, period=period, spec=spec,
+                         **facts_from_reports(reports))

@@ -1,0 +1,132 @@
+"""Auditing many properties: one at a time through `gather` and the checks, concurrently.
+
+GA refusing one property never stops the others: a 401/403/404 becomes that property's
+`no-access` finding, any other API failure its `audit-failed` finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ga_sync.audit.checks import run_checks
+from ga_sync.audit.facts import DEFAULT_DAYS, gather
+from ga_sync.audit.findings import ERROR, SEVERITIES, Finding
+from ga_sync.clients import Connection
+from ga_sync.errors import ApiError, GaSyncError
+from ga_sync.model import Spec, property_name
+from ga_sync.report import Period
+from ga_sync.sync import run_each
+
+
+@dataclass(frozen=True)
+class AuditTarget:
+    """One property to audit, with its spec or None (spec-free checks only)."""
+
+    property: str
+    spec: Spec | None = None
+
+
+@dataclass(frozen=True)
+class AuditedProperty:
+    """A property the audit looked at, readable or not, and the window it used."""
+
+    property: str
+    client: str
+    period: Period | None
+    findings: tuple[Finding, ...]
+
+
+def _failure(target: AuditTarget, err: ApiError, client: str) -> Finding:
+    prop = property_name(target.property)
+    if err.status in (401, 403, 404):
+        what = "does not exist" if err.status == 404 else "cannot be read with these credentials"
+        fix = ("Check the property id (`ga-sync properties` lists the ones the credentials can "
+               "see)." if err.status == 404 else
+               "Give the account the Viewer role on the property (GA4 Admin → Property access "
+               "management), or remove the property from the spec.")
+        return Finding(prop, client, "no-access", ERROR, None,
+                       f"The property {what} (HTTP {err.status}), so it was not audited.", fix)
+    return Finding(prop, client, "audit-failed", ERROR, None,
+                   f"The audit could not read the property: {err}",
+                   "Run the audit again later; if it keeps failing, check the quota and the "
+                   "endpoint settings.")
+
+
+def audit_target(conn: Connection, target: AuditTarget, *, days: int = DEFAULT_DAYS,
+                 today: date | None = None) -> AuditedProperty:
+    """Audit one property; GA refusing it becomes a `no-access` or `audit-failed` finding."""
+    prop = property_name(target.property)
+    spec = target.spec
+    try:
+        facts = gather(conn, prop, spec, days=days, today=today)
+    except ApiError as err:
+        client = spec.client if spec is not None else ""
+        return AuditedProperty(prop, client, None, (_failure(target, err, client),))
+    return AuditedProperty(prop, facts.client, facts.period, tuple(run_checks(facts)))
+
+
+def audit_property(conn: Connection, property: str, spec: Spec | None = None, *,
+                   days: int = DEFAULT_DAYS, today: date | None = None) -> list[Finding]:
+    """Findings for one property, sorted; with `spec=None` only the checks needing no spec."""
+    return list(audit_target(conn, AuditTarget(property, spec), days=days, today=today).findings)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The audit of many properties: per property (in the order audited), and all findings."""
+
+    audited: tuple[AuditedProperty, ...]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for a in self.audited for f in a.findings]
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON contract (version 1). `properties` counts every property audited,
+        including ones that could not be read (they carry a `no-access` finding)."""
+        summary: dict[str, int] = {"properties": len(self.audited)}
+        summary.update({s: self.count(s) for s in SEVERITIES})
+        return {"version": 1, "findings": [f.to_json() for f in self.findings],
+                "summary": summary}
+
+
+def audit_targets(specs: Sequence[Spec], properties: Iterable[str] = ()) -> list[AuditTarget]:
+    """Each spec's properties, then the extra properties no spec names (spec-free)."""
+    out = [AuditTarget(property_name(p), s) for s in specs for p in s.properties]
+    seen = {t.property for t in out}
+    for p in properties:
+        name = property_name(p)
+        if name not in seen:
+            out.append(AuditTarget(name))
+            seen.add(name)
+    return out
+
+
+def audit_all(conn: Connection, specs: Sequence[Spec], *, properties: Iterable[str] = (),
+              days: int = DEFAULT_DAYS, concurrency: int = 4, today: date | None = None,
+              on_done: Callable[[AuditTarget, AuditedProperty | None, GaSyncError | None],
+                                None] | None = None) -> AuditResult:
+    """Audit every property of `specs`, plus `properties` without a spec, concurrently.
+
+    One property failing never stops the others: GA's refusal is that property's finding.
+    """
+    if days < 1:
+        raise GaSyncError(f"--days must be at least 1, not {days}")
+    items = audit_targets(specs, properties)
+    done = run_each(items, lambda t: audit_target(conn, t, days=days, today=today),
+                    concurrency=concurrency, on_done=on_done)
+    audited = []
+    for target, result, err in done:
+        if result is None:  # a GaSyncError that is not an ApiError: report it, don't crash
+            assert err is not None
+            client = target.spec.client if target.spec else ""
+            result = AuditedProperty(target.property, client, None, (
+                _failure(target, ApiError(str(err), property=target.property), client),))
+        audited.append(result)
+    return AuditResult(tuple(audited))
