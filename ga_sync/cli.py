@@ -473,6 +473,60 @@ def json_records(df: Any) -> list:
     return _json.loads(df.to_json(orient="records", date_format="iso"))
 
 
+# --------------------------------------------------------------------------- audit
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    never = "never"
+
+
+@app.command()
+def audit(
+    paths: Optional[list[Path]] = typer.Argument(None, metavar="SPEC", help="Goal spec files or directories of them.", show_default=False),
+    property: list[str] = typer.Option([], "--property", "-p", help="Audit this property without a spec (only the checks that need none). Repeatable."),
+    days: int = typer.Option(28, "--days", "-d", min=1, max=400, help="Complete days to look at, ending 3 days ago (GA is still processing the last 2)."),
+    fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="text, json or markdown."),
+    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding of this severity or worse is present."),
+    concurrency: int = typer.Option(4, "--concurrency", "-j", min=1, help="Properties audited at once."),
+) -> None:
+    """Find misconfigured goals: each property against its spec and its own recent data.
+
+    Each finding has a check id, a severity (error, warning, info), the event it is about and a
+    one-sentence fix. Exit 1 when a finding at or above --fail-on is present, else 0.
+
+    \b
+    Examples:
+      ga-sync audit goal_specs/
+      ga-sync audit --property 123456789 --format markdown
+      ga-sync audit goal_specs/ --fail-on warning --format json
+    """
+    from ga_sync.audit import audit_all, exit_code
+    from ga_sync.model import property_name
+    from ga_sync.render.audit import audit_json, audit_markdown, audit_text
+
+    if not paths and not property:
+        raise GaSyncError("name spec files to audit, or a property with --property ID")
+    names = []
+    for p in property:
+        try:
+            names.append(property_name(p))
+        except ValueError:
+            raise GaSyncError(_property_hint(p)) from None
+    specs = _load(paths) if paths else []
+    conn = _connect()
+    total = sum(len(s.properties) for s in specs) + len(names)
+    with _Progress(total, "auditing") as bar:
+        result = audit_all(conn, specs, properties=names, days=days, concurrency=concurrency,
+                           on_done=lambda t, r, e: bar.advance(t.property, e is not None))
+    render = {PlanFormat.json: audit_json, PlanFormat.markdown: audit_markdown}.get(fmt, audit_text)
+    typer.echo(render(result), nl=False)
+    code = exit_code(result.findings, fail_on.value)
+    if code:
+        raise typer.Exit(code)
+
+
 # --------------------------------------------------------------------------- onboarding
 
 
@@ -555,6 +609,8 @@ def sandbox(
     port: int = typer.Option(8765, "--port", "-p", help="Port to listen on (0 picks a free one)."),
     state: Path = typer.Option(Path("sandbox-state.json"), "--state", help="JSON file the sandbox keeps its properties in."),
     seed: list[Path] = typer.Option([], "--seed", help="Create the properties named in these specs (with traffic) if missing."),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="Also create a ready-made case: 'messy' (a misconfigured property that trips every audit check) or 'clean'."),
+    spec_out: Optional[Path] = typer.Option(None, "--scenario-spec", help="Write the scenario's goal spec here (default: SCENARIO-scenario.yaml)."),
     latency: float = typer.Option(0.0, "--latency", help="Milliseconds added to every request."),
     fault_rate: float = typer.Option(0.0, "--fault-rate", min=0.0, max=1.0, help="Share of requests answered 503 or 429 (some after the change was made)."),
     fault_seed: Optional[int] = typer.Option(None, "--fault-seed", help="Seed for the faults, to reproduce a run."),
@@ -575,7 +631,15 @@ def sandbox(
     st = SandboxState(state)
     if seed:
         seed_properties(st, _load(seed))
-        st.save()
+    if scenario:
+        from ga_sync.sandbox.scenarios import SCENARIOS, scenario_spec_yaml, seed_scenario
+        if scenario not in SCENARIOS:
+            raise GaSyncError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+        ids = seed_scenario(st, scenario)
+        spec_out = spec_out or Path(f"{scenario}-scenario.yaml")
+        spec_out.write_text(scenario_spec_yaml(scenario, ids), encoding="utf-8")
+        typer.echo(f"scenario {scenario}: properties {', '.join(ids)}; spec written to {spec_out}")
+    st.save()
     from ga_sync.sandbox.faults import QuotaLimits
     server = SandboxServer(st, port=port, latency_ms=latency, fault_rate=fault_rate,
                            seed=fault_seed, quotas=QuotaLimits(window_s=quota_window))

@@ -160,6 +160,9 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         step("7. Report last week: macro and micro conversions and their value")
         html = _report(conn, specs, directory, echo)
 
+        step("8. Audit: the client specs, then an inherited, hand-configured property")
+        _audit(conn, state, specs, directory, echo)
+
     step("Done")
     echo(f"Sandbox state: {state_file}")
     echo(f"Client report (opens offline): {html}")
@@ -204,6 +207,26 @@ def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
     html = directory / "report.html"
     html.write_text(report_html(results, weekly=weekly), encoding="utf-8")
     return html
+
+
+def _audit(conn: Any, state: Any, specs: list[Spec], directory: Path, echo: Echo) -> None:
+    """Audit the freshly synced clients (expect nothing serious), then the messy scenario."""
+    from ga_sync.audit import audit_all
+    from ga_sync.render.audit import audit_text
+    from ga_sync.sandbox.scenarios import scenario_spec_yaml, seed_scenario
+    from ga_sync.spec import load_specs
+
+    clean = audit_all(conn, specs)
+    echo(f"{len(specs)} client specs: {clean.count('error')} errors, "
+         f"{clean.count('warning')} warnings, {clean.count('info')} info")
+    for f in clean.findings:  # the stray test key event left by hand on the first property
+        echo(f"  {f.severity}: [{f.check}] {f.subject or ''} in {f.property}")
+    ids = seed_scenario(state, "messy")
+    spec_file = directory / "messy-client.yaml"
+    spec_file.write_text(scenario_spec_yaml("messy", ids), encoding="utf-8")
+    echo(f"A new client's property, set up by hand years ago ({spec_file}):")
+    echo("")
+    echo(audit_text(audit_all(conn, load_specs([spec_file]))).rstrip())
 
 
 def _fail_on(failures: list[Any]) -> None:
