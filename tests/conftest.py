@@ -96,3 +96,12 @@ def make_admin_client(url: str) -> AnalyticsAdminServiceClient:
 def admin_client(sandbox: SandboxServer) -> AnalyticsAdminServiceClient:
     """The official Admin API client pointed at `sandbox`."""
     return make_admin_client(sandbox.url)
+
+
+@pytest.fixture
+def ga_env(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """Point ga-sync (both APIs, no credentials) at the `sandbox` for this test."""
+    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", sandbox.url)
+    monkeypatch.setenv("GA_SYNC_DATA_ENDPOINT", sandbox.url)
+    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+    return sandbox

@@ -20,10 +20,7 @@ def run(*args):
 
 
 @pytest.fixture
-def messy(sandbox, sandbox_state, tmp_path, monkeypatch):
-    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_DATA_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+def messy(ga_env, sandbox, sandbox_state, tmp_path, monkeypatch):
     ids = seed_scenario(sandbox_state, "messy")
     spec = tmp_path / "messy.yaml"
     spec.write_text(scenario_spec_yaml("messy", ids))
@@ -44,10 +41,7 @@ def test_json_contract_and_exit_codes(messy):
     assert run("audit", spec, "--fail-on", "never").exit_code == 0
 
 
-def test_fail_on_warning_with_only_warnings(sandbox, sandbox_state, tmp_path, monkeypatch):
-    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_DATA_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+def test_fail_on_warning_with_only_warnings(ga_env, sandbox, sandbox_state, tmp_path, monkeypatch):
     ids = seed_scenario(sandbox_state, "clean")
     spec = tmp_path / "clean.yaml"
     spec.write_text(scenario_spec_yaml("clean", ids))

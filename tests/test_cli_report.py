@@ -26,10 +26,7 @@ goals:
 
 
 @pytest.fixture
-def spec_file(sandbox, sandbox_state, tmp_path, monkeypatch):
-    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_DATA_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+def spec_file(ga_env, sandbox, sandbox_state, tmp_path, monkeypatch):
     traffic = make_traffic([("purchase", "macro", None), ("sign_up", "micro", 5.0),
                             ("file_download", "micro", 0.5)], seed=3, daily_sessions=800)
     sandbox_state.add_property(property_id="246813579", display_name="CLI Report",

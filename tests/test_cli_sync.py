@@ -32,10 +32,7 @@ goals:
 
 
 @pytest.fixture
-def env(sandbox, tmp_path, monkeypatch):
-    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_DATA_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+def env(ga_env, sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("GA_SYNC_JOURNAL", str(tmp_path / "journal.jsonl"))
     return sandbox
 

@@ -38,14 +38,11 @@ def spec(rate_basis: str, goals=GOALS) -> Spec:
 
 
 @pytest.fixture
-def conn(sandbox, sandbox_state, monkeypatch):
+def conn(ga_env, sandbox, sandbox_state, monkeypatch):
     traffic = make_traffic([(g.event, g.tier, g.value) for g in GOALS if g.event != "never_happens"],
                            seed=11, daily_sessions=1500)
     sandbox_state.add_property(property_id=PID, display_name="Report Test", time_zone=TZ,
                                traffic=traffic)
-    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_DATA_ENDPOINT", sandbox.url)
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
     return connect()
 
 
