@@ -20,12 +20,8 @@ class Problem:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.severity}: {self.message}"
+        from ga_sync.model import Location
+        return f"{Location(self.file, self.line, self.column)}: {self.severity}: {self.message}"
 
 
 class SpecError(GaSyncError):
