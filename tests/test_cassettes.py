@@ -154,3 +154,60 @@ def test_scrubbing_removes_tokens_before_writing(tmp_path, monkeypatch):
     out = scrub_response(resp)
     assert json.loads(out["body"]["string"]) == {"access_token": "<scrubbed>", "expires_in": 3599}
     assert out["headers"]["Set-Cookie"] == ["<scrubbed>"]
+
+
+@pytest.fixture
+def data_target(monkeypatch):
+    """Like `target`, for a report: a sandbox property with traffic, GA when live, nothing on replay."""
+    if MODE == "live":
+        prop = os.environ["GA_SYNC_TEST_PROPERTY"]
+        yield (prop if prop.startswith("properties/") else f"properties/{prop}"), "all"
+        return
+    if MODE == "sandbox":
+        from ga_sync.sandbox.traffic import make_traffic
+        state = SandboxState()
+        state.add_property(property_id=SANDBOX_PROPERTY.split("/")[1], display_name="Cassettes",
+                           traffic=make_traffic([(g.event, g.tier, g.value) for g in
+                                                 _spec(SANDBOX_PROPERTY, 40.0).goals], seed=5))
+        with SandboxServer(state) as server:
+            for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
+                monkeypatch.setenv(var, server.url)
+            monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+            yield SANDBOX_PROPERTY, "all"
+        return
+    for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+    yield SANDBOX_PROPERTY, "none"
+
+
+def test_report_http(data_target):
+    """One batchRunReports call with the five requests report.py documents, and nothing else."""
+    from datetime import date
+
+    from ga_sync.report import Period, report_property
+
+    property, record_mode = data_target
+    if record_mode == "none" and not (CASSETTES / "data_report.yaml").exists():
+        pytest.fail("cassettes/data_report.yaml is missing: record it with "
+                    "GA_SYNC_RECORD=sandbox pytest tests/test_cassettes.py")
+    spec = _spec(property, 40.0)
+    period = Period(date(2026, 11, 9), date(2026, 11, 15))
+    with make_vcr(CASSETTES, record_mode).use_cassette("data_report.yaml") as cassette:
+        result = report_property(connect(), spec, property, period, compare=True,
+                                 today=date(2026, 11, 22))
+        if record_mode == "none":
+            assert cassette.all_played
+    assert result.sessions > 0 and result.previous is not None
+    reqs = list(cassette.requests)
+    assert [(r.method, normalized_path(r.path)) for r in reqs] == [
+        ("POST", "/v1beta/properties/N:batchRunReports")]
+    body = json.loads(reqs[0].body)
+    names = [[d["name"] for d in q.get("dimensions", [])] for q in body["requests"]]
+    assert names == [["date"], ["eventName"], ["date", "eventName"], [], []]
+    for q in body["requests"]:
+        assert q["dateRanges"] == [{"startDate": "2026-11-09", "endDate": "2026-11-15", "name": "p0"},
+                                   {"startDate": "2026-11-02", "endDate": "2026-11-08", "name": "p1"}]
+        assert q["returnPropertyQuota"] is True and isinstance(q["limit"], str)
+    assert body["requests"][3]["dimensionFilter"]["filter"]["inListFilter"]["values"] == ["gasync_test_lead"]
+    assert ("$alt", "json;enum-encoding=int") in reqs[0].query
