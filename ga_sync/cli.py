@@ -47,7 +47,7 @@ app = typer.Typer(
 
 _VERBOSE = False
 
-SPECS_ARG = typer.Argument(..., metavar="SPEC", help="Goal spec files or directories of them.", show_default=False)
+SPECS_ARG = typer.Argument(..., metavar="SPEC...", help="Goal spec files or directories of them.", show_default=False)
 
 
 class PlanFormat(str, Enum):
@@ -484,7 +484,7 @@ class FailOn(str, Enum):
 
 @app.command()
 def audit(
-    paths: Optional[list[Path]] = typer.Argument(None, metavar="SPEC", help="Goal spec files or directories of them.", show_default=False),
+    paths: Optional[list[Path]] = typer.Argument(None, metavar="SPEC...", help="Goal spec files or directories of them.", show_default=False),
     property: list[str] = typer.Option([], "--property", "-p", help="Audit this property without a spec (only the checks that need none). Repeatable."),
     days: int = typer.Option(28, "--days", "-d", min=1, max=400, help="Complete days to look at, ending 3 days ago (GA is still processing the last 2)."),
     fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="text, json or markdown."),
