@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ga_sync.clients import Connection, call
-from ga_sync.errors import ApiError
+from ga_sync.errors import ApiError, Cancelled
 from ga_sync.model import (
     CREATE,
     DELETE,
@@ -221,9 +221,14 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
     result = ApplyResult(plan.property, plan.client)
     client = conn.admin()
     for change in plan.changes:
+        conn.retry.check()  # interrupted: start no further change
         journal.record(plan.property, change, "started")
         try:
             outcome = _apply_one(conn, client, plan.property, change)
+        except Cancelled:
+            # interrupted between attempts: GA may or may not have it; a rerun plans afresh
+            journal.record(plan.property, change, "interrupted")
+            raise
         except ApiError as err:
             journal.record(plan.property, change, "failed", str(err))
             result.failed.append((change, str(err)))

@@ -30,6 +30,10 @@ class _Group(typer.core.TyperGroup):
         except GaSyncError as err:
             _err(f"Error: {err}")
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _err("Interrupted: no further change was started. Run the same command again to "
+                 "finish; the journal shows what was done.")
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -363,7 +367,7 @@ def report(
                                time_zone=info.time_zone)
 
     with _Progress(len(items), "reporting") as bar:
-        done = run_each(items, work, concurrency=concurrency,
+        done = run_each(items, work, concurrency=concurrency, cancel=conn.retry.cancel,
                         on_done=lambda t, r, e: bar.advance(t.property, e is not None))
     results = [r for _, r, _ in done if r is not None]
     failures = [(t, e) for t, _, e in done if e is not None]
@@ -674,11 +678,25 @@ def demo(
     run_demo(directory, specs, echo=typer.echo)
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (kill, a stopped cron job or container) stops like Ctrl-C: nothing half-journaled."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        pass
+
+
 def main() -> None:
+    _interrupt_on_sigterm()
     try:
         app()
-    except KeyboardInterrupt:
-        _err("Interrupted. Run the same command again to finish; the journal shows what was done.")
+    except KeyboardInterrupt:  # outside a command (e.g. while loading)
+        _err("Interrupted.")
         sys.exit(130)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ga_sync import __version__
-from ga_sync.errors import ApiError, CredentialsError, QuotaExhausted
+from ga_sync.errors import ApiError, Cancelled, CredentialsError, QuotaExhausted
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,10 @@ def connect(*, write: bool = False, env: dict[str, str] | None = None) -> Connec
     warnings: list[str] = []
     creds = load_credentials(env.get(CREDENTIALS_ENV), scope, overridden=overridden,
                              warnings=warnings)
+    policy = RetryPolicy()
+    policy.pacer = Pacer.from_env(env, sleep=policy.wait)
     return Connection(admin_endpoint=admin.rstrip("/"), data_endpoint=data.rstrip("/"),
-                      scope=scope, credentials=creds, warnings=warnings,
-                      retry=RetryPolicy(pacer=Pacer.from_env(env)))
+                      scope=scope, credentials=creds, warnings=warnings, retry=policy)
 
 
 def load_credentials(setting: str | None, scope: str, *, overridden: bool = False,
@@ -207,7 +208,8 @@ class Pacer:
         self.waited = 0.0  # total seconds spent waiting (for benchmarks and verbose output)
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "Pacer":
+    def from_env(cls, env: dict[str, str],
+                 sleep: Callable[[float], None] = time.sleep) -> "Pacer":
         """GA's numbers, or GA_SYNC_ADMIN_REQUESTS_PER_MINUTE / _WRITES_PER_MINUTE /
         GA_SYNC_QUOTA_WINDOW (seconds) for a property set with other quotas or a test sandbox."""
         def num(key: str, default: float) -> float:
@@ -217,7 +219,7 @@ class Pacer:
                 raise CredentialsError(f"{key}={env[key]!r} is not a number") from None
         return cls(int(num("GA_SYNC_ADMIN_REQUESTS_PER_MINUTE", ADMIN_REQUESTS_PER_MINUTE)),
                    int(num("GA_SYNC_ADMIN_WRITES_PER_MINUTE", ADMIN_WRITES_PER_MINUTE)),
-                   num("GA_SYNC_QUOTA_WINDOW", 60.0))
+                   num("GA_SYNC_QUOTA_WINDOW", 60.0), sleep=sleep)
 
     def acquire(self, write: bool) -> float:
         """Block until one more call (a write, if `write`) fits in every quota it counts against.
@@ -259,10 +261,22 @@ class RetryPolicy:
     initial: float = 0.5
     maximum: float = 32.0
     deadline: float = 120.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None  # None: wait on `cancel` (Ctrl-C ends waits)
     pacer: Pacer | None = None  # Admin API quota pacing; None = unpaced
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: start no new call
     retried: int = 0  # retries made so far (for benchmarks and verbose output)
     rate_limited: int = 0  # of which were 429 / rate-limit 403 answers
+
+    def wait(self, seconds: float) -> None:
+        """Sleep between attempts; returns early once the run is cancelled."""
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            self.cancel.wait(seconds)
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("interrupted before the call was sent")
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         d = random.uniform(0, min(self.maximum, self.initial * 2 ** attempt))
@@ -331,8 +345,10 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
     paced_wait = 0.0
     attempt = 0
     while True:
+        policy.check()
         if paced and policy.pacer is not None:
             paced_wait += policy.pacer.acquire(write)
+            policy.check()
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -348,7 +364,7 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
                         policy.rate_limited += 1
                     log.info("retrying %s for %s in %.2fs after %s", what, property, delay,
                              type(exc).__name__)
-                    policy.sleep(delay)
+                    policy.wait(delay)
                     continue
             raise translate(exc, property=property, what=what) from exc
 

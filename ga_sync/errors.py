@@ -56,3 +56,7 @@ class UnsafePlan(GaSyncError):
 
 class CredentialsError(GaSyncError):
     """No usable credentials were found, or the credentials file cannot be read."""
+
+
+class Cancelled(GaSyncError):
+    """The run was interrupted (Ctrl-C, SIGTERM); calls not yet sent are not sent."""

@@ -120,6 +120,7 @@ def audit_all(conn: Connection, specs: Sequence[Spec], *, properties: Iterable[s
         raise GaSyncError(f"--days must be at least 1, not {days}")
     items = audit_targets(specs, properties)
     done = run_each(items, lambda t: audit_target(conn, t, days=days, today=today),
+                    cancel=conn.retry.cancel,
                     concurrency=concurrency, on_done=on_done)
     audited = []
     for target, result, err in done:
