@@ -83,8 +83,10 @@ def _root(
 ) -> None:
     global _VERBOSE
     _VERBOSE = verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Only ga-sync's own loggers get chattier with -v: third-party debug logs may carry headers.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("ga_sync").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _load(paths: list[Path]) -> list["Spec"]:

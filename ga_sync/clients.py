@@ -151,7 +151,8 @@ def load_credentials(setting: str | None, scope: str, *, overridden: bool = Fals
         try:
             if kind == "service_account":
                 from google.oauth2 import service_account
-                return service_account.Credentials.from_service_account_info(info, scopes=[scope])
+                return _lookups_in_line(
+                    service_account.Credentials.from_service_account_info(info, scopes=[scope]))
             if kind == "authorized_user":
                 from google.oauth2.credentials import Credentials
                 return Credentials.from_authorized_user_info(info, scopes=[scope])
@@ -174,6 +175,21 @@ def load_credentials(setting: str | None, scope: str, *, overridden: bool = Fals
             "'gcloud auth application-default login --scopes=" + scope + ",openid'. "
             "To try ga-sync without GA, run 'ga-sync demo'."
         ) from None
+    return creds
+
+
+def _lookups_in_line(creds: Any) -> Any:
+    """Make google-auth's regional-access-boundary lookup run in the calling thread.
+
+    Recent google-auth starts a background thread on a service account's first request to ask
+    iamcredentials.googleapis.com for the credential's allowed locations. A thread of its own
+    racing the calls ga-sync makes is what vcrpy cannot record reliably (the recording loses
+    the API call), and a CLI gains nothing from the concurrency. Older google-auth has no such
+    lookup; then this does nothing.
+    """
+    manager = getattr(creds, "_rab_manager", None)
+    if manager is not None and hasattr(manager, "enable_blocking_lookup"):
+        manager.enable_blocking_lookup()
     return creds
 
 

@@ -19,9 +19,10 @@ from typing import Any
 SCRUBBED = "<scrubbed>"
 SECRET_HEADERS = ("authorization", "x-goog-api-key", "cookie", "set-cookie",
                   "x-goog-user-project", "proxy-authorization")
+#: Body fields that authenticate someone, in JSON or form-encoded bodies, whatever the host
+#: (a token_uri can point anywhere: Google's, a workload-identity STS, the sandbox).
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "client_secret", "assertion",
-                 "private_key", "private_key_id", "code", "password")
-TOKEN_HOSTS = ("oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com/oauth2")
+                 "private_key", "private_key_id", "password", "subject_token", "actor_token")
 
 #: What a leaked secret looks like in a cassette (used by the test that scans cassettes/).
 LEAK_PATTERNS = {
@@ -33,16 +34,14 @@ LEAK_PATTERNS = {
     "client secret": re.compile(r"(?:client_secret|GOCSPX-)[\"'=:\s]+(?!<scrubbed>)[A-Za-z0-9_\-]{8,}"),
 }
 
+BOOKKEEPING_HOSTS = ("iamcredentials.googleapis.com",)
+
 _NUMBERS = re.compile(r"/(properties|keyEvents|accounts|accountSummaries)/\d+")
 
 
 def normalized_path(path: str) -> str:
     """`/v1beta/properties/123/keyEvents/456` -> `/v1beta/properties/N/keyEvents/N`."""
     return _NUMBERS.sub(lambda m: f"/{m.group(1)}/N", path)
-
-
-def _is_token_exchange(uri: str) -> bool:
-    return any(h in uri for h in TOKEN_HOSTS)
 
 
 def _scrub_json_text(text: str) -> str:
@@ -66,9 +65,10 @@ def scrub_request(request: Any) -> Any:
     for h in list(request.headers):
         if h.lower() in SECRET_HEADERS:
             request.headers[h] = SCRUBBED
-    if request.body and _is_token_exchange(request.uri):
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body
-        request.body = _scrub_json_text(body).encode()
+    if request.body:
+        body = request.body.decode("utf-8", "replace") if isinstance(request.body, bytes) else request.body
+        if any(f in body for f in SECRET_FIELDS):
+            request.body = _scrub_json_text(body).encode()
     return request
 
 
@@ -109,12 +109,28 @@ def make_vcr(cassette_dir: Path | str, record_mode: str = "none") -> Any:
     import vcr
 
     v = vcr.VCR(cassette_library_dir=str(cassette_dir), record_mode=record_mode,
+                # google-auth's own look-ups about the credential, not ga-sync's HTTP
+                ignore_hosts=BOOKKEEPING_HOSTS,
                 before_record_request=scrub_request, before_record_response=scrub_response,
                 decode_compressed_response=True,
                 match_on=("method", "normalized_path", "query", "json_body"))
     v.register_matcher("normalized_path", _path_matcher)
     v.register_matcher("json_body", _json_body_matcher)
     return v
+
+
+def is_token_exchange(request: Any) -> bool:
+    """An OAuth token request (made by google-auth for the credentials, not by ga-sync)."""
+    body = request.body or b""
+    body = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    return "grant_type=" in body or '"grant_type"' in body
+
+
+def unplayed_api_calls(cassette: Any) -> list[str]:
+    """Recorded API calls a replay did not make. Token exchanges do not count: a cassette
+    recorded with real credentials holds them (scrubbed), while a replay runs anonymously."""
+    return [f"{req.method} {req.path}" for i, (req, _) in enumerate(cassette.data)
+            if cassette.play_counts[i] == 0 and not is_token_exchange(req)]
 
 
 def find_leaks(root: Path | str) -> list[str]:

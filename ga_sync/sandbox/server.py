@@ -16,6 +16,11 @@ Control API (not GA; for seeding a sandbox that runs in another process, e.g. `g
   `event_data_retention`, `traffic`, `default_key_events`) plus `denied` (bool: every GA request
   for it answers 403) -> the property as stored (without `traffic`)
 - `POST /_sandbox/reset`      -> {} (forgets every account and property)
+- `POST /_sandbox/token`      an OAuth 2.0 token endpoint for credentials whose `token_uri`
+  points here: the JWT-bearer grant (service-account keys) and the refresh-token grant
+  (authorized-user files), answering {"access_token", "expires_in", "token_type"}. Signatures
+  and secrets are not checked, but scopes are kept: a caller with only the read-only scope
+  gets GA's 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT on a write, as the real API does.
 
 Control requests are never delayed, faulted or counted against quotas; reset also clears the
 quota counters and `stats`.
@@ -35,10 +40,13 @@ Misbehaving on purpose (see faults.py), all off except quotas by default:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
+import secrets
 import threading
+from collections import Counter
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,6 +68,9 @@ from ga_sync.sandbox.state import SandboxState
 
 log = logging.getLogger("ga_sync.sandbox")
 
+READONLY_SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
+EDIT_SCOPE = "https://www.googleapis.com/auth/analytics.edit"
+
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
 _DATA_PID = re.compile(r"^/v1beta/properties/([^/:]+)")
@@ -72,6 +83,18 @@ _ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "
 def default_routes() -> list[Route]:
     """The Admin API routes, then the Data API's (looked up now, so late additions are seen)."""
     return list(admin_api.ROUTES) + list(data_api.ROUTES)
+
+
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT (signature not checked: the sandbox trusts its callers), or None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _user(headers: Mapping[str, str]) -> str:
@@ -101,6 +124,9 @@ class SandboxServer:
         self.faults = FaultInjector(fault_rate, seed)
         self.quota: QuotaTracker | None = QuotaTracker(quotas) if quotas is not None else None
         self.stats = ServerStats()
+        self.token_scopes: dict[str, list[str]] = {}  # credentials seen, with their scopes
+        self.scopes_seen: Counter[str] = Counter()  # GA requests by the scopes they carried
+        self._tokens_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
         self._httpd.daemon_threads = True
         self._httpd.sandbox = self  # type: ignore[attr-defined]
@@ -153,8 +179,11 @@ class SandboxServer:
                  headers: Mapping[str, str]) -> Answer:
         """Answer one request: (status, JSON body, extra headers). Never raises."""
         try:
+            if method == "POST" and path == "/_sandbox/token":
+                return self._token(raw)
             if path.startswith("/_sandbox/"):
                 return self._control(method, path, raw)
+            self._check_scope(method, path, headers)
             return self._ga(method, path, query, raw, headers)
         except ApiError as err:
             return err.code, err.envelope(), err.headers
@@ -170,6 +199,58 @@ class SandboxServer:
                 if m:
                     return r, m
         raise ApiError(404, f"The requested URL {path} was not found on this server.")
+
+    def _token(self, raw: bytes) -> Answer:
+        """Issue an access token for a JWT-bearer or refresh-token grant, keeping its scopes."""
+        form = parse_qs(raw.decode("utf-8", "replace"))
+        grant = form.get("grant_type", [""])[0]
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            claims = _jwt_claims(form.get("assertion", [""])[0])
+            if claims is None:
+                return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}, {}
+            scopes = str(claims.get("scope", "")).split()
+        elif grant == "refresh_token":
+            if not form.get("refresh_token") or not form.get("client_id"):
+                return 400, {"error": "invalid_request",
+                             "error_description": "Missing refresh_token or client_id."}, {}
+            scopes = " ".join(form.get("scope", [])).split()
+        else:
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": f"Grant type {grant!r} is not emulated."}, {}
+        token = "ya29.sandbox-" + secrets.token_urlsafe(24)
+        with self._tokens_lock:
+            self.token_scopes[token] = scopes
+        answer = {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+        if scopes:
+            answer["scope"] = " ".join(scopes)
+        return 200, answer, {}
+
+    def _check_scope(self, method: str, path: str, headers: Mapping[str, str]) -> None:
+        """A caller may only do what its OAuth scopes allow, as GA enforces.
+
+        The scopes come from a token this sandbox issued, or from the `scope` claim of a
+        self-signed service-account JWT (what Google's clients send for service accounts).
+        Anonymous callers and opaque tokens from elsewhere (user ids in the quota tests) pass.
+        """
+        auth = headers.get("Authorization") or ""
+        if not auth.startswith("Bearer "):
+            return
+        credential = auth[len("Bearer "):]
+        with self._tokens_lock:
+            scopes = self.token_scopes.get(credential)
+            if scopes is None:
+                claims = _jwt_claims(credential)
+                if claims is None or "scope" not in claims:
+                    return
+                scopes = self.token_scopes[credential] = str(claims["scope"]).split()
+            self.scopes_seen[" ".join(sorted(scopes))] += 1
+        write = method in ("POST", "PATCH", "DELETE") and "/keyEvents" in path
+        allowed = {EDIT_SCOPE} if write else {EDIT_SCOPE, READONLY_SCOPE}
+        if not allowed & set(scopes):
+            raise ApiError(403, "Request had insufficient authentication scopes.", details=[{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "domain": "googleapis.com",
+                "metadata": {"service": "analyticsadmin.googleapis.com"}}])
 
     def _ga(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
             headers: Mapping[str, str]) -> Answer:
