@@ -1,0 +1,222 @@
+"""Sync commands: validate, plan, apply, and onboarding with dump and properties."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from ga_sync.cli.base import (SPECS_ARG, PlanFormat, Progress, app, connect, err, load,
+                              property_hint, report_failures)
+from ga_sync.errors import GaSyncError
+
+if TYPE_CHECKING:
+    from ga_sync.model import Spec
+
+
+@app.command()
+def validate(paths: list[Path] = SPECS_ARG) -> None:
+    """Check goal specs without calling GA. Prints every problem with file:line:column.
+
+    \b
+    Example:
+      ga-sync validate goal_specs/
+    """
+    from ga_sync.spec import validate_paths
+    specs, problems = validate_paths(paths)
+    for p in problems:
+        typer.echo(str(p), err=p.severity == "error")
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        err(f"{len(errors)} error{'s' if len(errors) != 1 else ''} found; nothing was sent to GA.")
+        raise typer.Exit(1)
+    goals = sum(len(s.goals) for s in specs)
+    props = sum(len(s.properties) for s in specs)
+    typer.echo(f"ok: {len(specs)} spec{'s' if len(specs) != 1 else ''}, {props} "
+               f"propert{'ies' if props != 1 else 'y'}, {goals} goals")
+
+
+# --------------------------------------------------------------------------- plan / apply
+
+
+def _make_plan(specs: list["Spec"], prune: bool, concurrency: int, conn: Any) -> tuple[Any, list]:
+    from ga_sync.sync import plan_all, targets
+    total = len(targets(specs))
+    with Progress(total, "planning") as bar:
+        return plan_all(conn, specs, prune=prune, concurrency=concurrency,
+                        on_done=lambda t, r, e: bar.advance(t.property, e is not None))
+
+
+@app.command()
+def plan(
+    paths: list[Path] = SPECS_ARG,
+    prune: bool = typer.Option(False, "--prune", help="Also plan deleting key events the spec does not name."),
+    fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="Exit 2 when there are changes to apply."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Properties read at once."),
+) -> None:
+    """Show what apply would change in each property. Changes nothing.
+
+    Exit codes: 0 no errors, 1 error, 2 changes pending (with --detailed-exitcode).
+
+    \b
+    Examples:
+      ga-sync plan goal_specs/acme-outdoor.yaml
+      ga-sync plan goal_specs/ --format markdown > plan.md
+      ga-sync plan goal_specs/ --format json --detailed-exitcode
+    """
+    from ga_sync import render
+    specs = load(paths)
+    conn = connect()
+    the_plan, failures = _make_plan(specs, prune, concurrency, conn)
+    if fmt is PlanFormat.json:
+        typer.echo(render.plan_json(the_plan, failures), nl=False)
+    elif fmt is PlanFormat.markdown:
+        typer.echo(render.plan_markdown(the_plan))
+    else:
+        typer.echo(render.plan_text(the_plan), nl=False)
+    report_failures(failures)
+    if failures:
+        raise typer.Exit(1)
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+def _default_journal() -> Path:
+    env = os.environ.get("GA_SYNC_JOURNAL")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+    return Path(user_data_dir("ga-sync")) / "journal.jsonl"
+
+
+@app.command()
+def apply(
+    paths: list[Path] = SPECS_ARG,
+    prune: bool = typer.Option(False, "--prune", help="Delete key events the spec does not name (never GA's protected ones)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+    force: bool = typer.Option(False, "--force", help="Apply even when more than 30% of a property's key events would change or go."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal file (JSON lines). Default: $GA_SYNC_JOURNAL or the user data directory."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Properties changed at once."),
+) -> None:
+    """Make each property match its spec: plan afresh, show the plan, ask, apply.
+
+    Without a terminal, --yes is required. Running apply twice changes nothing the second time.
+    Every change attempted is appended to the journal.
+
+    \b
+    Examples:
+      ga-sync apply goal_specs/acme-outdoor.yaml
+      ga-sync apply goal_specs/ --yes --journal /var/log/ga-sync.jsonl
+    """
+    from ga_sync import render
+    from ga_sync.admin import Journal
+    from ga_sync.plan import check_safety
+    from ga_sync.sync import apply_all
+
+    specs = load(paths)
+    conn = connect(write=True)
+    the_plan, failures = _make_plan(specs, prune, concurrency, conn)
+    typer.echo(render.plan_text(the_plan), nl=False)
+    report_failures(failures)
+    if not the_plan.has_changes:
+        raise typer.Exit(1 if failures else 0)
+    if not force:
+        check_safety(the_plan)
+    if not yes:
+        if not sys.stdin.isatty():
+            err("refusing to apply: no terminal to confirm on. Pass --yes to apply without asking.")
+            raise typer.Exit(1)
+        if not typer.confirm("Apply these changes?", default=False):
+            err("Nothing applied.")
+            raise typer.Exit(1)
+    journal_path = journal or _default_journal()
+    todo = [p for p in the_plan.properties if p.changes]
+    with Progress(len(todo), "applying") as bar:
+        results = apply_all(conn, the_plan, Journal(journal_path), concurrency=concurrency,
+                            on_done=lambda p, r, e: bar.advance(p.property, e is not None or (r is not None and not r.ok)))
+    applied = sum(len(r.applied) for r in results)
+    reconciled = sum(len(r.reconciled) for r in results)
+    failed = sum(len(r.failed) for r in results)
+    for r in results:
+        for change, message in r.failed:
+            err(f"error: {r.property} ({r.client}): {change.action} {change.event}: {message}")
+    line = f"Applied {applied} change{'s' if applied != 1 else ''}"
+    if reconciled:
+        line += f", {reconciled} already in place"
+    line += f", {failed} failed. Journal: {journal_path}"
+    typer.echo(line)
+    if failed or failures:
+        raise typer.Exit(1)
+
+
+
+# --------------------------------------------------------------------------- onboarding
+
+
+@app.command()
+def dump(
+    property: str = typer.Argument(..., help="GA4 property id: 123456789 or properties/123456789."),
+    client: Optional[str] = typer.Option(None, "--client", help="Client label for the spec (default: the property's display name)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec here instead of standard output."),
+) -> None:
+    """Write a goal spec from a live property's key events, to bring a client under management.
+
+    Review the tiers and values it guesses, then validate and plan: the plan shows no changes.
+
+    \b
+    Example:
+      ga-sync dump 123456789 -o goal_specs/new-client.yaml
+    """
+    from ga_sync.admin import read_key_events, read_property
+    from ga_sync.model import property_name
+    from ga_sync.dump import dump_spec
+    try:
+        name = property_name(property)
+    except ValueError:
+        raise GaSyncError(property_hint(property)) from None
+    conn = connect()
+    info = read_property(conn, name)
+    key_events = read_key_events(conn, name)
+    text = dump_spec(client=client or info.display_name or name, properties=[name],
+                     currency=info.currency, goals=key_events)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({len(key_events)} key events from {name})", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def properties(
+    fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="text, json or markdown."),
+) -> None:
+    """List the GA4 properties the credentials can see (all accounts, all pages).
+
+    \b
+    Example:
+      ga-sync properties --format json
+    """
+    from ga_sync import render
+    from ga_sync.admin import list_properties
+    conn = connect()
+    rows = list_properties(conn)
+    if fmt is PlanFormat.json:
+        typer.echo(render.to_json({"version": 1, "properties": [
+            {"property": r.property, "display_name": r.display_name, "account": r.account,
+             "account_name": r.account_name, "property_type": r.property_type} for r in rows]}),
+            nl=False)
+        return
+    if fmt is PlanFormat.markdown:
+        typer.echo("| property | name | account |\n|---|---|---|")
+        for r in rows:
+            typer.echo(f"| `{r.property}` | {r.display_name} | {r.account_name} (`{r.account}`) |")
+        return
+    width = max((len(r.property) for r in rows), default=0)
+    for r in rows:
+        typer.echo(f"{r.property.ljust(width)}  {r.display_name}  [{r.account_name}]")
+    typer.echo(f"{len(rows)} propert{'ies' if len(rows) != 1 else 'y'}", err=True)
