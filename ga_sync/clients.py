@@ -277,6 +277,9 @@ class RetryPolicy:
     initial: float = 0.5
     maximum: float = 32.0
     deadline: float = 120.0
+    #: A rate-limit answer without Retry-After (GA's Admin API sends none) waits at least this:
+    #: GA's quotas refill per minute, so half-second retries would only burn more quota.
+    rate_limit_floor: float = 5.0
     sleep: Callable[[float], None] | None = None  # None: wait on `cancel` (Ctrl-C ends waits)
     pacer: Pacer | None = None  # Admin API quota pacing; None = unpaced
     cancel: threading.Event = field(default_factory=threading.Event)  # set: start no new call
@@ -372,7 +375,10 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
                 raise
             elapsed = time.monotonic() - start - paced_wait
             if is_transient(exc) and attempt + 1 < policy.attempts:
-                delay = policy.delay(attempt, retry_after(exc))
+                wait_at_least = retry_after(exc)
+                if wait_at_least is None and is_rate_limit(exc):
+                    wait_at_least = policy.rate_limit_floor
+                delay = policy.delay(attempt, wait_at_least)
                 if elapsed + delay <= policy.deadline:
                     attempt += 1
                     policy.retried += 1

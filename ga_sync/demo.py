@@ -122,7 +122,8 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
     with sandbox_env(state) as server:
         step(f"2. Start the GA4 sandbox at {server.url} with {len(state.properties)} fresh "
              "properties (the first one hand-configured with drift)")
-        conn = connect(write=True)
+        conn = connect()  # read-only, like every command but apply
+        writer = connect(write=True)  # the edit scope, for apply only
 
         step("3. Plan: what would change in GA")
         the_plan, failures = plan_all(conn, specs)
@@ -130,7 +131,7 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         _fail_on(failures)
 
         step("4. Apply")
-        results = apply_all(conn, the_plan, Journal(journal_file))
+        results = apply_all(writer, the_plan, Journal(journal_file))
         applied = sum(len(r.applied) for r in results)
         failed = [(r.property, c.event, m) for r in results for c, m in r.failed]
         echo(f"Applied {applied} changes, {len(failed)} failed. Journal: {journal_file}")
@@ -174,7 +175,7 @@ def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
     """Pull last week against the week before, keep eight weeks of history, write the HTML."""
     from datetime import timedelta
 
-    from ga_sync.admin import read_property
+    from ga_sync.admin import read_key_events, read_property
     from ga_sync.history import Store
     from ga_sync.render.html import report_html
     from ga_sync.render.report import report_table
@@ -187,7 +188,8 @@ def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
         info = read_property(conn, t.property)
         today = today_in(info.time_zone)
         return report_property(conn, t.spec, t.property, last_week(today), compare=True,
-                               today=today, time_zone=info.time_zone)
+                               today=today, time_zone=info.time_zone,
+                               key_events=read_key_events(conn, t.property))
 
     done = run_each(targets(specs), work)
     _fail_on([Failure(t.property, t.spec.client, str(e)) for t, _, e in done if e is not None])

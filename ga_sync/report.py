@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from ga_sync.clients import Connection, call
 from ga_sync.errors import GaSyncError
-from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, USERS, Spec
+from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, USERS, KeyEventState, Spec
 
 PAGE_LIMIT = 100_000  # rows asked per request; GA allows up to 250,000
 TIMEOUT = 60.0
@@ -417,8 +417,43 @@ def _daily(spec: Spec, reports: dict[str, ParsedReport], index: int, many: bool)
     return out[cols]
 
 
+def _since(create_time: str | None) -> str:
+    return (create_time or "")[:10] or "an unknown date"
+
+
+def _key_event_warning(g: Any, conversions: float, ga_count: float,
+                       live: KeyEventState | None, known: bool) -> Warning_ | None:
+    """Why GA's own key-event count for a goal differs from ga-sync's, when it does.
+
+    `live` is the goal's key event as GA has it now (`known`: the caller read them).
+    """
+    if ga_count == 0:
+        if known and live is not None:
+            return Warning_("key-event-mismatch", f"'{g.event}' is a key event only since "
+                            f"{_since(live.create_time)}: GA's own key-event reports count none "
+                            f"of the {conversions:g} conversions in this period (GA counts from "
+                            "the time an event is marked; ga-sync counts the whole period).",
+                            g.event)
+        return Warning_("not-key-event", f"GA counts no key events for '{g.event}': it is not "
+                        f"marked as a key event{'' if known else ' (yet)'}. Run 'ga-sync apply'.",
+                        g.event)
+    if math.isclose(ga_count, conversions, rel_tol=1e-6):
+        return None
+    if live is not None and live.settings.counting != g.counting:
+        why = (f"the key event counts {live.settings.counting.replace('_', ' ')} in GA, the "
+               f"spec says {g.counting.replace('_', ' ')}; run 'ga-sync apply'")
+    elif live is not None:
+        why = f"it is a key event only since {_since(live.create_time)}"
+    else:
+        why = "the key event counts differently or was marked during the period"
+    return Warning_("key-event-mismatch", f"GA counts {ga_count:g} key events for '{g.event}' "
+                    f"but the spec's counting ({g.counting}) gives {conversions:g}: {why}.",
+                    g.event)
+
+
 def _warnings(result: ReportResult, reports: dict[str, ParsedReport], today: date,
-              spec: Spec, index: int, many: bool) -> list[Warning_]:
+              spec: Spec, index: int, many: bool,
+              marked: dict[str, KeyEventState] | None = None) -> list[Warning_]:
     out: list[Warning_] = []
     metas = [r.metadata for r in reports.values()]
     if any(m.get("subjectToThresholding") for m in metas):
@@ -446,21 +481,22 @@ def _warnings(result: ReportResult, reports: dict[str, ParsedReport], today: dat
         if ev is None or g.event not in ev.index:
             continue
         ga_count = float(ev.loc[g.event]["keyEvents"])
-        if ga_count == 0:
-            out.append(Warning_("not-key-event", f"GA counts no key events for '{g.event}': it is "
-                                "not marked as a key event (yet). Run 'ga-sync apply'.", g.event))
-        elif not math.isclose(ga_count, r.conversions, rel_tol=1e-6):
-            out.append(Warning_("key-event-mismatch", f"GA counts {ga_count:g} key events for "
-                                f"'{g.event}' but the spec's counting ({g.counting}) gives "
-                                f"{r.conversions:g}: the key event counts differently or was "
-                                "marked during the period.", g.event))
+        warning = _key_event_warning(g, r.conversions, ga_count,
+                                     (marked or {}).get(g.event), marked is not None)
+        if warning:
+            out.append(warning)
     return out
 
 
 def report_property(conn: Connection, spec: Spec, property: str, period: Period, *,
                     compare: bool = False, today: date | None = None,
-                    time_zone: str | None = None) -> ReportResult:
-    """Pull and compute one property's report (and the previous period's, with `compare`)."""
+                    time_zone: str | None = None,
+                    key_events: list[KeyEventState] | None = None) -> ReportResult:
+    """Pull and compute one property's report (and the previous period's, with `compare`).
+
+    `key_events`, the property's key events as the Admin API lists them, make the warnings
+    about GA's own key-event counts say why they differ (marked when, counting how).
+    """
     periods = [period, period.previous()] if compare else [period]
     requests = build_requests(spec, periods)
     reports = fetch(conn, property, requests)
@@ -470,7 +506,8 @@ def report_property(conn: Connection, spec: Spec, property: str, period: Period,
     results = []
     for i, p in enumerate(periods):
         r = compute(spec, property, p, reports, index=i, ranges=len(periods))
-        r.warnings = _warnings(r, reports, today, spec, i, many)
+        marked = {k.event: k for k in key_events} if key_events is not None else None
+        r.warnings = _warnings(r, reports, today, spec, i, many, marked)
         results.append(r)
     current = results[0]
     if compare:

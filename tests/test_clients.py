@@ -178,3 +178,14 @@ def test_world_readable_credentials_warn(tmp_path):
     with pytest.raises(CredentialsError):
         load_credentials(str(key), READONLY_SCOPE, warnings=warnings)
     assert warnings == []
+
+
+def test_rate_limit_without_retry_after_waits_the_floor():
+    """GA's Admin API sends no Retry-After with its 403 rateLimitExceeded: wait a real while."""
+    p, clock = policy()
+    assert call(flaky(_http_error(gexc.Forbidden, reason="rateLimitExceeded")), policy=p,
+                paced=False) == "ok"
+    assert clock.sleeps[0] >= p.rate_limit_floor == 5.0
+    p, clock = policy()
+    call(flaky(_http_error(gexc.ServiceUnavailable)), policy=p, paced=False)
+    assert clock.sleeps[0] <= p.initial  # plain server errors keep the short first backoff

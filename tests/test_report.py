@@ -195,3 +195,28 @@ def test_last_week_is_the_last_complete_iso_week():
     assert last_week(date(2026, 11, 22)) == Period(date(2026, 11, 9), date(2026, 11, 15))  # Sunday
     assert last_week(date(2026, 11, 23)) == Period(date(2026, 11, 16), date(2026, 11, 22))  # Monday
     assert Period(date(2026, 11, 9), date(2026, 11, 15)).previous() == Period(date(2026, 11, 2), date(2026, 11, 8))
+
+
+def test_warnings_say_why_with_the_live_key_events(conn, sandbox_state, admin_client):
+    """Marked today: GA counts none of last month; counted differently: say how."""
+    from ga_sync.admin import read_key_events
+    from google.analytics.admin_v1beta.types import KeyEvent as KE
+
+    admin_client.create_key_event(parent=PROP, key_event=KE(event_name="sign_up", counting_method=1))
+    s = spec("sessions")
+    period = Period(date(2026, 10, 5), date(2026, 10, 18))
+    live = read_key_events(conn, PROP)
+    r = report_property(conn, s, PROP, period, today=date(2026, 11, 22), key_events=live)
+    by = {w.subject: w for w in r.warnings}
+    assert by["sign_up"].code == "key-event-mismatch" and "only since" in by["sign_up"].message
+    assert by["add_to_cart"].code == "not-key-event" and "(yet)" not in by["add_to_cart"].message
+    # a key event marked long ago but counting once per event, where the spec says per session
+    record = sandbox_state.properties[PID]
+    record.key_events["51000000000"] = KE(name=f"{PROP}/keyEvents/51000000000",
+                                          event_name="generate_lead", counting_method=1,
+                                          deletable=True, custom=True)
+    r = report_property(conn, s, PROP, period, today=date(2026, 11, 22),
+                        key_events=read_key_events(conn, PROP))
+    lead = {w.subject: w for w in r.warnings}["generate_lead"]
+    assert lead.code == "key-event-mismatch"
+    assert "counts once per event in GA, the spec says once per session" in lead.message

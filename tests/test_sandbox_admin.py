@@ -525,13 +525,14 @@ def test_admin_quota_per_user_then_refilled(sandbox: SandboxServer, prop: Proper
     client = client_for(sandbox.url)
     for _ in range(5):
         client.get_property(name=prop.name)
-    with pytest.raises(gexc.TooManyRequests) as info:
+    with pytest.raises(gexc.Forbidden) as info:  # GA: "a 403 error with the reason rateLimitExceeded"
         client.get_property(name=prop.name)
-    assert "per user" in info.value.message
+    assert "per user" in info.value.message and info.value.reason == "RATE_LIMIT_EXCEEDED"
     raw = requests.get(f"{sandbox.url}/v1beta/{prop.name}")
-    assert raw.status_code == 429 and raw.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
-    assert int(raw.headers["Retry-After"]) >= 1
+    assert raw.status_code == 403 and raw.json()["error"]["status"] == "PERMISSION_DENIED"
+    assert raw.json()["error"]["errors"][0]["reason"] == "rateLimitExceeded"
     assert raw.json()["error"]["details"][0]["reason"] == "RATE_LIMIT_EXCEEDED"
+    assert "Retry-After" not in raw.headers
     other = requests.get(f"{sandbox.url}/v1beta/{prop.name}", headers={"Authorization": "Bearer someone-else"})
     assert other.status_code == 200  # another user has a quota of their own
     assert sandbox.stats.rate_limited == 2
@@ -543,7 +544,7 @@ def test_admin_quota_per_project_counts_every_user(sandbox: SandboxServer, prop:
     sandbox.quota = QuotaTracker(QuotaLimits(admin_per_project=4, admin_per_user=100), clock=FakeClock())
     codes = [requests.get(f"{sandbox.url}/v1beta/{prop.name}", headers={"Authorization": f"Bearer u{i}"}).status_code
              for i in range(6)]
-    assert codes == [200, 200, 200, 200, 429, 429]
+    assert codes == [200, 200, 200, 200, 403, 403]
 
 
 def test_admin_write_quota_leaves_reads_alone(sandbox: SandboxServer, prop: PropertyRecord,
@@ -552,7 +553,7 @@ def test_admin_write_quota_leaves_reads_alone(sandbox: SandboxServer, prop: Prop
     sandbox.quota = QuotaTracker(QuotaLimits(admin_writes_per_user=3), clock=clock)
     for i in range(3):
         admin_client.create_key_event(parent=prop.name, key_event=new_event(f"goal_{i}"))
-    with pytest.raises(gexc.TooManyRequests, match="Write requests"):
+    with pytest.raises(gexc.Forbidden, match="Write requests"):
         admin_client.create_key_event(parent=prop.name, key_event=new_event("goal_3"))
     assert len(list(admin_client.list_key_events(parent=prop.name))) == 4  # the refused write did nothing
     clock.now += 60
@@ -564,7 +565,7 @@ def test_quota_window_refills_in_real_time(sandbox_state: SandboxState) -> None:
     window = 0.5
     with SandboxServer(sandbox_state, quotas=QuotaLimits(admin_per_user=3, window_s=window)) as server:
         time.sleep(window - time.monotonic() % window + 0.01)  # start at the beginning of a window
-        assert statuses(f"{server.url}/v1beta/{rec.name}", 4) == [200, 200, 200, 429]
+        assert statuses(f"{server.url}/v1beta/{rec.name}", 4) == [200, 200, 200, 403]
         time.sleep(window - time.monotonic() % window + 0.01)
         assert statuses(f"{server.url}/v1beta/{rec.name}", 1) == [200]
 

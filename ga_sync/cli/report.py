@@ -76,7 +76,7 @@ def report(
       ga-sync report goal_specs/acme-outdoor.yaml --start 2026-11-01 --end 2026-11-15 -f json
       ga-sync report goal_specs/ --format html -o weekly.html
     """
-    from ga_sync.admin import read_property
+    from ga_sync.admin import read_key_events, read_property
     from ga_sync.report import report_property, today_in
     from ga_sync.sync import run_each, targets
 
@@ -91,7 +91,8 @@ def report(
         today = today_in(info.time_zone)
         return report_property(conn, t.spec, t.property, choose(today),
                                compare=compare is not None, today=today,
-                               time_zone=info.time_zone)
+                               time_zone=info.time_zone,
+                               key_events=read_key_events(conn, t.property))
 
     with Progress(len(items), "reporting") as bar:
         done = run_each(items, work, concurrency=concurrency, cancel=conn.retry.cancel,

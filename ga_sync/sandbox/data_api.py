@@ -123,8 +123,12 @@ def build_report(record: query.PropertyLike, req: Any, *, enums_as_numbers: bool
             m: np.empty(0) for m in plan.metrics}
         table_dims = [(codes[first], cats) for codes, cats in dims] if n else []
         keep = np.arange(n)
-        if n and req.HasField("metric_filter"):
-            keep = np.flatnonzero(query.metric_mask(req.metric_filter, values, plan, n))
+        if n and plan.metrics and not req.keep_empty_rows:
+            # GA: "If false or unspecified, each row with all metrics equal to 0 will not be
+            # returned" (RunReportRequest.keep_empty_rows)
+            keep = np.flatnonzero(np.any([values[m][:n] != 0 for m in plan.metrics], axis=0))
+        if keep.size and req.HasField("metric_filter"):
+            keep = keep[query.metric_mask(req.metric_filter, values, plan, n)[keep]]
         if keep.size:
             sub_dims = [(codes[keep], cats) for codes, cats in table_dims]
             sub_vals = {m: v[keep] for m, v in values.items()}
@@ -301,8 +305,8 @@ class _Snapshot:
     def of(cls, state: Any, pid: str) -> "_Snapshot":
         with state.lock:
             r = state.property(pid)
-            kes = {k: type(v)(event_name=v.event_name, counting_method=v.counting_method)
-                   for k, v in r.key_events.items()}
+            # whole copies: a report reads the counting method, creation time, default value
+            kes = {k: type(v).deserialize(type(v).serialize(v)) for k, v in r.key_events.items()}
             return cls(r.id, r.time_zone, r.currency_code, r.service_level, kes, r.traffic)
 
 

@@ -66,8 +66,21 @@ def _exhausted(message: str, retry_after: float, reason: str = "RATE_LIMIT_EXCEE
                     headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
+def _admin_rate_limited(message: str, metadata: dict[str, str]) -> ApiError:
+    """The Admin API's answer to an exhausted quota: "If your project exceeds a rate limit, you
+    receive a 403 error with the reason rateLimitExceeded" (Admin API quotas page). No
+    Retry-After: Google does not document one, so clients must back off on their own."""
+    return ApiError(403, message, status="PERMISSION_DENIED",
+                    errors=[{"message": message, "domain": "usageLimits",
+                             "reason": "rateLimitExceeded"}],
+                    details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                              "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com",
+                              "metadata": metadata}])
+
+
 class QuotaTracker:
-    """Counts requests in fixed windows and raises ApiError 429 when a quota is used up.
+    """Counts requests in fixed windows; refuses what exceeds a quota as GA does (the Admin
+    API with 403 rateLimitExceeded, the Data API with 429 RESOURCE_EXHAUSTED).
 
     A rejected request does not consume quota (as with Google's quota system).
     """
@@ -111,9 +124,9 @@ class QuotaTracker:
                             "Write requests", "Write requests per minute per user")]
             for key, limit, metric, limit_name in checks:
                 if self._counts[key] >= limit:
-                    raise _exhausted(
+                    raise _admin_rate_limited(
                         f"Quota exceeded for quota metric '{metric}' and limit '{limit_name}' of service "
-                        f"'{ADMIN_SERVICE}' for consumer 'project_number:0'.", left,
+                        f"'{ADMIN_SERVICE}' for consumer 'project_number:0'.",
                         metadata={"service": ADMIN_SERVICE, "quota_metric": f"{ADMIN_SERVICE}/{metric.lower().replace(' ', '_')}",
                                   "quota_limit": limit_name.replace(" ", ""), "quota_limit_value": str(limit),
                                   "consumer": "projects/0"})
@@ -206,7 +219,7 @@ class ServerStats:
     admin_requests: int = 0
     data_requests: int = 0
     writes: int = 0
-    rate_limited: int = 0  # 429s from quota enforcement
+    rate_limited: int = 0  # quota refusals (Admin API 403 rateLimitExceeded, Data API 429)
     faults: int = 0  # injected faults of every kind
     lost_responses: int = 0  # writes applied but answered 503
     by_status: Counter[int] = field(default_factory=Counter)

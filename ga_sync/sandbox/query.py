@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -278,6 +279,43 @@ def _base(record: PropertyLike, lo: date, hi: date) -> tuple[dict[str, np.ndarra
     return cols, cats
 
 
+def key_event_starts(record: PropertyLike) -> dict[str, tuple[int, str, float]]:
+    """Each key event: (counting method, first day it counts as 'YYYYMMDD', default value).
+
+    GA counts an event as a key event from the time it was marked: "Marking an event as a key
+    event affects reports from time of creation. It doesn't change historic data" (the live
+    metadata's description of `keyEvents`). The sandbox works in whole days of the property's
+    time zone, from the day of `createTime`. The default value (NaN when none) fills the
+    `value` parameter of key-event occurrences that arrive without one.
+    """
+    zone = ZoneInfo(record.time_zone or "UTC")
+    out = {}
+    for ke in record.key_events.values():
+        created = getattr(ke, "create_time", None)
+        start = created.astimezone(zone).strftime("%Y%m%d") if created else "00000000"
+        dv = getattr(ke, "default_value", None)
+        default = float(dv.numeric_value) if dv is not None and dv.currency_code else float("nan")
+        out[ke.event_name] = (int(ke.counting_method), start, default)
+    return out
+
+
+def _with_key_events(cols: dict[str, np.ndarray], cats: dict[str, list[str]],
+                     record: PropertyLike) -> dict[str, np.ndarray]:
+    """Add per-event columns: `kmethod` (counting method, 0 when the event was not a key event
+    on its day) and `kvalue` (the value parameter, or the key event's default value)."""
+    starts = key_event_starts(record)
+    names, days = cats["event"], cats["date"]
+    method = np.array([starts[n][0] if n in starts else 0 for n in names] or [0], dtype=np.int64)
+    first = np.array([bisect_left(days, starts[n][1]) if n in starts else len(days) + 1
+                      for n in names] or [0], dtype=np.int64)
+    default = np.array([starts[n][2] if n in starts else np.nan for n in names] or [np.nan])
+    ev, day, value = cols["event"], cols["date"], cols["value"]
+    keyed = (method[ev] > 0) & (day >= first[ev]) if ev.size else np.zeros(0, dtype=bool)
+    fill = keyed & np.isnan(value) & ~np.isnan(default[ev]) if ev.size else keyed
+    return {**cols, "kmethod": np.where(keyed, method[ev] if ev.size else 0, 0),
+            "kvalue": np.where(fill, default[ev] if ev.size else 0.0, value)}
+
+
 def load_events(record: PropertyLike, plan: Plan, today: date) -> Events:
     """The event log of every date range, stacked; an event in two ranges appears twice."""
     lo = min(s for _, s, _ in plan.ranges)
@@ -288,9 +326,12 @@ def load_events(record: PropertyLike, plan: Plan, today: date) -> Events:
                  ("date", "event", "path", "location", "country", "range", "session",
                   "user")}
         empty["value"] = np.empty(0)
+        empty["kmethod"] = np.empty(0, dtype=np.int64)
+        empty["kvalue"] = np.empty(0)
         return Events(empty, {"date": [], "event": [], "path": [], "location": [],
                               "country": [], "range": names})
     base, cats = _base(record, lo, hi)
+    base = _with_key_events(base, cats, record)
     parts = []
     for i, (_, s, e) in enumerate(plan.ranges):
         # days are in order in the log, so a date range is a slice (a view, no copy)
@@ -321,8 +362,9 @@ def dimension_codes(ev: Events, name: str, key_events: dict[str, int]) -> tuple[
     if name in direct:
         col = direct[name]
         return ev.columns[col], ev.categories[col]
+    if name == "isKeyEvent":  # per event: marked on that event's day or not
+        return (ev.columns["kmethod"] > 0).astype(np.int64), ["false", "true"]
     derive: dict[str, tuple[str, Callable[[str], str]]] = {
-        "isKeyEvent": ("event", lambda e: "true" if e in key_events else "false"),
         "dayOfWeek": ("date", _weekday),
         "pagePathPlusQueryString": ("location", _after_host),
     }
@@ -425,13 +467,13 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def key_event_weights(ev: Events, key_events: dict[str, int]) -> np.ndarray:
-    """1.0 for each event GA counts as a key event, honouring the counting method.
+    """1.0 for each event GA counts as a key event, honouring the counting method and the day
+    the key event was created (`key_events` names the property's current key events).
 
     ONCE_PER_SESSION counts a (date range, session, event) once, at its first occurrence.
     """
     names = ev.categories["event"]
-    method = np.array([key_events.get(n, 0) for n in names] or [0], dtype=np.int64)
-    m = method[ev.columns["event"]] if len(ev) else np.empty(0, dtype=np.int64)
+    m = ev.columns["kmethod"]  # 0 where the event was not (yet) a key event that day
     weight = (m > 0).astype(float)
     once = np.flatnonzero(m == ONCE_PER_SESSION)
     if once.size:
@@ -458,7 +500,7 @@ def aggregate(ev: Events, groups: np.ndarray, n: int, metrics: list[str],
         if name == "eventCount":
             out = np.bincount(groups, minlength=n).astype(float)
         elif name == "eventValue":
-            out = np.bincount(groups, weights=np.nan_to_num(c["value"]), minlength=n)
+            out = np.bincount(groups, weights=np.nan_to_num(c["kvalue"]), minlength=n)
         elif name == "sessions":
             out = _distinct(groups, n, c["session"])
         elif name in ("totalUsers", "activeUsers"):
@@ -479,13 +521,13 @@ def aggregate(ev: Events, groups: np.ndarray, n: int, metrics: list[str],
             w = key_event_weights(ev, key_events) * only
             out = np.bincount(groups, weights=w, minlength=n)
         elif name == "sessionKeyEventRate":
-            keyed = np.isin(c["event"], [code[e] for e in key_events if e in code])
+            keyed = c["kmethod"] > 0
             out = _ratio(_distinct(groups, n, c["session"], keyed), get("sessions"))
         elif name.startswith("sessionKeyEventRate:"):
-            only = c["event"] == code.get(name.split(":", 1)[1], -1)
+            only = (c["event"] == code.get(name.split(":", 1)[1], -1)) & (c["kmethod"] > 0)
             out = _ratio(_distinct(groups, n, c["session"], only), get("sessions"))
         elif name == "userKeyEventRate":
-            keyed = np.isin(c["event"], [code[e] for e in key_events if e in code])
+            keyed = c["kmethod"] > 0
             out = _ratio(_distinct(groups, n, c["user"], keyed), get("totalUsers"))
         elif name == "eventCountPerUser":
             out = _ratio(get("eventCount"), get("activeUsers"))

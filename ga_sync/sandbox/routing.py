@@ -33,16 +33,21 @@ class ApiError(Exception):
     """An error answer in Google's JSON error envelope."""
 
     def __init__(self, code: int, message: str, status: str | None = None,
-                 details: list[dict] | None = None, headers: dict[str, str] | None = None):
+                 details: list[dict] | None = None, headers: dict[str, str] | None = None,
+                 errors: list[dict] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
         self.details = details or []
         self.headers = headers or {}
+        self.errors = errors or []  # the older `errors[].reason` list some Google APIs still send
 
     def envelope(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.errors:
+            error["errors"] = self.errors
+        error["status"] = self.status
         if self.details:
             error["details"] = self.details
         return {"error": error}

@@ -70,6 +70,7 @@ log = logging.getLogger("ga_sync.sandbox")
 
 READONLY_SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 EDIT_SCOPE = "https://www.googleapis.com/auth/analytics.edit"
+FULL_SCOPE = "https://www.googleapis.com/auth/analytics"
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -244,13 +245,18 @@ class SandboxServer:
                     return
                 scopes = self.token_scopes[credential] = str(claims["scope"]).split()
             self.scopes_seen[" ".join(sorted(scopes))] += 1
-        write = method in ("POST", "PATCH", "DELETE") and "/keyEvents" in path
-        allowed = {EDIT_SCOPE} if write else {EDIT_SCOPE, READONLY_SCOPE}
+        data = _DATA_PID.match(path) is not None and (":" in path or path.endswith("/metadata"))
+        if data:  # the Data API's scopes (the data client's AUTH_SCOPES)
+            allowed, service = {FULL_SCOPE, READONLY_SCOPE}, "analyticsdata.googleapis.com"
+        elif method in ("POST", "PATCH", "DELETE"):
+            allowed, service = {EDIT_SCOPE}, "analyticsadmin.googleapis.com"
+        else:  # Admin API reads (the admin client's AUTH_SCOPES)
+            allowed, service = {EDIT_SCOPE, READONLY_SCOPE}, "analyticsadmin.googleapis.com"
         if not allowed & set(scopes):
             raise ApiError(403, "Request had insufficient authentication scopes.", details=[{
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                 "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "domain": "googleapis.com",
-                "metadata": {"service": "analyticsadmin.googleapis.com"}}])
+                "metadata": {"service": service}}])
 
     def _ga(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
             headers: Mapping[str, str]) -> Answer:

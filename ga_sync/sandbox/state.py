@@ -158,6 +158,14 @@ class PropertyRecord:
         )
 
 
+def _traffic_start(traffic: dict | None) -> _dt.datetime | None:
+    """Midnight UTC of the first day a traffic profile has data, if it says."""
+    start = (traffic or {}).get("start")
+    if not start:
+        return None
+    return _dt.datetime.fromisoformat(str(start)).replace(tzinfo=_dt.timezone.utc)
+
+
 class SandboxState:
     """All sandbox data, thread-safe, optionally persisted to `path` (loaded back if it exists)."""
 
@@ -203,11 +211,15 @@ class SandboxState:
         event_data_retention: str = "FOURTEEN_MONTHS",
         traffic: dict | None = None,
         default_key_events: bool = True,
+        create_time: _dt.datetime | None = None,
     ) -> PropertyRecord:
         """Create a property, like creating a web property in GA's UI.
 
         With `default_key_events` it gets GA's default `purchase` key event (ONCE_PER_EVENT, not
         deletable, not custom), created at the same moment as the property, as in the recording.
+        The property is created at `create_time`; by default now, or, for a property with
+        traffic, the first day of its data (a site collecting since 2024 had its property then).
+        Key events count in reports from the day they were created.
         Without `account`, the first account is used (one is created when there is none).
         Raises ValueError for a bad argument or a property id that is already taken.
         """
@@ -235,7 +247,7 @@ class SandboxState:
                     self.accounts[account] = AccountRecord(aid, "Sandbox Account", rfc3339(_ms(now_utc())))
                 else:
                     raise ValueError(f"account must look like 'accounts/123', not {account!r}")
-            created = now_utc()
+            created = create_time or _traffic_start(traffic) or now_utc()
             record = PropertyRecord(
                 id=pid, account=account, display_name=display_name, time_zone=time_zone,
                 currency_code=currency_code, service_level=service_level,
