@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from datetime import date, datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -201,9 +202,9 @@ def test_table_macro_and_micro_side_by_side_rounded() -> None:
     conv = _line(text, "conversions").split()
     assert conv[1:] == [f"{r.macro.conversions:,.0f}", f"{r.micro.conversions:,.0f}",
                         f"{r.macro.conversions + r.micro.conversions:,.0f}"]
-    rate = _line(text, "rate (sessions)")
+    rate = _line(text, "conversions per session")
     assert f"{r.macro.rate * 100:.2f}%" in rate and f"{r.micro.rate * 100:.2f}%" in rate
-    srate = _line(text, "session rate")
+    srate = _line(text, "sessions with a conversion")
     assert f"{r.macro.session_rate * 100:.2f}%" in srate
     value = _line(text, "value ")
     assert f"{r.macro.value:,.2f} USD" in value and f"{r.total_value:,.2f} USD" in value
@@ -214,11 +215,13 @@ def test_table_macro_and_micro_side_by_side_rounded() -> None:
     assert repr(r.goals[0].rate) not in text  # rounded for people
     assert "thresholded: GA applied thresholding." in text
     assert "change" not in text
+    assert "not included" not in text
 
 
 def test_table_change_when_comparing() -> None:
     r = compared()
     text = report_table([r])
+    assert re.search(r"^\s+event\s+tier\s+.*\bconv\. change$", text, re.MULTILINE)
     for g in r.goals:
         cells = _line(text, g.event).split()
         assert cells[-1] == ("n/a" if g.change is None else f"{g.change * 100:+.1f}%")
@@ -320,3 +323,111 @@ def test_html_several_clients_unique_svg_ids() -> None:
     assert refs and all((a or b) in ids for a, b in refs)  # every reference still resolves
     assert page.count("<section") == 2
 
+
+
+# --------------------------------------------------------------------------- fixes: errors,
+# users-basis caption, weeks worth plotting, macro first
+
+
+ERRORS = [{"property": "properties/42", "client": "Bay <Trail>",
+           "message": "permission denied for <user@example.com> & co"}]
+
+
+def test_table_lists_failed_properties_last() -> None:
+    r = build(SPEC, daily_rows(WEEK, seed=1), WEEK)
+    text = report_table([r], errors=ERRORS)
+    assert text.startswith(report_table([r]).rstrip("\n"))  # the reports are unchanged
+    tail = text[text.index("\nnot included:\n"):]
+    assert "Bay <Trail>  properties/42: permission denied for <user@example.com> & co" in tail
+    assert tail.rstrip().endswith("& co")
+    assert report_table([r], errors=[]) == report_table([r])
+    failure = SimpleNamespace(property="properties/7", client="Other", message="boom")
+    assert "Other  properties/7: boom" in report_table([], errors=[failure])
+
+
+def test_html_not_included_box_near_the_top_escaped() -> None:
+    r = build(SPEC, daily_rows(WEEK, seed=1), WEEK)
+    page = report_html([r], errors=ERRORS)
+    assert "Not included" in page and 'class="not-included"' in page
+    assert page.index("Not included") < page.index('<section class="client"')
+    assert "Bay &lt;Trail&gt;" in page and "<Trail>" not in page
+    assert "permission denied for &lt;user@example.com&gt; &amp; co" in page
+    assert "<code>properties/42</code>" in page
+    assert "Not included" not in report_html([r])
+    assert "Not included" not in report_html([r], errors=[])
+    assert "Not included" in report_html([], errors=ERRORS)
+
+
+def _weekly(days: list[int], rates: list[float]) -> pd.DataFrame:
+    """`Store.weekly`'s shape for one property: empty weeks have days 0 and NaN rates."""
+    mondays = [date(2026, 8, 31) + timedelta(weeks=i) for i in range(len(days))]
+    return pd.DataFrame({"property": "properties/123456789", "week": mondays, "days": days,
+                         "macro_rate": rates, "micro_rate": [x * 10 for x in rates]})
+
+
+def test_weekly_series_drops_leading_empty_weeks() -> None:
+    r = build(SPEC, daily_rows(WEEK, seed=1), WEEK)
+    nan = float("nan")
+    weekly = _weekly([0] * 9 + [7, 7, 7], [nan] * 9 + [0.01, 0.02, 0.03])
+    kind, xs, macro, micro = rate_series(r, weekly)
+    assert kind == "weekly"
+    assert xs == list(weekly["week"])[-3:]
+    assert macro == [0.01, 0.02, 0.03] and micro == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_weekly_series_skips_partial_weeks() -> None:
+    r = build(SPEC, daily_rows(WEEK, seed=1), WEEK)
+    nan = float("nan")
+    # empty, empty, partly stored, full, partial gap, full, full, the current week (3 days)
+    weekly = _weekly([0, 0, 4, 7, 2, 7, 7, 3], [nan, nan, 0.09, 0.01, 0.08, 0.02, 0.03, 0.07])
+    kind, xs, macro, _ = rate_series(r, weekly)
+    weeks = list(weekly["week"])
+    assert kind == "weekly"
+    assert xs == weeks[3:7]  # first to last full week: the partial ends are not plotted
+    assert [x for x in macro if math.isfinite(x)] == [0.01, 0.02, 0.03]
+    assert math.isnan(macro[1])  # the partial week inside is a gap, not a point
+    page = report_html([r], weekly={r.property: weekly})
+    assert "per week" in page and "Weeks with fewer than 7 days stored are left out." in page
+    # Nothing full stored yet: the report's own days, not a chart of partial weeks.
+    kind, xs, _, _ = rate_series(r, _weekly([0, 3], [nan, 0.05]))
+    assert kind == "daily" and xs == sorted(set(r.daily["date"]))
+
+
+def test_users_basis_chart_says_it_divides_by_summed_daily_users() -> None:
+    spec = Spec(**{**SPEC.__dict__, "rate_basis": USERS})
+    r = build(spec, daily_rows(WEEK, seed=1), WEEK)
+    weekly = _weekly([7, 7], [0.0205, 0.021])
+    page = report_html([r], weekly={r.property: weekly})
+    assert "per summed daily users" in page
+    assert "Weekly rates divide by the sum of daily users" in page
+    assert "lower than the de-duplicated per-user rate" in page
+    assert "conversions per user" in page.lower()
+    sessions = report_html([build(SPEC, daily_rows(WEEK, seed=1), WEEK)],
+                           weekly={r.property: weekly})
+    assert "summed daily users" not in sessions.split("<footer>")[0]
+    assert "conversions per user" in report_table([r])
+
+
+def test_macro_first_in_table_and_html_spec_order_in_json_and_csv() -> None:
+    spec = Spec(client="Acme Outdoor", properties=("properties/123456789",), currency="USD",
+                goals=(Goal("sign_up", MICRO, 5.0, ONCE_PER_SESSION), Goal("purchase", MACRO, None),
+                       Goal("newsletter", MICRO, 1.25), Goal("lead", MACRO, 40.0)))
+    rows = daily_rows(WEEK, seed=1)
+    lead = rows[rows["event"] == "purchase"].assign(event="lead")
+    r = build(spec, pd.concat([rows, lead], ignore_index=True), WEEK)
+    spec_order = ["sign_up", "purchase", "newsletter", "lead"]
+    shown = ["purchase", "lead", "sign_up", "newsletter"]
+    assert [g.event for g in r.goals] == spec_order
+    text = report_table([r])
+    assert sorted(shown, key=lambda e: text.index(f"  {e} ")) == shown
+    page = report_html([r])
+    goals_table = page[page.index("<h3>Goals</h3>"):]
+    assert sorted(shown, key=lambda e: goals_table.index(f"<code>{e}</code>")) == shown
+    assert [g["event"] for g in json.loads(report_json([r]))["reports"][0]["goals"]] == spec_order
+    assert [row["event"] for row in csv.DictReader(io.StringIO(report_csv([r])))] == spec_order
+
+
+def test_html_previous_range_does_not_wrap() -> None:
+    page = report_html([compared()])
+    assert 'vs <span class="range">2026-11-02..2026-11-08</span>' in page
+    assert ".range { white-space: nowrap; }" in page

@@ -16,9 +16,10 @@ from datetime import date, datetime, timezone
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from ga_sync.model import MACRO, MICRO
-from ga_sync.render.report import (basis_label, fmt_change, fmt_count, fmt_money, fmt_pct,
-                                   relative_change)
+from ga_sync.model import MACRO, MICRO, USERS
+from ga_sync.render.report import (CHANGE_LABEL, SESSION_RATE_LABEL, basis_label, error_rows,
+                                   fmt_change, fmt_count, fmt_money, fmt_pct, macro_first,
+                                   rate_label, relative_change)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,6 +50,13 @@ section.client h2 { margin: 0; font-size: 1.35rem; }
           margin: 18px 0 6px; }
 figure { margin: 0; } figure svg { width: 100%; height: auto; }
 figcaption { font-size: .85rem; color: #5b6470; text-align: center; }
+figcaption .note { display: block; font-size: .8rem; margin-top: 2px; }
+.range { white-space: nowrap; }
+.not-included { background: #fdecea; border: 2px solid #b3261e; border-radius: 10px;
+                padding: 14px 20px; margin: 20px 0 0; }
+.not-included h2 { margin: 0 0 4px; font-size: 1.2rem; color: #b3261e; }
+.not-included p { margin: 0 0 6px; }
+.not-included ul { margin: 0; padding-left: 20px; }
 h3 { font-size: 1.05rem; margin: 18px 0 8px; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { padding: 6px 10px; border-bottom: 1px solid #e8ebef; text-align: left; }
@@ -109,14 +117,26 @@ def _style_axes(ax: Any) -> None:
 def rate_series(result: ReportResult, weekly: pd.DataFrame | None) -> tuple[str, list[date],
                                                                             list[float],
                                                                             list[float]]:
-    """(granularity, x, macro rates, micro rates): the store's weeks, else the report's days.
+    """(granularity, x, macro rates, micro rates): the store's full weeks, else the report's days.
 
+    `Store.weekly` has a row for every week of its window: empty ones (`days` 0) and partly
+    stored ones (`days` < 7, such as the current week) would plot as real weeks, so the series
+    runs from the first to the last full week, with any week in between that is not full as
+    NaN (a gap in the line). With no full week stored, the report's days are used instead.
     Daily rates use the day's basis (sessions or users) and the report's tiers.
     """
     if weekly is not None and len(weekly):
         w = weekly.sort_values("week")
-        return ("weekly", list(w["week"]), [float(x) for x in w["macro_rate"]],
-                [float(x) for x in w["micro_rate"]])
+        full = [int(d) >= 7 for d in w["days"]] if "days" in w else [True] * len(w)
+        if any(full):
+            first, last = full.index(True), len(full) - 1 - full[::-1].index(True)
+            keep = slice(first, last + 1)
+
+            def rates(col: str) -> list[float]:
+                return [float(x) if ok else math.nan
+                        for x, ok in zip(list(w[col])[keep], full[keep])]
+
+            return "weekly", list(w["week"])[keep], rates("macro_rate"), rates("micro_rate")
     daily = result.daily
     if daily is None or len(daily) == 0:
         return "daily", [], [], []
@@ -135,8 +155,16 @@ def rate_series(result: ReportResult, weekly: pd.DataFrame | None) -> tuple[str,
     return "daily", xs, rate, micro
 
 
-def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None, salt: str) -> tuple[str, str]:
-    """Macro and micro rates over time, one panel each; returns (svg, caption).
+def _partial_weeks(weekly: pd.DataFrame | None) -> int:
+    """How many weeks of the store's window have some days stored, but not all seven."""
+    if weekly is None or not len(weekly) or "days" not in weekly:
+        return 0
+    return sum(1 for d in weekly["days"] if 0 < int(d) < 7)
+
+
+def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None,
+                salt: str) -> tuple[str, str, str]:
+    """Macro and micro rates over time, one panel each; returns (svg, caption, note).
 
     Micro rates are often ten times the macro ones: on one axis the macro line would lie flat,
     so each tier gets its own scale, sharing the time axis.
@@ -144,9 +172,26 @@ def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None, salt: str) ->
     from matplotlib.ticker import PercentFormatter
 
     kind, xs, macro, micro = rate_series(result, weekly)
-    basis = basis_label(result.rate_basis)[:-1]
+    notes = []
+    if result.rate_basis == USERS:
+        # GA de-duplicates users over the report's period; a week or day of the chart divides
+        # by its days' users, where someone back on two days counts twice.
+        if kind == "weekly":
+            basis = "summed daily users"
+            notes.append("Weekly rates divide by the sum of daily users (a returning user counts"
+                         " once per day), so they are lower than the de-duplicated per-user"
+                         " rate above.")
+        else:
+            basis = "that day's users"
+            notes.append("Each day divides by that day's users, so the days do not add up to the"
+                         " per-user rate above, which counts each user once in the period.")
+    else:
+        basis = basis_label(result.rate_basis)[:-1]
+    if kind == "weekly" and _partial_weeks(weekly):
+        notes.append("Weeks with fewer than 7 days stored are left out.")
     step_name = "week (ISO, Monday start)" if kind == "weekly" else "day"
     caption = f"Macro and micro conversion rate per {step_name}, per {basis}"
+    note = " ".join(notes)
     fig = _figure(6.0, 3.4)
     if not xs:
         ax = fig.add_subplot()
@@ -156,7 +201,7 @@ def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None, salt: str) ->
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
-        return _svg(fig, salt), caption
+        return _svg(fig, salt), caption, note
     top, bottom = fig.subplots(2, 1, sharex=True)
     pos = list(range(len(xs)))
     for ax, tier, ys in ((top, MACRO, macro), (bottom, MICRO, micro)):
@@ -168,7 +213,7 @@ def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None, salt: str) ->
     step = max(1, math.ceil(len(pos) / 10))
     bottom.set_xticks(pos[::step], [x.strftime("%d %b") for x in xs][::step])
     top.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
-    return _svg(fig, salt), caption
+    return _svg(fig, salt), caption, note
 
 
 def _value_chart(result: ReportResult, salt: str) -> tuple[str, str]:
@@ -198,11 +243,12 @@ def _value_chart(result: ReportResult, salt: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- sections
 
 
-def _delta(change: float | None, label: str) -> str:
+def _delta(change: float | None, vs_html: str) -> str:
+    """`+12.3% vs <range>`; `vs_html` is already escaped markup."""
     if change is None:
-        return f'<div class="delta">n/a {escape(label)}</div>'
+        return f'<div class="delta">n/a {vs_html}</div>'
     cls = "up" if change > 0 else "down" if change < 0 else ""
-    return f'<div class="delta {cls}">{escape(fmt_change(change))} {escape(label)}</div>'
+    return f'<div class="delta {cls}">{escape(fmt_change(change))} {vs_html}</div>'
 
 
 def _card(label: str, value: str, delta: str = "", cls: str = "") -> str:
@@ -212,20 +258,21 @@ def _card(label: str, value: str, delta: str = "", cls: str = "") -> str:
 
 def _cards(r: ReportResult) -> str:
     p = r.previous
-    vs = f"vs {p.period.start.isoformat()}..{p.period.end.isoformat()}" if p else ""
+    # The range never breaks inside a date: narrow cards used to wrap at the hyphens.
+    vs = (f'vs <span class="range">{escape(p.period.start.isoformat())}..'
+          f'{escape(p.period.end.isoformat())}</span>') if p else ""
 
     def d(now: float, before: float) -> str:
         return _delta(relative_change(now, before), vs) if p else ""
 
-    basis = basis_label(r.rate_basis)[:-1]
     cards = [
         _card("Total value", fmt_money(r.total_value, r.currency),
               d(r.total_value, p.total_value) if p else ""),
         _card("Value per session", fmt_money(r.value_per_session, r.currency),
               d(r.value_per_session, p.value_per_session) if p else ""),
-        _card(f"Macro rate (per {basis})", fmt_pct(r.macro.rate),
+        _card(f"Macro {rate_label(r.rate_basis)}", fmt_pct(r.macro.rate),
               d(r.macro.rate, p.macro.rate) if p else "", MACRO),
-        _card(f"Micro rate (per {basis})", fmt_pct(r.micro.rate),
+        _card(f"Micro {rate_label(r.rate_basis)}", fmt_pct(r.micro.rate),
               d(r.micro.rate, p.micro.rate) if p else "", MICRO),
     ]
     return '<div class="cards">' + "".join(cards) + "</div>"
@@ -234,11 +281,11 @@ def _cards(r: ReportResult) -> str:
 def _goals_table(r: ReportResult) -> str:
     compare = r.previous is not None
     head = ["Goal", "Tier", "Conversions", f"Rate per {basis_label(r.rate_basis)[:-1]}",
-            f"Value ({r.currency})"] + (["Change"] if compare else [])
+            f"Value ({r.currency})"] + ([CHANGE_LABEL.capitalize()] if compare else [])
     numeric = [False, False, True, True, True, True]
     th = "".join(f'<th class="{"n" if n else ""}">{escape(h)}</th>' for h, n in zip(head, numeric))
     rows = []
-    for g in r.goals:
+    for g in macro_first(r.goals):
         cells = [f"<td><code>{escape(g.event)}</code></td>",
                  f'<td><span class="tier {escape(g.tier)}">{escape(g.tier)}</span></td>',
                  f'<td class="n">{escape(fmt_count(g.conversions))}</td>',
@@ -256,9 +303,8 @@ def _summary_table(r: ReportResult) -> str:
     rows = [
         ("Conversions", fmt_count(r.macro.conversions), fmt_count(r.micro.conversions),
          fmt_count(r.macro.conversions + r.micro.conversions)),
-        (f"Rate (per {basis_label(r.rate_basis)[:-1]})", fmt_pct(r.macro.rate),
-         fmt_pct(r.micro.rate), ""),
-        ("Session rate", fmt_pct(r.macro.session_rate), fmt_pct(r.micro.session_rate), ""),
+        (rate_label(r.rate_basis).capitalize(), fmt_pct(r.macro.rate), fmt_pct(r.micro.rate), ""),
+        (SESSION_RATE_LABEL.capitalize(), fmt_pct(r.macro.session_rate), fmt_pct(r.micro.session_rate), ""),
         ("Value", fmt_money(r.macro.value, cur), fmt_money(r.micro.value, cur),
          fmt_money(r.total_value, cur)),
         ("Value per session", "", "", fmt_money(r.value_per_session, cur)),
@@ -279,7 +325,8 @@ def _warnings(r: ReportResult) -> str:
 
 
 def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
-    rate_svg, rate_caption = _rate_chart(r, weekly, f"ga-sync-{index}-rate")
+    rate_svg, rate_caption, rate_note = _rate_chart(r, weekly, f"ga-sync-{index}-rate")
+    note = f'<span class="note">{escape(rate_note)}</span>' if rate_note else ""
     value_svg, value_caption = _value_chart(r, f"ga-sync-{index}-value")
     days = r.period.days
     sub = (f"{r.period.start.isoformat()} to {r.period.end.isoformat()} ({days} "
@@ -291,7 +338,7 @@ def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
 <p class="sub">{sub}</p>
 {_cards(r)}
 <div class="charts">
-<figure>{rate_svg}<figcaption>{escape(rate_caption)}</figcaption></figure>
+<figure>{rate_svg}<figcaption>{escape(rate_caption)}{note}</figcaption></figure>
 <figure>{value_svg}<figcaption>{escape(value_caption)}</figcaption></figure>
 </div>
 <h3>Macro and micro conversions</h3>
@@ -311,22 +358,43 @@ event counts.</dd>
 <dt>Macro and micro</dt><dd>Macro conversions are the outcomes the business exists for (a
 purchase, a lead); micro conversions are the steps and signals on the way (a sign-up, a
 download). Both together are the complete picture of the value a site creates.</dd>
-<dt>Rate</dt><dd>Conversions divided by the rate basis (sessions or users of the whole
-property in the period).</dd>
-<dt>Session rate</dt><dd>Sessions with at least one conversion of the tier divided by all
+<dt>Conversions per session (or user)</dt><dd>Conversions divided by the rate basis (sessions
+or users of the whole property in the period). GA counts a user once in the period; the weekly
+chart divides by the sum of its days' users instead, so per-user rates there are lower.</dd>
+<dt>Sessions with a conversion</dt><dd>Sessions with at least one conversion of the tier divided by all
 sessions: de-duplicated, so a session with two conversions counts once.</dd>
 <dt>Value</dt><dd>Conversions &times; the goal's value from the spec, or the event's own value
 when the goal takes it from the event. Value per session is total value (macro + micro) divided
 by sessions.</dd>
-<dt>Change</dt><dd>Relative change against the period of equal length just before; n/a when the
+<dt>Change</dt><dd>Relative change (of value, rates or a goal's conversions) against the period of equal length just before; n/a when the
 previous period had none.</dd>
 </dl>
 </footer>"""
 
 
+def _not_included(errors: Sequence[Any] | None) -> str:
+    """A box at the top naming the properties that failed: the file must not look complete."""
+    rows = error_rows(errors)
+    if not rows:
+        return ""
+    items = "".join(
+        f"<li><strong>{escape(str(e['client'] or '(unknown client)'))}</strong> "
+        f"<code>{escape(str(e['property'] or '(unknown property)'))}</code>: "
+        f"{escape(str(e['message'] or 'failed'))}</li>" for e in rows)
+    n = len(rows)
+    return (f'<section class="not-included" role="alert"><h2>Not included</h2>'
+            f"<p>{n} propert{'y' if n == 1 else 'ies'} could not be reported and "
+            f"{'is' if n == 1 else 'are'} missing from this file:</p><ul>{items}</ul></section>")
+
+
 def report_html(results: Sequence[ReportResult], weekly: dict[str, pd.DataFrame] | None = None,
-                generated: datetime | None = None) -> str:
-    """One HTML file with a section per report: headline numbers, charts, tables, warnings."""
+                generated: datetime | None = None,
+                errors: Sequence[Any] | None = None) -> str:
+    """One HTML file with a section per report: headline numbers, charts, tables, warnings.
+
+    `errors` are the properties that failed (`{property, client, message}`, as `report_json`
+    takes them); they are listed in a "Not included" box at the top.
+    """
     generated = generated or datetime.now(timezone.utc)
     clients = sorted({r.client for r in results})
     title = "Conversion report" + (f": {', '.join(clients)}" if clients else "")
@@ -348,6 +416,7 @@ def report_html(results: Sequence[ReportResult], weekly: dict[str, pd.DataFrame]
 <main>
 <header class="doc"><h1>{escape(title)}</h1>
 <p>Macro and micro conversions with their economic value. Generated {escape(stamp)}.</p></header>
+{_not_included(errors)}
 {body}
 {_FOOTNOTE}
 </main>

@@ -133,6 +133,30 @@ def basis_label(rate_basis: str) -> str:
     return "users" if rate_basis == USERS else "sessions"
 
 
+def rate_label(rate_basis: str) -> str:
+    """What a tier's `rate` is, in words: `conversions per session` (or `per user`)."""
+    return f"conversions per {basis_label(rate_basis)[:-1]}"
+
+
+SESSION_RATE_LABEL = "sessions with a conversion"
+CHANGE_LABEL = "conv. change"  # the goals' `change` is the relative change of conversions
+
+_TIER_ORDER = {MACRO: 0, MICRO: 1}
+
+
+def macro_first(goals: Iterable[Any]) -> list[Any]:
+    """Goals with macro before micro, the spec's order within a tier (for people, not contracts).
+
+    JSON and CSV keep the spec's order: scripts index into them.
+    """
+    return sorted(goals, key=lambda g: _TIER_ORDER.get(g.tier, len(_TIER_ORDER)))
+
+
+def error_rows(errors: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Failed properties as `{property, client, message}` dicts, whatever form they came in."""
+    return [_error_json(e) for e in errors or ()]
+
+
 # --------------------------------------------------------------------------- table
 
 
@@ -153,10 +177,10 @@ def _goals_table(r: ReportResult) -> list[str]:
     header = ["event", "tier", "conversions", f"rate/{basis_label(r.rate_basis)[:-1]}", "value"]
     right = [False, False, True, True, True]
     if compare:
-        header.append("change")
+        header.append(CHANGE_LABEL)
         right.append(True)
     rows = []
-    for g in r.goals:
+    for g in macro_first(r.goals):
         row = [g.event, g.tier, fmt_count(g.conversions), fmt_pct(g.rate),
                fmt_money(g.value, r.currency)]
         if compare:
@@ -174,8 +198,8 @@ def _summary(r: ReportResult) -> list[str]:
     rows = [
         ["conversions", fmt_count(r.macro.conversions), fmt_count(r.micro.conversions),
          fmt_count(total_conv)],
-        [f"rate ({basis_label(r.rate_basis)})", fmt_pct(r.macro.rate), fmt_pct(r.micro.rate), ""],
-        ["session rate", fmt_pct(r.macro.session_rate), fmt_pct(r.micro.session_rate), ""],
+        [rate_label(r.rate_basis), fmt_pct(r.macro.rate), fmt_pct(r.micro.rate), ""],
+        [SESSION_RATE_LABEL, fmt_pct(r.macro.session_rate), fmt_pct(r.micro.session_rate), ""],
         ["value", fmt_money(r.macro.value, cur), fmt_money(r.micro.value, cur),
          fmt_money(r.total_value, cur)],
         ["value per session", "", "", fmt_money(r.value_per_session, cur)],
@@ -194,10 +218,26 @@ def _summary(r: ReportResult) -> list[str]:
     return grid(["", MACRO, MICRO, "total"], rows, [False, True, True, True])
 
 
-def report_table(results: Sequence[ReportResult]) -> str:
+def _not_included(errors: Sequence[Any] | None) -> list[str]:
+    """The properties that failed, so a pasted table can't pass for the complete picture."""
+    rows = error_rows(errors)
+    if not rows:
+        return []
+    lines = ["not included:"]
+    for e in rows:
+        who = "  ".join(str(x) for x in (e["client"], e["property"]) if x)
+        message = str(e["message"] or "failed").strip().splitlines() or ["failed"]
+        lines.append(f"  {who or '(unknown property)'}: {message[0]}")
+        lines.extend(f"    {m}" for m in message[1:])
+    return lines
+
+
+def report_table(results: Sequence[ReportResult], errors: Sequence[Any] | None = None) -> str:
     """Plain text for a terminal or a ticket.
 
-    Per report: a header, the goals, macro | micro | total side by side, then the warnings.
+    Per report: a header, the goals (macro first), macro | micro | total side by side, then the
+    warnings. `errors` (the failed properties, as `report_json` takes them) end the text in a
+    `not included:` block.
     """
     blocks: list[str] = []
     for r in results:
@@ -212,7 +252,10 @@ def report_table(results: Sequence[ReportResult]) -> str:
             lines.extend(f"  {w.code}: {w.message}" for w in r.warnings)
         blocks.append("\n".join(lines))
     if not blocks:
-        return "No reports.\n"
+        blocks.append("No reports.")
+    missing = _not_included(errors)
+    if missing:
+        blocks.append("\n".join(missing))
     return "\n\n".join(blocks) + "\n"
 
 
