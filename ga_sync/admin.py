@@ -225,8 +225,8 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
         journal.record(plan.property, change, "started")
         try:
             outcome = _apply_one(conn, client, plan.property, change)
-        except Cancelled:
-            # interrupted between attempts: GA may or may not have it; a rerun plans afresh
+        except (Cancelled, KeyboardInterrupt):
+            # interrupted mid-change: GA may or may not have it; a rerun plans afresh
             journal.record(plan.property, change, "interrupted")
             raise
         except ApiError as err:

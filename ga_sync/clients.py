@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import re
 import stat
 import threading
 import time
@@ -107,6 +108,10 @@ def connect(*, write: bool = False, env: dict[str, str] | None = None) -> Connec
     env = dict(os.environ if env is None else env)
     admin = env.get(ADMIN_ENDPOINT_ENV) or DEFAULT_ADMIN_ENDPOINT
     data = env.get(DATA_ENDPOINT_ENV) or DEFAULT_DATA_ENDPOINT
+    for name, url in ((ADMIN_ENDPOINT_ENV, admin), (DATA_ENDPOINT_ENV, data)):
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise CredentialsError(f"{name}={url!r} is not a URL: write it in full, e.g. "
+                                   "http://127.0.0.1:8765 for the sandbox")
     scope = EDIT_SCOPE if write else READONLY_SCOPE
     overridden = ADMIN_ENDPOINT_ENV in env or DATA_ENDPOINT_ENV in env
     warnings: list[str] = []
@@ -406,10 +411,16 @@ def translate(exc: BaseException, *, property: str | None, what: str) -> ApiErro
     code = getattr(exc, "code", None)
     status = int(code) if isinstance(code, int) else None
     message = getattr(exc, "message", None) or str(exc)
+    # api-core prefixes REST errors with "GET https://...?%24alt=...: "; the reader needs GA's words
+    message = re.sub(r"^(GET|POST|PATCH|PUT|DELETE) \S+: ", "", str(message))
     reason = error_reason(exc)
     if isinstance(exc, requests.RequestException):
-        return ApiError(f"could not {what}{where}: network error ({type(exc).__name__}). "
-                        "Check the connection and the endpoint settings.", property=property)
+        url = getattr(getattr(exc, "request", None), "url", None) or ""
+        host = re.match(r"^[a-z]+://[^/]+", url)
+        target = f" at {host.group(0)}" if host else ""
+        return ApiError(f"could not {what}{where}: network error{target} "
+                        f"({type(exc).__name__}). Check the connection, and "
+                        f"{ADMIN_ENDPOINT_ENV} / {DATA_ENDPOINT_ENV} if set.", property=property)
     if is_long_exhaustion(exc):
         return QuotaExhausted(f"GA quota used up{where}: {message} Try again later (the quota "
                               "refills hourly or daily).", property=property, status=status,

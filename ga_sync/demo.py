@@ -219,8 +219,9 @@ def _audit(conn: Any, state: Any, specs: list[Spec], directory: Path, echo: Echo
     from ga_sync.spec import load_specs
 
     clean = audit_all(conn, specs)
-    echo(f"{len(specs)} client specs: {clean.count('error')} errors, "
-         f"{clean.count('warning')} warnings, {clean.count('info')} info")
+    counts = {k: clean.count(k) for k in ("error", "warning")}
+    echo(f"{len(specs)} client specs: " + ", ".join(
+        f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items()) + f", {clean.count('info')} info")
     for f in clean.findings:  # the stray test key event left by hand on the first property
         echo(f"  {f.severity}: [{f.check}] {f.subject or ''} in {f.property}")
     ids = seed_scenario(state, "messy")

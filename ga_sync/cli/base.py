@@ -15,6 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+try:  # typer vendors click since 0.26
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer on the click package
+    from click.exceptions import UsageError  # type: ignore[no-redef]
+
 from ga_sync import __version__
 from ga_sync.errors import GaSyncError
 
@@ -22,17 +27,34 @@ if TYPE_CHECKING:
     from ga_sync.model import Spec
 
 class Group(typer.core.TyperGroup):
-    """Turns every GaSyncError into its message on stderr and exit code 1; bugs keep tracebacks."""
+    """Turns every GaSyncError into its message on stderr and exit code 1; bugs keep tracebacks.
+
+    Usage errors (a bad option or value) exit 1 too, not click's 2: exit 2 means "changes
+    pending" for `plan --detailed-exitcode`, and a CI job must not read a typo as that.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as e:
+            e.exit_code = 1
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as e:
+            e.exit_code = 1
+            raise
         except GaSyncError as error:
             err(f"Error: {error}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err("Interrupted: no further change was started. Run the same command again to "
-                "finish; the journal shows what was done.")
+            if ctx.invoked_subcommand == "apply":
+                err("Interrupted: no further change was started. Run the same command again to "
+                    "finish; the journal shows what was done.")
+            else:
+                err("Interrupted.")
             raise typer.Exit(130) from None
 
 
@@ -77,7 +99,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log API calls and retries."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log retries and, with report, the quota GA says is left. Goes before the command: ga-sync -v report ..."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:

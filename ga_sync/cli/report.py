@@ -20,6 +20,12 @@ class ReportFormat(str, Enum):
     html = "html"
 
 
+class HistoryFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 class Compare(str, Enum):
     previous = "previous"
 
@@ -89,7 +95,11 @@ def report(
     def work(t: Any) -> Any:
         info = read_property(conn, t.property)
         today = today_in(info.time_zone)
-        return report_property(conn, t.spec, t.property, choose(today),
+        period = choose(today)
+        if period.end > today:
+            raise GaSyncError(f"the period {period} ends after today ({today} in the "
+                              f"property's time zone, {info.time_zone}): GA has no data yet")
+        return report_property(conn, t.spec, t.property, period,
                                compare=compare is not None, today=today,
                                time_zone=info.time_zone,
                                key_events=read_key_events(conn, t.property))
@@ -147,8 +157,8 @@ def _render_report(fmt: ReportFormat, results: list, errors: list, weekly: dict)
         return rr.report_csv(results)
     if fmt is ReportFormat.html:
         from ga_sync.render.html import report_html
-        return report_html(results, weekly=weekly or None)
-    return rr.report_table(results)
+        return report_html(results, weekly=weekly or None, errors=errors or None)
+    return rr.report_table(results, errors=errors or None)
 
 
 def _quota_line(quota: Optional[dict]) -> str:
@@ -167,7 +177,7 @@ def history(
     paths: list[Path] = SPECS_ARG,
     weeks: int = typer.Option(8, "--weeks", "-w", min=1, max=520, help="How many weeks back."),
     store: Optional[Path] = typer.Option(None, "--store", help="DuckDB history file (default: in the user data directory)."),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table, json or csv."),
+    fmt: HistoryFormat = typer.Option(HistoryFormat.table, "--format", "-f", help="table, json or csv."),
 ) -> None:
     """Weekly macro and micro rates and value from the history store, without calling GA.
 
@@ -186,20 +196,24 @@ def history(
                           "every pull there), or pass --store")
     with Store(path) as db:
         frames = [(s, db.weekly(s, weeks)) for s in specs]
-    if fmt is ReportFormat.json:
+    if fmt is HistoryFormat.json:
         from ga_sync.render import to_json
         typer.echo(to_json({"version": 1, "history": [
             {"client": s.client, "weeks": json_records(df)} for s, df in frames]}), nl=False)
-    elif fmt is ReportFormat.csv:
+    elif fmt is HistoryFormat.csv:
         import pandas as pd
         df = pd.concat([df.assign(client=s.client) for s, df in frames], ignore_index=True)
-        typer.echo(df.to_csv(index=False), nl=False)
-    elif fmt is ReportFormat.html:
-        raise GaSyncError("history has no html format; use 'ga-sync report --format html'")
+        df = df[["property", "client"] + [c for c in df.columns if c not in ("property", "client")]]
+        typer.echo(df.to_csv(index=False, date_format="%Y-%m-%d"), nl=False)
     else:
         typer.echo("\n".join(rr.history_table(df, s) for s, df in frames), nl=False)
 
 
 def json_records(df: Any) -> list:
+    """Weekly rows as JSON objects: weeks as YYYY-MM-DD dates, missing numbers as null."""
     import json as _json
-    return _json.loads(df.to_json(orient="records", date_format="iso"))
+    rows = _json.loads(df.to_json(orient="records", date_format="iso"))
+    for row in rows:
+        if isinstance(row.get("week"), str):
+            row["week"] = row["week"][:10]
+    return rows

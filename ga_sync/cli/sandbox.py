@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -13,12 +13,12 @@ from ga_sync.errors import GaSyncError
 
 @app.command()
 def sandbox(
-    port: int = typer.Option(8765, "--port", "-p", help="Port to listen on (0 picks a free one)."),
+    port: int = typer.Option(8765, "--port", "-p", min=0, max=65535, help="Port to listen on (0 picks a free one)."),
     state: Path = typer.Option(Path("sandbox-state.json"), "--state", help="JSON file the sandbox keeps its properties in."),
-    seed: list[Path] = typer.Option([], "--seed", help="Create the properties named in these specs (with traffic) if missing."),
+    seed: list[Path] = typer.Option([], "--seed", help="Create the properties named in this spec file or directory (with traffic) if missing. Repeatable."),
     scenario: Optional[str] = typer.Option(None, "--scenario", help="Also create a ready-made case: 'messy' (a misconfigured property that trips every audit check) or 'clean'."),
     spec_out: Optional[Path] = typer.Option(None, "--scenario-spec", help="Write the scenario's goal spec here (default: SCENARIO-scenario.yaml)."),
-    latency: float = typer.Option(0.0, "--latency", help="Milliseconds added to every request."),
+    latency: float = typer.Option(0.0, "--latency", min=0.0, help="Milliseconds added to every request."),
     fault_rate: float = typer.Option(0.0, "--fault-rate", min=0.0, max=1.0, help="Share of requests answered 503 or 429 (some after the change was made)."),
     fault_seed: Optional[int] = typer.Option(None, "--fault-seed", help="Seed for the faults, to reproduce a run."),
     quota_window: float = typer.Option(60.0, "--quota-window", min=0.1, help="Seconds in the Admin API's per-minute quota window (shorter for quick experiments)."),
@@ -33,9 +33,8 @@ def sandbox(
     """
     from ga_sync.demo import seed_properties
     from ga_sync.sandbox.server import SandboxServer
-    from ga_sync.sandbox.state import SandboxState
 
-    st = SandboxState(state)
+    st = _open_state(state)
     if seed:
         seed_properties(st, load(seed))
     if scenario:
@@ -48,8 +47,12 @@ def sandbox(
         typer.echo(f"scenario {scenario}: properties {', '.join(ids)}; spec written to {spec_out}")
     st.save()
     from ga_sync.sandbox.faults import QuotaLimits
-    server = SandboxServer(st, port=port, latency_ms=latency, fault_rate=fault_rate,
-                           seed=fault_seed, quotas=QuotaLimits(window_s=quota_window))
+    try:
+        server = SandboxServer(st, port=port, latency_ms=latency, fault_rate=fault_rate,
+                               seed=fault_seed, quotas=QuotaLimits(window_s=quota_window))
+    except OSError as e:
+        raise GaSyncError(f"cannot listen on port {port}: {e.strerror or e}. Is another sandbox "
+                          "running there? Pick another --port, or --port 0 for a free one.") from None
     server.start()
     typer.echo(f"GA4 sandbox listening on {server.url} (state: {state})")
     typer.echo(f"  export GA_SYNC_ADMIN_ENDPOINT={server.url}")
@@ -58,10 +61,21 @@ def sandbox(
     try:
         import threading
         threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
+    finally:  # Ctrl-C: the CLI reports the interrupt and exits 130
         server.stop()
+
+
+def _open_state(path: Path) -> Any:
+    """The sandbox state at `path`, or a GaSyncError that says what is wrong with the file."""
+    from ga_sync.sandbox.state import SandboxState
+    try:
+        return SandboxState(path)
+    except IsADirectoryError:
+        raise GaSyncError(f"--state {path} is a directory; give a file name, e.g. "
+                          f"{path / 'sandbox-state.json'}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise GaSyncError(f"cannot read sandbox state {path}: {e}. Delete or move the file to "
+                          "start with a fresh sandbox.") from None
 
 
 @app.command()
@@ -69,7 +83,8 @@ def demo(
     directory: Path = typer.Option(Path("ga-sync-demo"), "--dir", help="Where the demo writes its state, journal and report."),
     specs: Optional[Path] = typer.Option(None, "--specs", help="Spec directory (default: the bundled goal_specs/)."),
 ) -> None:
-    """Run the whole job against the bundled sandbox: validate, plan, apply, plan again, dump.
+    """Run the whole job against the bundled sandbox: validate, plan, apply, plan again, dump,
+    report last week (with the HTML report) and audit.
 
     Needs no GA account and no network.
 

@@ -76,9 +76,9 @@ def plan(
     if fmt is PlanFormat.json:
         typer.echo(render.plan_json(the_plan, failures), nl=False)
     elif fmt is PlanFormat.markdown:
-        typer.echo(render.plan_markdown(the_plan))
+        typer.echo(render.plan_markdown(the_plan, failures))
     else:
-        typer.echo(render.plan_text(the_plan), nl=False)
+        typer.echo(render.plan_text(the_plan, failures), nl=False)
     report_failures(failures)
     if failures:
         raise typer.Exit(1)
@@ -121,7 +121,7 @@ def apply(
     specs = load(paths)
     conn = connect(write=True)
     the_plan, failures = _make_plan(specs, prune, concurrency, conn)
-    typer.echo(render.plan_text(the_plan), nl=False)
+    typer.echo(render.plan_text(the_plan, failures), nl=False)
     report_failures(failures)
     if not the_plan.has_changes:
         raise typer.Exit(1 if failures else 0)

@@ -37,7 +37,18 @@ def summary_line(plan: Plan) -> str:
             f"{plan.count(DELETE)} to delete.")
 
 
-def plan_text(plan: Plan) -> str:
+def _closing(plan: Plan, failures: list[Any] | None) -> str:
+    """The last line: the counts, and never "no changes" when a property was not read."""
+    if failures:
+        n = len(failures)
+        head = summary_line(plan) if plan.has_changes else "No changes in the properties read."
+        return (f"{head} {n} propert{'ies' if n != 1 else 'y'} could not be read: "
+                + ", ".join(f"{f.property} ({f.client})" for f in failures) + ".")
+    return (summary_line(plan) if plan.has_changes else
+            "No changes. The properties match their specs.")
+
+
+def plan_text(plan: Plan, failures: list[Any] | None = None) -> str:
     lines: list[str] = []
     for p in plan.properties:
         lines.append(f"{p.property} ({p.client})")
@@ -51,16 +62,21 @@ def plan_text(plan: Plan) -> str:
         if p.protected:
             lines.append(f"  protected (GA does not allow deleting them): {', '.join(p.protected)}")
         lines.append("")
-    lines.append(summary_line(plan) if plan.has_changes else
-                 "No changes. The properties match their specs.")
+    lines.append(_closing(plan, failures))
     return "\n".join(lines) + "\n"
 
 
-def plan_markdown(plan: Plan) -> str:
+def plan_markdown(plan: Plan, failures: list[Any] | None = None) -> str:
     out = ["### ga-sync plan", ""]
-    out.append(f"**{summary_line(plan)}**" if plan.has_changes else
-               "**No changes.** The properties match their specs.")
+    out.append(f"**{_closing(plan, failures)}**")
     out.append("")
+    if failures:
+        out.append("| not read | client | error |")
+        out.append("|---|---|---|")
+        for f in failures:
+            message = str(f.message).replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{f.property}` | {f.client} | {message} |")
+        out.append("")
     for p in plan.properties:
         out.append(f"#### {p.client} (`{p.property}`)")
         out.append("")
