@@ -121,3 +121,19 @@ def test_failed_property_is_reported_and_exit_1(spec_file, tmp_path, sandbox_sta
     assert [x["client"] for x in data["reports"]] == ["CLI Report"]
     assert data["errors"][0]["property"] == "properties/135792468"
     assert "properties/135792468" in r.stderr
+
+
+def test_future_period_is_refused(spec_file):
+    r = run("report", spec_file, "--start", "2030-01-01", "--end", "2030-01-07", "--no-store")
+    assert r.exit_code == 1 and "ends after today" in r.stderr
+
+
+def test_history_formats(spec_file, tmp_path):
+    store = tmp_path / "h.duckdb"
+    assert run("report", spec_file, "--last-days", "14", "--store", store).exit_code == 0
+    weeks = json.loads(run("history", spec_file, "--weeks", "2", "--store", store,
+                           "-f", "json").stdout)["history"][0]["weeks"]
+    assert all(len(w["week"]) == 10 for w in weeks)  # YYYY-MM-DD, like the CSV
+    header = run("history", spec_file, "--store", store, "-f", "csv").stdout.splitlines()[0]
+    assert header.startswith("property,client,")
+    assert run("history", spec_file, "--store", store, "-f", "html").exit_code == 1

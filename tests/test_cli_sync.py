@@ -217,3 +217,44 @@ def test_help_has_examples_for_every_command():
         r = run(name, "--help")
         assert r.exit_code == 0
         assert "Example" in r.stdout, name
+
+
+def test_usage_errors_exit_1_never_2():
+    """Exit 2 means "changes pending" with --detailed-exitcode: a typo must not look like it."""
+    for args in (["plan", "x.yaml", "--concurrency", "0", "--detailed-exitcode"],
+                 ["--bogus"], ["nosuch"], ["report", "x.yaml", "--format", "yaml"]):
+        r = run(*args)
+        assert r.exit_code == 1, args
+
+
+def test_plan_never_says_no_changes_when_a_property_was_not_read(env, sandbox_state, spec_file):
+    sandbox_state.add_property(property_id="123456789", display_name="Test Shop")
+    other = spec_file.parent / "gone.yaml"
+    other.write_text(SPEC.format(pid=999000111).replace("Test Shop", "Gone Co"))
+    r = run("plan", spec_file, other)
+    assert r.exit_code == 1
+    assert "No changes. The properties match" not in r.stdout
+    assert "1 property could not be read: properties/999000111 (Gone Co)." in r.stdout
+    md = run("plan", spec_file, other, "--format", "markdown")
+    assert "| `properties/999000111` | Gone Co |" in md.stdout
+
+
+def test_endpoint_must_be_a_url(monkeypatch, spec_file):
+    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", "127.0.0.1:8765")
+    r = run("plan", spec_file)
+    assert r.exit_code == 1 and "is not a URL" in r.stderr
+
+
+def test_sandbox_command_reports_bad_state_and_busy_port(tmp_path):
+    bad = tmp_path / "state.json"
+    bad.write_text("{not json")
+    r = run("sandbox", "--state", bad, "--port", "0")
+    assert r.exit_code == 1 and "cannot read sandbox state" in r.stderr
+    r = run("sandbox", "--state", tmp_path, "--port", "0")
+    assert r.exit_code == 1 and "is a directory" in r.stderr
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = run("sandbox", "--state", tmp_path / "ok.json", "--port", s.getsockname()[1])
+    assert r.exit_code == 1 and "cannot listen on port" in r.stderr
