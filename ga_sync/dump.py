@@ -1,19 +1,24 @@
 """Writing specs: a dump for every load.
 
-`ga-sync dump` turns a live property's key events into a spec file; `spec_to_yaml` writes a
-loaded spec back as one self-contained file. What is written loads back unchanged (tested for
-every example in goal_specs/).
+`ga-sync dump` turns a live property's key events into a spec file that validates and plans
+no changes (key events a spec cannot hold are left out, with a comment saying why);
+`spec_to_yaml` writes a loaded spec back as one self-contained file. What is written loads back
+unchanged (tested for every example in goal_specs/).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
+from dataclasses import dataclass
 from typing import Iterable
 
 from ga_sync.model import (MACRO, MICRO, SESSIONS, Goal, KeyEventState, Spec, property_id,
                            property_name)
-from ga_sync.spec import EVENT_VALUE, STANDARD
+from ga_sync.spec import (ANALYTICS_360, DEFAULT_KEY_EVENTS, EVENT_VALUE, KEY_EVENT_LIMITS,
+                          STANDARD, check_event_name)
 
 _PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 _.,'()/&+-]*\Z")
 _YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n"})
@@ -39,19 +44,115 @@ def guess_tier(event: str) -> str:
 
 
 def goals_from_key_events(states: Iterable[KeyEventState], currency: str) -> list[Goal]:
-    """Live key events -> goals: tier guessed, no default value -> `value: event`."""
-    return [_goal_from_state(s, currency)[0] for s in states]
+    """Live key events -> goals: tier guessed, no default value -> `value: event`.
+
+    Every key event becomes a goal, also one a spec cannot hold; `dump_property` leaves those
+    out.
+    """
+    return [_goal_from_state(s) for s in states]
 
 
-def _goal_from_state(state: KeyEventState, currency: str) -> tuple[Goal, str | None]:
-    note = None
-    value = state.settings.value
-    if value is not None and state.settings.currency and state.settings.currency.upper() != currency.upper():
-        note = (f"GA's default value is {value:g} {state.settings.currency.upper()}, not "
-                f"{currency.upper()}: convert it")
-    goal = Goal(event=state.event, tier=guess_tier(state.event), value=value,
+def _goal_from_state(state: KeyEventState) -> Goal:
+    return Goal(event=state.event, tier=guess_tier(state.event), value=state.settings.value,
                 counting=state.settings.counting)
-    return goal, note
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A live key event a dumped spec cannot hold, and why; a plan lists it as unmanaged."""
+
+    event: str
+    reason: str  # a sentence that names the event
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A dumped spec: its text, its currency and the key events it had to leave out."""
+
+    text: str
+    currency: str
+    left_out: tuple[LeftOut, ...] = ()
+
+
+def _keeper(spellings: list[str]) -> str:
+    """Of names differing only in case, the lower_snake_case one GA recommends, else the first."""
+    return next((name for name in spellings if name == name.lower()), spellings[0])
+
+
+def _spec_currency(items: list[Goal | KeyEventState], given: str) -> str:
+    """The currency GA holds the default values in: the most common one, else the given one.
+
+    Goals (from a loaded spec) are in the given currency. On a tie the given currency wins, then
+    the one met first.
+    """
+    counts: Counter[str] = Counter()
+    for item in items:
+        if isinstance(item, KeyEventState):
+            if item.settings.value is not None and item.settings.currency:
+                counts[item.settings.currency.strip().upper()] += 1
+        elif item.value is not None:
+            counts[given] += 1
+    if not counts:
+        return given
+    top = max(counts.values())
+    return given if counts[given] == top else next(c for c, n in counts.items() if n == top)
+
+
+def _names_left_out(items: list[Goal | KeyEventState]) -> dict[int, LeftOut]:
+    """Items (by position) whose names the spec validator would reject."""
+    out: dict[int, LeftOut] = {}
+    for index, item in enumerate(items):
+        problems = check_event_name(item.event)
+        if problems:
+            out[index] = LeftOut(item.event, "; ".join(problems) + " (see `ga-sync audit`)")
+    by_case: dict[str, list[int]] = {}  # the validator's rule: one spelling per casefolded name
+    for index, item in enumerate(items):
+        if index not in out:
+            by_case.setdefault(item.event.casefold(), []).append(index)
+    for indexes in by_case.values():
+        keep = _keeper([items[i].event for i in indexes])
+        why = ("the lower_snake_case spelling GA recommends" if keep == keep.lower()
+               else "the first in GA's order")
+        kept = False
+        for i in indexes:
+            event = items[i].event
+            if event == keep and not kept:
+                kept = True
+            elif event == keep:
+                out[i] = LeftOut(event, f"`{event}` is listed twice")
+            else:
+                out[i] = LeftOut(event, f"`{event}` and `{keep}` differ only in letter case; GA4 "
+                                        f"treats them as two key events, but a spec holds one of "
+                                        f"them (kept `{keep}`, {why})")
+    return out
+
+
+def _values_left_out(items: list[Goal | KeyEventState], currency: str,
+                     skip: dict[int, LeftOut]) -> dict[int, LeftOut]:
+    """Live key events (by position) whose default value the spec cannot write."""
+    out: dict[int, LeftOut] = {}
+    for index, item in enumerate(items):
+        if index in skip or not isinstance(item, KeyEventState) or item.settings.value is None:
+            continue
+        value, code = item.settings.value, (item.settings.currency or currency).strip().upper()
+        if not math.isfinite(value) or value < 0:
+            out[index] = LeftOut(item.event, f"`{item.event}` has a default value of {value:g} "
+                                             f"{code} in GA; a spec value is a number, 0 or more")
+        elif code != currency:
+            out[index] = LeftOut(item.event, f"`{item.event}` has a default value of {value:g} "
+                                             f"{code} in GA, but this spec's values are in "
+                                             f"{currency} (most key events use it) and a spec has "
+                                             f"one currency; it stays unmanaged until its value in "
+                                             f"GA is in {currency}")
+    return out
+
+
+def _comment(text: str) -> str:
+    """Text on one comment line, whatever a live event name holds."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _text(value: str) -> str:
@@ -70,12 +171,29 @@ def _number(value: float) -> str:
 def dump_spec(client: str, properties: Iterable[str | int], currency: str,
               goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
               service_level: str = STANDARD, source: str | None = None) -> str:
-    """A spec file (YAML text) for these goals or live key events; it loads back unchanged.
+    """A spec file (YAML text) for these goals or live key events; see `dump_property`."""
+    return dump_property(client, properties, currency, goals, rate_basis=rate_basis,
+                         service_level=service_level, source=source).text
+
+
+def dump_property(client: str, properties: Iterable[str | int], currency: str,
+                  goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
+                  service_level: str = STANDARD, source: str | None = None) -> Dump:
+    """A spec for these goals or live key events that validates and plans no changes.
 
     Used by `ga-sync dump` to start a spec from a live property. Key events become goals with a
-    guessed tier (see `guess_tier`); without a default value they get `value: event`.
+    guessed tier (see `guess_tier`); without a default value they get `value: event`. The
+    spec's currency is the one GA holds the default values in (the given currency, the
+    property's, when there are none). A key event the spec cannot hold is left out, with a
+    comment line where it would be, so a plan lists it as unmanaged instead of changing it: a
+    name that breaks GA's naming rules, a second spelling of a name that differs only in case,
+    or a default value in another currency than most (a spec has one currency).
     """
-    code = currency.strip().upper()
+    given = currency.strip().upper()
+    items = list(goals)
+    left_out = _names_left_out(items)
+    code = _spec_currency([item for i, item in enumerate(items) if i not in left_out], given)
+    left_out.update(_values_left_out(items, code, left_out))
     names = [property_id(property_name(p)) for p in properties]
     origin = f" from {source}" if source else ""
     lines = [
@@ -83,6 +201,21 @@ def dump_spec(client: str, properties: Iterable[str | int], currency: str,
         "# Review before use: tiers of key events read from GA are guessed from their names",
         "# (purchase, *_lead, *_quote -> macro; others -> micro), and `value: event` marks key",
         "# events without a default value. Give each goal its economic value (docs/spec.md).",
+    ]
+    if code != given:
+        lines.append(f"# Currency: GA holds these default values in {code}; the property's "
+                     f"currency is {given}.")
+    if left_out:
+        lines.append(f"# {len(left_out)} key event{'s' if len(left_out) != 1 else ''} left out "
+                     f"(see `# left out:` below); a plan lists them as unmanaged.")
+    custom = sum(1 for i, item in enumerate(items)
+                 if i not in left_out and item.event not in DEFAULT_KEY_EVENTS)
+    if service_level == STANDARD and \
+            KEY_EVENT_LIMITS[STANDARD] < custom <= KEY_EVENT_LIMITS[ANALYTICS_360]:
+        service_level = ANALYTICS_360
+        lines.append(f"# {custom} custom key events: more than a standard property allows, so "
+                     f"this is an Analytics 360 property.")
+    lines += [
         f"client: {_text(client)}",
         f"properties: [{', '.join(names)}]",
         f"currency: {code}",
@@ -91,10 +224,11 @@ def dump_spec(client: str, properties: Iterable[str | int], currency: str,
     if service_level != STANDARD:
         lines.append(f"service_level: {service_level}")
     lines.append("goals:")
-    for item in goals:
-        goal, note = _goal_from_state(item, code) if isinstance(item, KeyEventState) else (item, None)
-        if note:
-            lines.append(f"  # {note}")
+    for index, item in enumerate(items):
+        if index in left_out:
+            lines.append(f"  # left out: {_comment(left_out[index].reason)}")
+            continue
+        goal = _goal_from_state(item) if isinstance(item, KeyEventState) else item
         lines.append(f"  - event: {_text(goal.event)}")
         lines.append(f"    tier: {goal.tier}")
         lines.append(f"    value: {EVENT_VALUE if goal.value is None else _number(goal.value)}")
@@ -103,7 +237,8 @@ def dump_spec(client: str, properties: Iterable[str | int], currency: str,
             lines.append(f"    category: {_text(goal.category)}")
         if goal.description is not None:
             lines.append(f"    description: {_text(goal.description)}")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return Dump(text, code, tuple(left_out[i] for i in sorted(left_out)))
 
 
 def spec_to_yaml(spec: Spec, *, source: str | None = None) -> str:

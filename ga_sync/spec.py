@@ -191,6 +191,56 @@ def _warning(loc: Location, message: str) -> Problem:
     return Problem(loc.file, loc.line, loc.column, message, severity="warning")
 
 
+_CURRENCY_SIGNS = "$€£¥"
+_DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d{1,2}\Z")                    # 12,50  3,5
+_ONE_GROUP = re.compile(r"[-+]?\d{1,3},\d{3}\Z")                      # 1,250: 1250 or 1.25?
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?\Z")           # 1,250,000  1,250.50
+_EUROPEAN = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?\Z")            # 1.250,50
+
+
+def _plain(number: float) -> str:
+    """A number as a person would write it in YAML: 1250000, not 1.25e+06."""
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return repr(number)
+
+
+def _number_hint(text: str) -> str | None:
+    """How to write a number given as text (`"$40.50"`, `12,50`); None when it is no number.
+
+    The rest of "value `...` is text, not a number". A comma is a decimal comma in much of
+    Europe and a thousands separator in the US and UK, so the hint reads it the way the digits
+    allow: `12,50` and `3,5` are decimals, `1,250,000` and `1,250.50` have thousands groups, and
+    `1,250` could be either, so both readings are offered.
+    """
+    digits = text.strip(_CURRENCY_SIGNS + " ")
+    how = "without quotes or currency signs"
+    try:
+        number: float | None = float(digits) if "," not in digits else None
+    except ValueError:
+        number = None
+    if number is None and _ONE_GROUP.match(digits) and digits.lstrip("-+")[0] != "0":
+        thousands = _plain(float(digits.replace(",", "")))
+        decimal = _plain(float(digits.replace(",", ".")))
+        return (f", and its comma is ambiguous: write `value: {thousands}` if the comma separates "
+                f"thousands, or `value: {decimal}` if it is a decimal comma")
+    if number is not None:
+        pass
+    elif _DECIMAL_COMMA.match(digits) or _ONE_GROUP.match(digits):  # 0,250 is a decimal too
+        number = float(digits.replace(",", "."))
+        how = "with a decimal point, without quotes or currency signs"
+    elif _THOUSANDS.match(digits):
+        number = float(digits.replace(",", ""))
+        how = "without quotes, currency signs or thousands separators"
+    elif _EUROPEAN.match(digits):
+        number = float(digits.replace(".", "").replace(",", "."))
+        how = "without quotes, currency signs or thousands separators"
+        how += ", with a decimal point" if "," in digits else ""
+    if number is None or not math.isfinite(number):
+        return None
+    return f"; write it {how}: `value: {_plain(number)}`"
+
+
 def _parse_value(raw: Any, currency_hint: str, loc: Location,
                  out: list[Problem]) -> tuple[bool, float | None]:
     """(ok, value): a finite number >= 0, or None for `value: event`."""
@@ -214,14 +264,11 @@ def _parse_value(raw: Any, currency_hint: str, loc: Location,
         if text.lower() == EVENT_VALUE:
             out.append(_error(loc, f"value `{raw}` must be written in lowercase: `value: event`"))
             return False, None
-        digits = text.lstrip("$€£¥").replace(",", "").strip()
-        try:
-            number = float(digits)
-        except ValueError:
+        hint = _number_hint(text)
+        if hint is None:
             out.append(_error(loc, f"value `{raw}` is neither a number nor `event`; {fix}"))
         else:
-            out.append(_error(loc, f"value `{raw}` is text, not a number; write it without quotes "
-                                   f"or currency signs: `value: {number:g}`"))
+            out.append(_error(loc, f"value `{raw}` is text, not a number{hint}"))
     else:
         out.append(_error(loc, f"value must be a number or `event`, got {_show(raw)}; {fix}"))
     return False, None

@@ -17,9 +17,11 @@ from ga_sync.model import (
     Goal,
     KeyEventSettings,
     KeyEventState,
+    PropertyPlan,
     Spec,
 )
-from ga_sync.dump import dump_spec, goals_from_key_events, guess_tier, spec_to_yaml
+from ga_sync.dump import dump_property, dump_spec, goals_from_key_events, guess_tier, spec_to_yaml
+from ga_sync.plan import diff
 from ga_sync.spec import check_event_name, load_spec, load_specs, validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,15 @@ BAD = [
     ("bad-value-string", (7, 12), "value `$40.50` is text, not a number; write it without quotes "
                                   "or currency signs: `value: 40.5`", 1),
     ("bad-value-word", (7, 12), "value `high` is neither a number nor `event`", 1),
+    ("bad-value-decimal-comma", (7, 12), "value `12,50` is text, not a number; write it with a "
+                                         "decimal point, without quotes or currency signs: "
+                                         "`value: 12.5`", 1),
+    ("bad-value-comma-ambiguous", (7, 12), "value `1,250` is text, not a number, and its comma is "
+                                           "ambiguous: write `value: 1250` if the comma separates "
+                                           "thousands, or `value: 1.25` if it is a decimal comma", 1),
+    ("bad-value-thousands", (7, 12), "value `1,250,000` is text, not a number; write it without "
+                                     "quotes, currency signs or thousands separators: "
+                                     "`value: 1250000`", 1),
     ("bad-value-nan", (7, 12), "is not a finite number", 1),
     ("bad-value-inf", (7, 12), "is not a finite number", 1),
     ("bad-value-bool", (7, 12), "value `true` is a yes/no, not an amount", 1),
@@ -368,6 +379,40 @@ def test_check_event_name(name: str, expected: list[str]) -> None:
         assert part in message
 
 
+@pytest.mark.parametrize(("written", "hint"), [
+    ('"3,5"', "with a decimal point, without quotes or currency signs: `value: 3.5`"),
+    ('"12,50 €"', "with a decimal point, without quotes or currency signs: `value: 12.5`"),
+    ('"0,250"', "with a decimal point, without quotes or currency signs: `value: 0.25`"),
+    ("12,500", "its comma is ambiguous: write `value: 12500` if the comma separates thousands, "
+               "or `value: 12.5` if it is a decimal comma"),
+    ('"$1,250.50"', "without quotes, currency signs or thousands separators: `value: 1250.5`"),
+    ('"1.250,50"', "without quotes, currency signs or thousands separators, with a decimal point: "
+                   "`value: 1250.5`"),
+    ('"1000000"', "without quotes or currency signs: `value: 1000000`"),
+])
+def test_a_number_written_as_text_gets_the_number_it_means(tmp_path: Path, written: str,
+                                                            hint: str) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(f"client: V\nproperty: 1\ncurrency: EUR\ngoals:\n"
+                    f"  - event: sign_up\n    tier: micro\n    value: {written}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [error] = caught.value.problems
+    assert (error.line, error.column) == (7, 12)
+    assert hint in error.message
+
+
+@pytest.mark.parametrize("written", ["1,2,3", "12,5000", '"€"'])
+def test_commas_that_make_no_number_get_no_hint(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(f"client: V\nproperty: 1\ncurrency: EUR\ngoals:\n"
+                    f"  - event: sign_up\n    tier: micro\n    value: {written}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [error] = caught.value.problems
+    assert "is neither a number nor `event`" in error.message
+
+
 def test_value_zero_and_event_are_valid(tmp_path: Path) -> None:
     path = tmp_path / "v.yaml"
     path.write_text("client: V\nproperty: 1\ncurrency: EUR\ngoals:\n"
@@ -416,7 +461,8 @@ def test_dump_of_live_key_events(tmp_path: Path) -> None:
                      source="properties/123456789")
     assert text.startswith("# Goal spec written by ga-sync dump from properties/123456789.\n")
     assert "# Review before use" in text
-    assert "  # GA's default value is 2.5 EUR, not USD: convert it\n" in text
+    assert ("  # left out: `newsletter_signup` has a default value of 2.5 EUR in GA, but this "
+            "spec's values are in USD") in text
     spec = _reload(text, tmp_path)
     assert spec.client == 'Client: "Quoted" & Co'
     assert spec.properties == ("properties/123456789",)
@@ -425,13 +471,82 @@ def test_dump_of_live_key_events(tmp_path: Path) -> None:
         Goal("purchase", MACRO, None, ONCE_PER_EVENT),
         Goal("generate_lead", MACRO, 150.0, ONCE_PER_SESSION),
         Goal("request_quote", MACRO, 0.1, ONCE_PER_EVENT),
-        Goal("newsletter_signup", MICRO, 2.5, ONCE_PER_EVENT),
         Goal("file_download", MICRO, None, ONCE_PER_EVENT),
     )
+    kept = [s for s in states if s.event != "newsletter_signup"]
     assert {e: s.counting for e, s in spec.desired().items()} == {
-        s.event: s.settings.counting for s in states}
+        s.event: s.settings.counting for s in kept}
     assert _reload(spec_to_yaml(spec), tmp_path) == spec
-    assert goals_from_key_events(states, "USD") == list(spec.goals)
+    assert goals_from_key_events(kept, "USD") == list(spec.goals)
+
+
+def _plan_of_dump(dumped: str, states: list[KeyEventState], tmp_path: Path) -> PropertyPlan:
+    """validate the dumped text as `ga-sync validate` does, then plan it against the same state."""
+    path = tmp_path / "dumped.yaml"
+    path.write_text(dumped)
+    specs, problems = validate_paths([path])
+    assert problems == [], "\n".join(map(str, problems))
+    [spec] = specs
+    return diff(spec.properties[0], spec.client, spec.desired(), states)
+
+
+def test_dump_uses_the_currency_ga_holds_the_values_in(tmp_path: Path) -> None:
+    states = [
+        KeyEventState("purchase", KeyEventSettings(ONCE_PER_EVENT)),
+        KeyEventState("sign_up", KeyEventSettings(ONCE_PER_EVENT, 5.0, "EUR"), custom=True),
+        KeyEventState("generate_lead", KeyEventSettings(ONCE_PER_SESSION, 80.0, "eur"), custom=True),
+    ]
+    dumped = dump_property("Euro Shop", [42], "USD", states)
+    assert dumped.currency == "EUR" and dumped.left_out == ()
+    assert "\ncurrency: EUR\n" in dumped.text
+    assert "# Currency: GA holds these default values in EUR; the property's currency is USD.\n" \
+        in dumped.text
+    plan = _plan_of_dump(dumped.text, states, tmp_path)
+    assert plan.changes == () and plan.unmanaged == ()
+    no_values = [KeyEventState("purchase", KeyEventSettings(ONCE_PER_EVENT))]
+    assert "\ncurrency: USD\n" in dump_spec("Shop", [42], "usd", no_values)
+
+
+def test_dump_leaves_out_what_a_spec_cannot_hold(tmp_path: Path) -> None:
+    long_name = "newsletter_signup_confirmation_thank_you_page"
+    states = [
+        KeyEventState("purchase", KeyEventSettings(ONCE_PER_EVENT), name="properties/7/keyEvents/1"),
+        KeyEventState("Sign_Up", KeyEventSettings(ONCE_PER_EVENT, 5.0, "EUR"), custom=True),
+        KeyEventState("sign_up", KeyEventSettings(ONCE_PER_EVENT, 5.0, "EUR"), custom=True),
+        KeyEventState("generate_lead", KeyEventSettings(ONCE_PER_SESSION, 120.0, "EUR"), custom=True),
+        KeyEventState("request_quote", KeyEventSettings(ONCE_PER_EVENT, 40.0, "GBP"), custom=True),
+        KeyEventState(long_name, KeyEventSettings(ONCE_PER_EVENT), custom=True),
+        KeyEventState("Contact_Click", KeyEventSettings(ONCE_PER_EVENT), custom=True),
+        KeyEventState("CONTACT_CLICK", KeyEventSettings(ONCE_PER_EVENT), custom=True),
+    ]
+    dumped = dump_property("Mixed", ["properties/7"], "USD", states, source="properties/7")
+    assert dumped.currency == "EUR"
+    assert [item.event for item in dumped.left_out] == [
+        "Sign_Up", "request_quote", long_name, "CONTACT_CLICK"]
+    reasons = {item.event: str(item) for item in dumped.left_out}
+    assert reasons["Sign_Up"].startswith("`Sign_Up` and `sign_up` differ only in letter case")
+    assert "kept `sign_up`, the lower_snake_case spelling GA recommends" in reasons["Sign_Up"]
+    assert "kept `Contact_Click`, the first in GA's order" in reasons["CONTACT_CLICK"]
+    assert reasons["request_quote"].startswith(
+        "`request_quote` has a default value of 40 GBP in GA, but this spec's values are in EUR")
+    assert reasons[long_name] == (f"event name `{long_name}` is 45 characters long; GA4 allows at "
+                                  f"most 40, and a longer key event is not reported (see "
+                                  f"`ga-sync audit`)")
+    for item in dumped.left_out:
+        assert f"  # left out: {item.reason}\n" in dumped.text
+    assert "# 4 key events left out" in dumped.text
+    plan = _plan_of_dump(dumped.text, states, tmp_path)
+    assert plan.changes == ()
+    assert plan.unmanaged == tuple(sorted(item.event for item in dumped.left_out))
+    assert dump_spec("Mixed", ["properties/7"], "USD", states, source="properties/7") == dumped.text
+
+
+def test_dump_of_more_key_events_than_a_standard_property_allows(tmp_path: Path) -> None:
+    states = [KeyEventState(f"step_{i}", KeyEventSettings(ONCE_PER_EVENT), custom=True)
+              for i in range(35)]
+    text = dump_spec("Big", [9], "USD", states)
+    assert "\nservice_level: analytics_360\n" in text
+    assert _plan_of_dump(text, states, tmp_path).changes == ()
 
 
 def test_dump_writes_service_level_and_rate_basis(tmp_path: Path) -> None:
