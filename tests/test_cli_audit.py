@@ -102,3 +102,16 @@ def test_sandbox_command_serves_a_scenario(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert (tmp_path / "state.json").exists()
+
+
+def test_dump_of_a_messy_property_validates_and_plans_no_changes(messy, tmp_path):
+    """Onboarding an inherited property: what a spec cannot hold is left out, with a note."""
+    _, ids = messy
+    out = tmp_path / "dumped.yaml"
+    r = run("dump", ids[0], "-o", out)
+    assert r.exit_code == 0, r.stderr
+    assert "left out:" in r.stderr and "newsletter_signup_confirmation_thank_you_page" in r.stderr
+    assert run("validate", out).exit_code == 0
+    plan = run("plan", out, "--detailed-exitcode", "--format", "json")
+    assert plan.exit_code == 0, plan.stdout
+    assert "newsletter_signup_confirmation_thank_you_page" in json.loads(plan.stdout)["properties"][0]["unmanaged"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from ga_sync.cli.base import (SPECS_ARG, PlanFormat, Progress, app, connect, err, load,
+from ga_sync.cli.base import (SPECS_ARG, PlanFormat, Progress, app, connect, err, load, warn,
                               property_hint, report_failures)
 from ga_sync.errors import GaSyncError
 
@@ -167,6 +167,8 @@ def dump(
     """Write a goal spec from a live property's key events, to bring a client under management.
 
     Review the tiers and values it guesses, then validate and plan: the plan shows no changes.
+    Key events a spec cannot hold (names GA does not report, case duplicates, default values
+    in a second currency) are left out with a note, and stay unmanaged.
 
     \b
     Example:
@@ -174,7 +176,7 @@ def dump(
     """
     from ga_sync.admin import read_key_events, read_property
     from ga_sync.model import property_name
-    from ga_sync.dump import dump_spec
+    from ga_sync.dump import dump_property
     try:
         name = property_name(property)
     except ValueError:
@@ -182,13 +184,22 @@ def dump(
     conn = connect()
     info = read_property(conn, name)
     key_events = read_key_events(conn, name)
-    text = dump_spec(client=client or info.display_name or name, properties=[name],
-                     currency=info.currency, goals=key_events)
+    if not key_events:
+        raise GaSyncError(f"{name} has no key events, so there is nothing to dump; write its "
+                          "spec by hand (see docs/spec.md)")
+    dumped = dump_property(client=client or info.display_name or name, properties=[name],
+                           currency=info.currency, goals=key_events)
+    for item in dumped.left_out:
+        warn(f"left out: {item}")
+    if not len(key_events) - len(dumped.left_out):
+        raise GaSyncError(f"every key event of {name} was left out (see above), so the spec "
+                          "would have no goals; write it by hand (see docs/spec.md)")
     if output:
-        output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output} ({len(key_events)} key events from {name})", err=True)
+        output.write_text(dumped.text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({len(key_events) - len(dumped.left_out)} of "
+                   f"{len(key_events)} key events from {name})", err=True)
     else:
-        typer.echo(text, nl=False)
+        typer.echo(dumped.text, nl=False)
 
 
 @app.command()
