@@ -258,3 +258,18 @@ def test_sandbox_command_reports_bad_state_and_busy_port(tmp_path):
         s.listen()
         r = run("sandbox", "--state", tmp_path / "ok.json", "--port", s.getsockname()[1])
     assert r.exit_code == 1 and "cannot listen on port" in r.stderr
+
+
+def test_key_events_are_read_across_pages(env, sandbox_state):
+    """GA pages key events by at most 200: a property with more is read whole."""
+    from ga_sync.admin import read_key_events
+    from ga_sync.clients import connect
+
+    record = sandbox_state.add_property(property_id="246246246", default_key_events=False)
+    for i in range(230):
+        kid = str(30_000_000_000 + i)
+        record.key_events[kid] = KeyEvent(name=f"properties/246246246/keyEvents/{kid}",
+                                          event_name=f"event_{i:03d}", counting_method=1,
+                                          deletable=True, custom=True)
+    events = read_key_events(connect(), "properties/246246246")
+    assert sorted(k.event for k in events) == [f"event_{i:03d}" for i in range(230)]

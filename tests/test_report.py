@@ -220,3 +220,23 @@ def test_warnings_say_why_with_the_live_key_events(conn, sandbox_state, admin_cl
     lead = {w.subject: w for w in r.warnings}["generate_lead"]
     assert lead.code == "key-event-mismatch"
     assert "counts once per event in GA, the spec says once per session" in lead.message
+
+
+def test_trust_flags_from_response_metadata():
+    """Thresholding, '(other)' rows and sampling come from GA's response metadata."""
+    from ga_sync.report import ParsedReport, ReportResult, TierResult, _warnings
+
+    def parsed(meta):
+        return ParsedReport(columns={}, metric_types={}, row_count=0, totals=[], metadata=meta,
+                            quota=None)
+    s = spec("sessions")
+    tier = TierResult(0, 0, 0, 0)
+    result = ReportResult(PROP, "c", Period(date(2026, 11, 2), date(2026, 11, 8)), "USD",
+                          "sessions", 0, 0, [], tier, tier, 0, 0)
+    reports = {"totals": parsed({"subjectToThresholding": True}),
+               "events": parsed({"dataLossFromOtherRow": True}),
+               "daily": parsed({"samplingMetadatas": [{"samplesReadCount": "10"}]})}
+    codes = [w.code for w in _warnings(result, reports, date(2026, 11, 22), s, 0, False)]
+    assert codes == ["thresholded", "other-row", "sampled", "no-data"]
+    clean = {k: parsed({}) for k in reports}
+    assert [w.code for w in _warnings(result, clean, date(2026, 11, 22), s, 0, False)] == ["no-data"]
