@@ -55,7 +55,11 @@ def test_a_key_event_marked_now_does_not_rewrite_history(setup, admin_client):
         marked = day == today.strftime("%Y%m%d")
         assert is_key == ("true" if marked else "false")
         assert keys == (count if marked else 0)
-        assert count == ((log["date"].astype(str) == day) & (log["event_name"] == "sign_up")).sum()
+        whole_day = ((log["date"].astype(str) == day) & (log["event_name"] == "sign_up")).sum()
+        if marked:  # today: only the part of the day that has passed
+            assert count <= whole_day
+        else:
+            assert count == whole_day
     # the property's default purchase dates from the property's creation (its first data day)
     past = report(data, ["eventName"], ["keyEvents"], date(2026, 2, 1), date(2026, 2, 7))
     assert past[("purchase",)][0] > 0 and past[("sign_up",)][0] == 0
@@ -76,3 +80,17 @@ def test_default_value_fills_the_value_parameter(setup, sandbox_state):
     assert after[("sign_up",)][1] == pytest.approx(7.5 * count)
     # purchase sends its own value: GA keeps it, the default would not apply
     assert after[("purchase",)][1] == pytest.approx(before[("purchase",)][1])
+
+
+def test_today_holds_only_the_day_so_far(setup, monkeypatch):
+    """GA has only today's sessions so far; the sandbox keeps the share of the day elapsed."""
+    from ga_sync.sandbox import query
+
+    record, data, traffic = setup
+    today = datetime.now(timezone.utc).date()
+    whole = event_log(traffic, today, today, TZ)["session_id"].nunique()
+    for share in (0.0, 0.25, 1.0):
+        monkeypatch.setattr(query, "day_elapsed", lambda tz, s=share: s)
+        got = report(data, [], ["sessions"], today, today)
+        sessions = got[()][0] if got else 0
+        assert sessions == pytest.approx(whole * share, abs=1)

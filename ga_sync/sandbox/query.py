@@ -316,6 +316,39 @@ def _with_key_events(cols: dict[str, np.ndarray], cats: dict[str, list[str]],
             "kvalue": np.where(fill, default[ev] if ev.size else 0.0, value)}
 
 
+def day_elapsed(time_zone: str) -> float:
+    """The share of today already past in the property's time zone (0.0 at midnight)."""
+    try:
+        now = datetime.now(ZoneInfo(time_zone))
+    except (KeyError, ValueError):
+        now = datetime.now(timezone.utc)
+    return (now.hour * 3600 + now.minute * 60 + now.second) / 86400
+
+
+def _today_so_far(cols: dict[str, np.ndarray], cats: dict[str, list[str]],
+                  record: PropertyLike, today: date) -> dict[str, np.ndarray]:
+    """Drop the part of today that has not happened yet: GA has only the sessions so far.
+
+    The synthetic log holds whole days; today keeps the share of its sessions that matches the
+    share of the day elapsed in the property's time zone (sessions are in no particular order
+    of time within a day, so the first ones stand for the morning).
+    """
+    key = today.strftime("%Y%m%d")
+    days = cats["date"]
+    if not days or days[-1] != key or not cols["date"].size:
+        return cols
+    code = len(days) - 1
+    a = int(np.searchsorted(cols["date"], code))
+    sessions = cols["session"][a:]
+    if not sessions.size:
+        return cols
+    first, last = int(sessions[0]), int(sessions[-1])
+    cut = first + int(round((last - first + 1) * day_elapsed(record.time_zone)))
+    keep = np.ones(cols["date"].size, dtype=bool)
+    keep[a:] = sessions < cut
+    return {k: v[keep] for k, v in cols.items()}
+
+
 def load_events(record: PropertyLike, plan: Plan, today: date) -> Events:
     """The event log of every date range, stacked; an event in two ranges appears twice."""
     lo = min(s for _, s, _ in plan.ranges)
@@ -331,7 +364,7 @@ def load_events(record: PropertyLike, plan: Plan, today: date) -> Events:
         return Events(empty, {"date": [], "event": [], "path": [], "location": [],
                               "country": [], "range": names})
     base, cats = _base(record, lo, hi)
-    base = _with_key_events(base, cats, record)
+    base = _with_key_events(_today_so_far(base, cats, record, today), cats, record)
     parts = []
     for i, (_, s, e) in enumerate(plan.ranges):
         # days are in order in the log, so a date range is a slice (a view, no copy)
