@@ -8,10 +8,7 @@ The format is described in docs/spec.md.
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +19,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .currencies import CURRENCY_CODES
 from .errors import Problem, SpecError
+from .spec_rules import (BROWSING_EVENTS, EVENT_NAME_MAX, EVENT_VALUE, RESERVED_PREFIXES,
+                         check_event_name, choice, did_you_mean, error, parse_property,
+                         parse_value, show, warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
@@ -32,11 +32,13 @@ from .model import (
     Location,
     Spec,
     property_id,
-    property_name,
 )
 
 __all__ = [
     "BROWSING_EVENTS",
+    "EVENT_NAME_MAX",
+    "EVENT_VALUE",
+    "RESERVED_PREFIXES",
     "KEY_EVENT_LIMITS",
     "SERVICE_LEVELS",
     "check_event_name",
@@ -58,14 +60,6 @@ KEY_EVENT_LIMITS = {STANDARD: 30, ANALYTICS_360: 50}
 # Key events GA creates itself; they do not count against the custom limit.
 DEFAULT_KEY_EVENTS = frozenset({"purchase"})
 
-EVENT_VALUE = "event"
-EVENT_NAME_MAX = 40
-RESERVED_PREFIXES = ("firebase_", "google_", "ga_", "_")
-# Collected on every visit: marking them as key events counts browsing as success.
-BROWSING_EVENTS = frozenset({"page_view", "session_start", "first_visit", "user_engagement", "scroll"})
-
-_MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,}\Z", re.IGNORECASE)
-_UA_ID = re.compile(r"UA-\d+(-\d+)?\Z", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,191 +107,6 @@ def _where(loc: Location) -> str:
     if loc.line is None:
         return loc.file
     return f"line {loc.line}:{loc.column}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Small checks, shared by the file parser
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`; did you mean `x`?` for near misses (difflib), '' when nothing is close."""
-    options = list(choices)
-    for option in options:
-        if option.casefold() == word.casefold():
-            return f"; did you mean `{option}`?"
-    folded = {option.casefold(): option for option in options}
-    close = difflib.get_close_matches(word.casefold(), folded, n=1, cutoff=0.6)
-    return f"; did you mean `{folded[close[0]]}`?" if close else ""
-
-
-def _show(raw: Any) -> str:
-    """A value as the user wrote it, for messages."""
-    if raw is None:
-        return "nothing"
-    if isinstance(raw, bool):
-        return "`true`" if raw else "`false`"
-    if isinstance(raw, list):
-        return "a list"
-    if isinstance(raw, dict):
-        return "a mapping"
-    return f"`{raw}`"
-
-
-def check_event_name(name: str) -> list[str]:
-    """Problems with a GA4 event name, as messages; [] when GA accepts it.
-
-    GA silently drops or refuses badly named events, so a key event on one would never count.
-    https://support.google.com/analytics/answer/13316687 (event naming rules)
-    """
-    if not name:
-        return ["event name is empty; write the GA4 event name, e.g. `event: sign_up`"]
-    problems: list[str] = []
-    prefix = next((p for p in RESERVED_PREFIXES if name.startswith(p)), None)
-    if prefix is not None:
-        stripped = name[len(prefix):].lstrip("_")
-        hint = f" (e.g. `{stripped}`)" if stripped and not check_event_name(stripped) else ""
-        problems.append(f"event name `{name}` starts with `{prefix}`, a prefix GA4 reserves for its "
-                        f"own events; rename the event{hint} in the site's tagging and here")
-    elif not name[0].isalpha():
-        problems.append(f"event name `{name}` must start with a letter")
-    bad = sorted({ch for ch in name if not (ch.isalpha() or ch in "0123456789_")})
-    if bad:
-        shown = ", ".join("space" if ch == " " else f"`{ch}`" for ch in bad)
-        fixed = re.sub(r"[^\w]+", "_", name).strip("_")
-        hint = f" (e.g. `{fixed}`)" if fixed and not check_event_name(fixed) else ""
-        problems.append(f"event name `{name}` contains {shown}; GA4 event names use only letters, "
-                        f"digits and underscores{hint}")
-    if len(name) > EVENT_NAME_MAX:
-        problems.append(f"event name `{name}` is {len(name)} characters long; GA4 allows at most "
-                        f"{EVENT_NAME_MAX}, and a longer key event is not reported")
-    return problems
-
-
-def _choice(raw: Any, choices: tuple[str, ...], key: str, loc: Location,
-            out: list[Problem]) -> str | None:
-    if isinstance(raw, str) and raw in choices:
-        return raw
-    hint = _did_you_mean(raw, choices) if isinstance(raw, str) else ""
-    options = " or ".join(f"`{c}`" for c in choices)
-    out.append(_error(loc, f"{key} {_show(raw)} is not valid; use {options}{hint}"))
-    return None
-
-
-def _error(loc: Location, message: str) -> Problem:
-    return Problem(loc.file, loc.line, loc.column, message)
-
-
-def _warning(loc: Location, message: str) -> Problem:
-    return Problem(loc.file, loc.line, loc.column, message, severity="warning")
-
-
-_CURRENCY_SIGNS = "$€£¥"
-_DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d{1,2}\Z")                    # 12,50  3,5
-_ONE_GROUP = re.compile(r"[-+]?\d{1,3},\d{3}\Z")                      # 1,250: 1250 or 1.25?
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?\Z")           # 1,250,000  1,250.50
-_EUROPEAN = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?\Z")            # 1.250,50
-
-
-def _plain(number: float) -> str:
-    """A number as a person would write it in YAML: 1250000, not 1.25e+06."""
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return repr(number)
-
-
-def _number_hint(text: str) -> str | None:
-    """How to write a number given as text (`"$40.50"`, `12,50`); None when it is no number.
-
-    The rest of "value `...` is text, not a number". A comma is a decimal comma in much of
-    Europe and a thousands separator in the US and UK, so the hint reads it the way the digits
-    allow: `12,50` and `3,5` are decimals, `1,250,000` and `1,250.50` have thousands groups, and
-    `1,250` could be either, so both readings are offered.
-    """
-    digits = text.strip(_CURRENCY_SIGNS + " ")
-    how = "without quotes or currency signs"
-    try:
-        number: float | None = float(digits) if "," not in digits else None
-    except ValueError:
-        number = None
-    if number is None and _ONE_GROUP.match(digits) and digits.lstrip("-+")[0] != "0":
-        thousands = _plain(float(digits.replace(",", "")))
-        decimal = _plain(float(digits.replace(",", ".")))
-        return (f", and its comma is ambiguous: write `value: {thousands}` if the comma separates "
-                f"thousands, or `value: {decimal}` if it is a decimal comma")
-    if number is not None:
-        pass
-    elif _DECIMAL_COMMA.match(digits) or _ONE_GROUP.match(digits):  # 0,250 is a decimal too
-        number = float(digits.replace(",", "."))
-        how = "with a decimal point, without quotes or currency signs"
-    elif _THOUSANDS.match(digits):
-        number = float(digits.replace(",", ""))
-        how = "without quotes, currency signs or thousands separators"
-    elif _EUROPEAN.match(digits):
-        number = float(digits.replace(".", "").replace(",", "."))
-        how = "without quotes, currency signs or thousands separators"
-        how += ", with a decimal point" if "," in digits else ""
-    if number is None or not math.isfinite(number):
-        return None
-    return f"; write it {how}: `value: {_plain(number)}`"
-
-
-def _parse_value(raw: Any, currency_hint: str, loc: Location,
-                 out: list[Problem]) -> tuple[bool, float | None]:
-    """(ok, value): a finite number >= 0, or None for `value: event`."""
-    fix = (f"give the value of one conversion in {currency_hint} (e.g. `value: 25`) or "
-           f"`value: event` to use the event's own value parameter")
-    if isinstance(raw, bool):
-        out.append(_error(loc, f"value {_show(raw)} is a yes/no, not an amount; {fix}"))
-    elif isinstance(raw, (int, float)):
-        number = float(raw)
-        if not math.isfinite(number):
-            out.append(_error(loc, f"value `{raw}` is not a finite number; {fix}"))
-        elif number < 0:
-            out.append(_error(loc, f"value `{raw}` is negative; a conversion is worth 0 or more "
-                                   f"(use `value: 0` for a goal you count but do not value)"))
-        else:
-            return True, number
-    elif isinstance(raw, str):
-        text = raw.strip()
-        if text == EVENT_VALUE:
-            return True, None
-        if text.lower() == EVENT_VALUE:
-            out.append(_error(loc, f"value `{raw}` must be written in lowercase: `value: event`"))
-            return False, None
-        hint = _number_hint(text)
-        if hint is None:
-            out.append(_error(loc, f"value `{raw}` is neither a number nor `event`; {fix}"))
-        else:
-            out.append(_error(loc, f"value `{raw}` is text, not a number{hint}"))
-    else:
-        out.append(_error(loc, f"value must be a number or `event`, got {_show(raw)}; {fix}"))
-    return False, None
-
-
-def _parse_property(raw: Any, loc: Location, out: list[Problem]) -> str | None:
-    """A property id as `properties/123`, or None after reporting why it is not one."""
-    where = "the numeric property id is under Admin → Property settings → Property details"
-    if isinstance(raw, str):
-        text = raw.strip()
-        if _MEASUREMENT_ID.match(text):
-            out.append(_error(loc, f"`{text}` is a measurement id (of a web data stream), not a "
-                                   f"property id; {where}, e.g. `properties: [123456789]`"))
-            return None
-        if _UA_ID.match(text):
-            out.append(_error(loc, f"`{text}` is a Universal Analytics tracking id, not a GA4 "
-                                   f"property id; {where}"))
-            return None
-    if not isinstance(raw, bool) and isinstance(raw, (int, str)):
-        try:
-            name = property_name(raw)
-        except ValueError:
-            pass
-        else:
-            if property_id(name) != "0":
-                return name
-    out.append(_error(loc, f"property id {_show(raw)} is not a numeric GA4 property id; write "
-                           f"digits like `123456789` or `properties/123456789` ({where})"))
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +189,7 @@ def _parse_file(file: str, path: Path) -> _Parsed:
     out = parsed.problems
     if not isinstance(data, dict):
         parsed.failure = "its top level is not a mapping"
-        what = "empty" if data is None else ("a list" if isinstance(data, list) else _show(data))
+        what = "empty" if data is None else ("a list" if isinstance(data, list) else show(data))
         out.append(Problem(file, 1, 1, f"the top level is {what}; a goal spec is a mapping of keys "
                                        f"(client:, properties:, currency:, goals:)"))
         return parsed
@@ -391,10 +200,10 @@ def _parse_file(file: str, path: Path) -> _Parsed:
             continue
         loc = _at_key(file, data, key)
         if key in GOAL_KEYS:
-            out.append(_error(loc, f"`{key}` belongs to a goal; move it under an entry of `goals:`"))
+            out.append(error(loc, f"`{key}` belongs to a goal; move it under an entry of `goals:`"))
         else:
-            hint = _did_you_mean(str(key), TOP_LEVEL_KEYS)
-            out.append(_error(loc, f"unknown key `{key}`{hint} (top-level keys: "
+            hint = did_you_mean(str(key), TOP_LEVEL_KEYS)
+            out.append(error(loc, f"unknown key `{key}`{hint} (top-level keys: "
                                    f"{', '.join(TOP_LEVEL_KEYS)})"))
 
     if "client" in data:
@@ -402,8 +211,8 @@ def _parse_file(file: str, path: Path) -> _Parsed:
         if isinstance(raw, str) and raw.strip():
             parsed.fields["client"] = (str(raw).strip(), _at_value(file, data, "client"))
         else:
-            out.append(_error(_at_value(file, data, "client"),
-                              f"client must be a name, got {_show(raw)}; write a label, e.g. "
+            out.append(error(_at_value(file, data, "client"),
+                              f"client must be a name, got {show(raw)}; write a label, e.g. "
                               f"`client: Acme Outdoor`"))
     _parse_properties(parsed, data)
     if "currency" in data:
@@ -413,16 +222,16 @@ def _parse_file(file: str, path: Path) -> _Parsed:
         if code in CURRENCY_CODES:
             parsed.fields["currency"] = (code, loc)
         elif code:
-            hint = _did_you_mean(code, sorted(CURRENCY_CODES))
-            out.append(_error(loc, f"currency `{raw}` is not an active ISO 4217 code (such as "
+            hint = did_you_mean(code, sorted(CURRENCY_CODES))
+            out.append(error(loc, f"currency `{raw}` is not an active ISO 4217 code (such as "
                                    f"USD, EUR, GBP){hint}"))
         else:
-            out.append(_error(loc, f"currency must be an ISO 4217 code such as USD, EUR or GBP, "
-                                   f"got {_show(raw)}"))
+            out.append(error(loc, f"currency must be an ISO 4217 code such as USD, EUR or GBP, "
+                                   f"got {show(raw)}"))
     for key, choices in (("rate_basis", RATE_BASES), ("service_level", SERVICE_LEVELS)):
         if key in data:
             loc = _at_value(file, data, key)
-            value = _choice(data[key], choices, key, loc, out)
+            value = choice(data[key], choices, key, loc, out)
             if value is not None:
                 parsed.fields[key] = (value, loc)
     if "extends" in data:
@@ -431,7 +240,7 @@ def _parse_file(file: str, path: Path) -> _Parsed:
         if isinstance(raw, str) and raw.strip():
             parsed.extends = (raw.strip(), loc)
         else:
-            out.append(_error(loc, f"extends must be a file name, got {_show(raw)}; write the path "
+            out.append(error(loc, f"extends must be a file name, got {show(raw)}; write the path "
                                    f"of the base spec relative to this file, e.g. "
                                    f"`extends: _agency_defaults.yaml`"))
     if "goals" in data:
@@ -443,7 +252,7 @@ def _parse_properties(parsed: _Parsed, data: Any) -> None:
     file, out = parsed.file, parsed.problems
     if "property" in data and "properties" in data:
         second = max(("property", "properties"), key=lambda k: _at_key(file, data, k).line or 0)
-        out.append(_error(_at_key(file, data, second),
+        out.append(error(_at_key(file, data, second),
                           "give either `property:` (one id) or `properties:` (a list), not both"))
         return
     items: list[tuple[Any, Location]] = []
@@ -451,7 +260,7 @@ def _parse_properties(parsed: _Parsed, data: Any) -> None:
         raw = data["property"]
         loc = _at_value(file, data, "property")
         if isinstance(raw, list):
-            out.append(_error(loc, "`property:` takes one id; for several write "
+            out.append(error(loc, "`property:` takes one id; for several write "
                                    "`properties: [123456789, 987654321]`"))
             return
         items.append((raw, loc))
@@ -459,11 +268,11 @@ def _parse_properties(parsed: _Parsed, data: Any) -> None:
         raw = data["properties"]
         loc = _at_value(file, data, "properties")
         if not isinstance(raw, list):
-            out.append(_error(loc, f"properties must be a list, e.g. `properties: [{raw}]`, "
+            out.append(error(loc, f"properties must be a list, e.g. `properties: [{raw}]`, "
                                    f"or write `property: {raw}`"))
             return
         if not raw:
-            out.append(_error(loc, "properties is empty; list at least one numeric GA4 property id"))
+            out.append(error(loc, "properties is empty; list at least one numeric GA4 property id"))
             return
         items = [(item, _at_item(file, raw, i)) for i, item in enumerate(raw)]
     else:
@@ -471,11 +280,11 @@ def _parse_properties(parsed: _Parsed, data: Any) -> None:
     seen: dict[str, Location] = {}
     names: list[tuple[str, Location]] = []
     for item, loc in items:
-        name = _parse_property(item, loc, out)
+        name = parse_property(item, loc, out)
         if name is None:
             continue
         if name in seen:
-            out.append(_error(loc, f"property {property_id(name)} is listed twice (first at "
+            out.append(error(loc, f"property {property_id(name)} is listed twice (first at "
                                    f"{_where(seen[name])}); remove one"))
             continue
         seen[name] = loc
@@ -489,11 +298,11 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
     raw = data["goals"]
     loc = _at_value(file, data, "goals") if raw is not None else _at_key(file, data, "goals")
     if raw is None or (isinstance(raw, list) and not raw):
-        out.append(_error(loc, "goals is empty; list at least one goal (`- event: ...`, with "
+        out.append(error(loc, "goals is empty; list at least one goal (`- event: ...`, with "
                                "tier and value)"))
         return
     if not isinstance(raw, list):
-        out.append(_error(loc, "goals must be a list, each entry starting with `- event:`"))
+        out.append(error(loc, "goals must be a list, each entry starting with `- event:`"))
         return
     currency = data.get("currency") if isinstance(data.get("currency"), str) else "the spec's currency"
     goals: list[Goal] = []
@@ -501,7 +310,7 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
     for index, item in enumerate(raw):
         item_loc = _at_item(file, raw, index)
         if not isinstance(item, dict):
-            out.append(_error(item_loc, f"goal {_show(item)} is not a mapping; write each goal as "
+            out.append(error(item_loc, f"goal {show(item)} is not a mapping; write each goal as "
                                         f"`- event: name` followed by `tier:` and `value:`"))
             continue
         goal = _parse_goal(file, item, item_loc, str(currency), out)
@@ -512,11 +321,11 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
             if first is None:
                 names[event.casefold()] = (event, event_loc)
             elif first[0] == event:
-                out.append(_error(event_loc, f"event `{event}` is listed twice (first at "
+                out.append(error(event_loc, f"event `{event}` is listed twice (first at "
                                              f"{_where(first[1])}); keep one goal per event"))
                 continue
             else:
-                out.append(_error(event_loc, f"event `{event}` and `{first[0]}` (at "
+                out.append(error(event_loc, f"event `{event}` and `{first[0]}` (at "
                                              f"{_where(first[1])}) differ only in letter case; GA4 "
                                              f"treats them as two events: keep the one the site sends"))
                 continue
@@ -534,11 +343,11 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
             continue
         loc = _at_key(file, item, key)
         if key in TOP_LEVEL_KEYS:
-            out.append(_error(loc, f"`{key}` is a top-level key and applies to every goal; move it "
+            out.append(error(loc, f"`{key}` is a top-level key and applies to every goal; move it "
                                    f"out of the goal"))
         else:
-            hint = _did_you_mean(str(key), GOAL_KEYS)
-            out.append(_error(loc, f"unknown goal key `{key}`{hint} (goal keys: "
+            hint = did_you_mean(str(key), GOAL_KEYS)
+            out.append(error(loc, f"unknown goal key `{key}`{hint} (goal keys: "
                                    f"{', '.join(GOAL_KEYS)})"))
     label = f"goal `{item['event']}`" if isinstance(item.get("event"), str) else "goal"
     missing = {
@@ -549,27 +358,27 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
     }
     for key in REQUIRED_GOAL_KEYS:
         if key not in item:
-            out.append(_error(item_loc, f"{label} is missing {missing[key]}"))
+            out.append(error(item_loc, f"{label} is missing {missing[key]}"))
     event = item.get("event")
     if "event" in item:
         loc = _at_value(file, item, "event")
         if not isinstance(event, str):
-            out.append(_error(loc, f"event must be a GA4 event name, got {_show(event)}; e.g. "
+            out.append(error(loc, f"event must be a GA4 event name, got {show(event)}; e.g. "
                                    f"`event: sign_up`"))
         else:
             for message in check_event_name(event):
-                out.append(_error(loc, message))
+                out.append(error(loc, message))
             if event in BROWSING_EVENTS:
-                out.append(_warning(loc, f"`{event}` is collected automatically on ordinary "
+                out.append(warning(loc, f"`{event}` is collected automatically on ordinary "
                                          f"browsing; as a goal it counts visiting as success and "
                                          f"inflates conversion rates. Use an event for the action "
                                          f"that matters (e.g. a thank-you page event)"))
-    tier = _choice(item["tier"], TIERS, "tier", _at_value(file, item, "tier"), out) if "tier" in item else None
-    ok, value = (_parse_value(item["value"], currency, _at_value(file, item, "value"), out)
+    tier = choice(item["tier"], TIERS, "tier", _at_value(file, item, "tier"), out) if "tier" in item else None
+    ok, value = (parse_value(item["value"], currency, _at_value(file, item, "value"), out)
                  if "value" in item else (False, None))
     counting = ONCE_PER_EVENT
     if "counting" in item:
-        counting = _choice(item["counting"], COUNTING_METHODS, "counting",
+        counting = choice(item["counting"], COUNTING_METHODS, "counting",
                            _at_value(file, item, "counting"), out) or ONCE_PER_EVENT
     labels: dict[str, str | None] = {}
     for key in ("category", "description"):
@@ -577,7 +386,7 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
         if raw is None or (isinstance(raw, str) and raw.strip()):
             labels[key] = raw.strip() if isinstance(raw, str) else None
         else:
-            out.append(_error(_at_value(file, item, key), f"{key} must be text, got {_show(raw)}; "
+            out.append(error(_at_value(file, item, key), f"{key} must be text, got {show(raw)}; "
                                                           f"write a short label or leave it out"))
     if len(out) > before and any(p.severity == "error" for p in out[before:]):
         return None
@@ -639,11 +448,11 @@ class _Loader:
             chain = stack + ((path, file),)
             if any(p == base_path for p, _ in chain):
                 names = [Path(f).name for _, f in chain] + [Path(base_file).name]
-                merged.problems.append(_error(loc, f"circular extends: {' → '.join(names)}; remove "
+                merged.problems.append(error(loc, f"circular extends: {' → '.join(names)}; remove "
                                                    f"`extends` from one of these files"))
                 merged.broken = True
             elif not base_path.is_file():
-                merged.problems.append(_error(loc, f"extends `{target}`, but {base_file} does not "
+                merged.problems.append(error(loc, f"extends `{target}`, but {base_file} does not "
                                                    f"exist (the path is relative to this file)"))
                 merged.broken = True
             else:
@@ -652,7 +461,7 @@ class _Loader:
                 merged.problems.extend(base.problems)
                 merged.broken = base.broken
                 if base.files[-1].failure is not None:
-                    merged.problems.append(_error(loc, f"cannot extend `{target}`: "
+                    merged.problems.append(error(loc, f"cannot extend `{target}`: "
                                                        f"{base.files[-1].failure}"))
                     merged.broken = True
                 merged.fields.update(base.fields)
@@ -684,14 +493,14 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
     for key, what in _MISSING.items() if not merged.broken else ():
         written = {key} if key != "properties" else {"property", "properties"}
         if not written & merged.present:
-            out.append(_error(root, f"missing {what}"))
+            out.append(error(root, f"missing {what}"))
     goals = merged.goals or []
     by_case: dict[str, Goal] = {}
     for goal in goals:
         other = by_case.setdefault(goal.event.casefold(), goal)
         if other is not goal and goal.location and other.location \
                 and goal.location.file != other.location.file:
-            out.append(_error(goal.location, f"event `{goal.event}` and `{other.event}` (in "
+            out.append(error(goal.location, f"event `{goal.event}` and `{other.event}` (in "
                                              f"{other.location}) differ only in letter case; GA4 "
                                              f"treats them as two events: use the same spelling"))
     level = merged.fields.get("service_level", (STANDARD, root))[0]
@@ -701,7 +510,7 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
         kind = "an Analytics 360" if level == ANALYTICS_360 else "a standard"
         more = "" if level == ANALYTICS_360 else (
             ", or set `service_level: analytics_360` if this is an Analytics 360 property (limit 50)")
-        out.append(_error(custom[limit].location or root,
+        out.append(error(custom[limit].location or root,
                           f"{len(custom)} custom key events, but {kind} GA4 property allows "
                           f"{limit} (`purchase` does not count); drop or merge micro "
                           f"conversions{more}"))
@@ -775,7 +584,7 @@ def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Proble
                 clash = True
                 other = str(first[1]) if first[1].file == first[0] else f"{first[0]} (through {first[1]})"
                 mine = "" if loc.file == file else f" (inherited by {file})"
-                problems.append(_error(loc, f"property {property_id(name)}{mine} is also claimed by "
+                problems.append(error(loc, f"property {property_id(name)}{mine} is also claimed by "
                                             f"{other}; each property belongs to one spec file, "
                                             f"remove it from one of them"))
         if spec is not None and not clash:
