@@ -14,8 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,21 +89,6 @@ def seed_state(specs: Sequence[Spec]) -> Any:
     return state
 
 
-@contextmanager
-def env_vars(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of the block."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 @dataclass
 class RunFigures:
     """What one benchmark apply measured (all counts from this run only)."""
@@ -140,7 +124,7 @@ def run_apply(specs_dir: Path, *, window: float, latency_ms: float, fault_rate: 
     """
     from ga_sync.admin import Journal
     from ga_sync.clients import connect
-    from ga_sync.demo import sandbox_env
+    from ga_sync.demo import env_vars, sandbox_env
     from ga_sync.plan import check_safety
     from ga_sync.sandbox.faults import QuotaLimits
     from ga_sync.spec import load_specs

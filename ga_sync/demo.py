@@ -49,23 +49,32 @@ def seed_properties(state: Any, specs: Iterable[Spec], *, seed: int = 7) -> list
 
 
 @contextmanager
-def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
-    """Run a sandbox server in this process and point ga-sync's endpoints at it."""
-    from ga_sync.sandbox.server import SandboxServer
-
-    server = SandboxServer(state, **server_options)
-    server.start()
-    keys = ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT", "GA_SYNC_CREDENTIALS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({keys[0]: server.url, keys[1]: server.url, keys[2]: "anonymous"})
+def env_vars(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        yield server
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
+    """Run a sandbox server in this process and point ga-sync's endpoints at it."""
+    from ga_sync.sandbox.server import SandboxServer
+
+    server = SandboxServer(state, **server_options)
+    server.start()
+    try:
+        with env_vars(GA_SYNC_ADMIN_ENDPOINT=server.url, GA_SYNC_DATA_ENDPOINT=server.url,
+                      GA_SYNC_CREDENTIALS="anonymous"):
+            yield server
+    finally:
         server.stop()
 
 
