@@ -490,10 +490,14 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
         return None
     root = top.root or Location(file, 1, 1)
     out = merged.problems
-    for key, what in _MISSING.items() if not merged.broken else ():
-        written = {key} if key != "properties" else {"property", "properties"}
-        if not written & merged.present:
-            out.append(error(root, f"missing {what}"))
+    missing = [what for key, what in _MISSING.items() if not merged.broken
+               and not ({key} if key != "properties" else {"property", "properties"})
+               & merged.present]
+    if missing and Path(file).name.startswith("_"):
+        out.append(error(root, "this is a base file for `extends` (its name starts with `_`), "
+                               "not a spec of its own: validate a spec that extends it"))
+    else:
+        out.extend(error(root, f"missing {what}") for what in missing)
     goals = merged.goals or []
     by_case: dict[str, Goal] = {}
     for goal in goals:
@@ -542,8 +546,9 @@ def _expand(paths: Iterable[str | Path]) -> list[tuple[str, Path] | Problem]:
             found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
                            and not p.name.startswith(("_", ".")) and p.is_file())
             if not found:
-                entries.append(Problem(str(path), None, None, "no goal spec files (*.yaml) in "
-                                                              "this directory"))
+                entries.append(Problem(str(path), None, None, "no goal spec files (*.yaml or "
+                                                              "*.yml, not starting with `_`) "
+                                                              "in this directory"))
             files = [(str(p), p.resolve()) for p in found]
         else:
             files = [(str(path), path.resolve())]

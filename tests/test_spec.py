@@ -324,7 +324,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     assert specs == []
     assert [(p.file, p.line, p.message) for p in problems] == [
         (str(missing), None, "file not found; check the path"),
-        (str(empty_dir), None, "no goal spec files (*.yaml) in this directory"),
+        (str(empty_dir), None, "no goal spec files (*.yaml or *.yml, not starting with `_`) in this directory"),
     ]
 
 
@@ -588,3 +588,11 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
     assert spec.goal("purchase") == Goal("purchase", MACRO, None, ONCE_PER_EVENT, "sales",
                                          "Completed order")
     assert spec.goal("newsletter_signup") is not None  # inherited through `extends`
+
+
+def test_validating_a_base_file_says_it_is_one() -> None:
+    specs, problems = validate_paths([EXAMPLES / "_agency_defaults.yaml"])
+    assert specs == []
+    assert [p.message for p in problems] == [
+        "this is a base file for `extends` (its name starts with `_`), not a spec of its own: "
+        "validate a spec that extends it"]
