@@ -137,3 +137,27 @@ def test_history_formats(spec_file, tmp_path):
     header = run("history", spec_file, "--store", store, "-f", "csv").stdout.splitlines()[0]
     assert header.startswith("property,client,")
     assert run("history", spec_file, "--store", store, "-f", "html").exit_code == 1
+
+
+def test_hourly_token_quota_stops_the_property_without_spinning(sandbox_state, tmp_path,
+                                                                 monkeypatch):
+    """GA's "Exhausted property tokens per hour." is reported, not retried for an hour."""
+    from ga_sync.sandbox.faults import QuotaLimits
+    from ga_sync.sandbox.server import SandboxServer
+
+    traffic = make_traffic([("purchase", "macro", None)], seed=1, daily_sessions=200)
+    sandbox_state.add_property(property_id="246813579", traffic=traffic)
+    path = tmp_path / "q.yaml"
+    path.write_text(SPEC)
+    limits = QuotaLimits(data_tokens_per_request=10, data_tokens_per_hour=15)
+    with SandboxServer(sandbox_state, quotas=limits) as server:
+        for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
+            monkeypatch.setenv(var, server.url)
+        monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+        assert run("report", path, "--last-week", "--no-store").exit_code == 0
+        before = server.stats.snapshot()["data_requests"]
+        r = run("report", path, "--last-week", "--no-store", "-f", "json")
+        assert r.exit_code == 1
+        assert "quota used up" in r.stderr and "tokens per hour" in r.stderr
+        assert server.stats.snapshot()["data_requests"] - before == 1  # asked once, no retries
+        assert json.loads(r.stdout)["errors"][0]["property"] == "properties/246813579"
