@@ -6,7 +6,6 @@ The CLI passes `echo`; this module writes nothing to the terminal by itself.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -244,7 +243,3 @@ def _audit(conn: Any, state: Any, specs: list[Spec], directory: Path, echo: Echo
 def _fail_on(failures: list[Any]) -> None:
     if failures:
         raise RuntimeError("demo: " + "; ".join(f"{f.property}: {f.message}" for f in failures))
-
-
-def clean(directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)

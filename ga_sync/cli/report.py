@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -124,7 +125,7 @@ def report(
             if fmt is ReportFormat.html:
                 for t, r, _ in done:
                     if r is not None:
-                        w = db.weekly(t.spec, 12, today=r.period.end + _one_day())
+                        w = db.weekly(t.spec, 12, today=r.period.end + timedelta(days=1))
                         weekly[t.property] = w[w["property"] == t.property] if "property" in w else w
         typer.echo(f"stored {len(results)} pull{'s' if len(results) != 1 else ''} in {path}", err=True)
 
@@ -142,11 +143,6 @@ def report(
         err(f"error: {t.property} ({t.spec.client}): {e}")
     if failures:
         raise typer.Exit(1)
-
-
-def _one_day() -> Any:
-    from datetime import timedelta
-    return timedelta(days=1)
 
 
 def _render_report(fmt: ReportFormat, results: list, errors: list, weekly: dict) -> str:

@@ -108,10 +108,11 @@ class QuotaTracker:
             del self._counts[key]
 
     def admin(self, user: str, write: bool) -> None:
-        """Count one Admin API request, or raise 429 if a per-minute quota is exhausted."""
+        """Count one Admin API request, or refuse it (403 rateLimitExceeded) if a per-minute
+        quota is used up."""
         lim = self.limits
         with self._lock:
-            idx, left = self._window(lim.window_s)
+            idx, _ = self._window(lim.window_s)
             self._prune({"admin": idx})
             checks = [(("admin", idx, "project", "all"), lim.admin_per_project,
                        "Requests", "Requests per minute"),
