@@ -251,16 +251,28 @@ class QuotaLedger:
             return quota
 
 
-_LEDGERS: "weakref.WeakKeyDictionary[Any, QuotaLedger]" = weakref.WeakKeyDictionary()
+_LEDGERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 _LEDGERS_LOCK = Lock()
 
 
-def ledger(state: Any) -> QuotaLedger:
-    """The token ledger of one sandbox state (created on first use)."""
+def ledger(state: Any) -> Any:
+    """The token ledger of one sandbox state: the serving sandbox's quota tracker, so that
+    `propertyQuota` says what the quota enforcement will do (see `use_ledger`), else a
+    ledger of its own (created on first use)."""
     with _LEDGERS_LOCK:
         if state not in _LEDGERS:
             _LEDGERS[state] = QuotaLedger()
         return _LEDGERS[state]
+
+
+def use_ledger(state: Any, tracker: Any) -> None:
+    """Charge this state's reports to `tracker` (the server's QuotaTracker), one ledger for
+    what responses report and what is enforced."""
+    with _LEDGERS_LOCK:
+        if tracker is None:
+            _LEDGERS.pop(state, None)
+        elif _LEDGERS.get(state) is not tracker:
+            _LEDGERS[state] = tracker
 
 
 def enums_as_numbers(query_params: dict[str, list[str]]) -> bool:

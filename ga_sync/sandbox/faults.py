@@ -38,7 +38,8 @@ class QuotaLimits:
     """Quota sizes and window lengths; GA's numbers by default, lower ones for tests.
 
     `window_s` is the Admin API's per-minute window, `hour_s` the Data API's hour (a day is 24 of
-    them). Every request to the Data API costs `data_tokens_per_request` tokens.
+    them). A Data API request is charged `data_tokens_per_request` when it is admitted (tests
+    use it to run a quota down), plus what the report really cost (`charge`, from data_api).
     """
 
     admin_per_project: int = 1200
@@ -54,7 +55,10 @@ class QuotaLimits:
     data_tokens_per_day_360: int = 2_000_000
     data_project_tokens_per_hour: int = 14_000
     data_project_tokens_per_hour_360: int = 140_000
-    data_tokens_per_request: int = 10
+    data_tokens_per_request: int = 0
+    data_thresholded_per_hour: int = 120
+    data_server_errors_per_hour: int = 10
+    data_server_errors_per_hour_360: int = 50
     hour_s: float = 3600.0
 
 
@@ -151,19 +155,52 @@ class QuotaTracker:
         with self._lock:
             hour, hour_left = self._window(self.limits.hour_s)
             day, day_left = self._window(self.limits.hour_s * 24)
-            self._prune({"hour": hour, "day": day, "phour": hour})
+            self._prune({"hour": hour, "day": day, "phour": hour, "thr": hour})
             if self._inflight[pid] >= concurrent:
                 raise _exhausted("Exhausted concurrent requests quota.", 1, "concurrentRequests")
-            if self._counts[("day", day, pid)] + cost > per_day:
+            # refused once used up, or when the admission charge would overdraw it
+            if self._counts[("day", day, pid)] + max(cost, 1) > per_day:
                 raise _exhausted("Exhausted property tokens per day.", day_left, "tokensPerDay")
-            if self._counts[("hour", hour, pid)] + cost > per_hour:
+            if self._counts[("hour", hour, pid)] + max(cost, 1) > per_hour:
                 raise _exhausted("Exhausted property tokens per hour.", hour_left, "tokensPerHour")
-            if self._counts[("phour", hour, pid)] + cost > project_hour:
+            if self._counts[("phour", hour, pid)] + max(cost, 1) > project_hour:
                 raise _exhausted("Exhausted property tokens for a project per hour.", hour_left,
                                  "tokensPerProjectPerHour")
             self._inflight[pid] += 1
             for key in (("day", day, pid), ("hour", hour, pid), ("phour", hour, pid)):
                 self._counts[key] += cost
+
+    def charge(self, record: Any, tokens: int, thresholded: bool) -> dict[str, Any]:
+        """Charge what a report really cost; return the `propertyQuota` JSON GA sends with it.
+
+        GA's QuotaStatus: `consumed` is what this request used, `remaining` what is left.
+        Zeros are left out, as proto3 JSON does. The same counters refuse requests in
+        `data_begin`, so what a response says is left is what the next request gets.
+        """
+        ga360 = "360" in getattr(record, "service_level", "")
+        concurrent, per_hour, per_day, project_hour = self._data_limits(ga360)
+        errors = (self.limits.data_server_errors_per_hour_360 if ga360
+                  else self.limits.data_server_errors_per_hour)
+        pid = record.id
+        with self._lock:
+            hour, _ = self._window(self.limits.hour_s)
+            day, _ = self._window(self.limits.hour_s * 24)
+            for key in (("day", day, pid), ("hour", hour, pid), ("phour", hour, pid)):
+                self._counts[key] += tokens
+            self._counts[("thr", hour, pid)] += int(thresholded)
+            status = {
+                "tokensPerDay": (tokens, per_day - self._counts[("day", day, pid)]),
+                "tokensPerHour": (tokens, per_hour - self._counts[("hour", hour, pid)]),
+                # others in flight now (this request is about to finish)
+                "concurrentRequests": (0, concurrent - max(0, self._inflight[pid] - 1)),
+                "serverErrorsPerProjectPerHour": (0, errors),
+                "potentiallyThresholdedRequestsPerHour": (
+                    int(thresholded),
+                    self.limits.data_thresholded_per_hour - self._counts[("thr", hour, pid)]),
+                "tokensPerProjectPerHour": (tokens, project_hour - self._counts[("phour", hour, pid)]),
+            }
+        return {name: {k: v for k, v in (("consumed", used), ("remaining", max(0, left))) if v}
+                for name, (used, left) in status.items()}
 
     def data_end(self, pid: str) -> None:
         with self._lock:

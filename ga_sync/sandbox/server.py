@@ -272,6 +272,8 @@ class SandboxServer:
         """One GA API request: quota, latency, injected fault, then the route's handler."""
         self.stats.add(requests=1)
         r, match = self._find(method, path)
+        if r.api == "data" and self.quota is not None:  # (re)attached: tests swap `quota`
+            data_api.use_ledger(self.state, self.quota)
         self.stats.add(admin_requests=int(r.api == "admin"), data_requests=int(r.api == "data"),
                        writes=int(r.write))
         slot = self._take_quota(r, path, headers)

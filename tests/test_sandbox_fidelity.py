@@ -1,8 +1,11 @@
-"""The sandbox's Data API counts key events from the day they were marked, as GA does.
+"""The sandbox behaves like GA where ga-sync's numbers depend on it.
 
-GA's metadata for `keyEvents`: "Marking an event as a key event affects reports from time of
-creation. It doesn't change historic data." And a key event's default value fills the `value`
-parameter of occurrences that arrive without one.
+- Key events count from the time they were marked: "Marking an event as a key event affects
+  reports from time of creation. It doesn't change historic data" (GA's metadata for
+  `keyEvents`); a key event's default value fills the `value` parameter of occurrences that
+  arrive without one.
+- Today holds only the part of the day that has passed.
+- The quota a response reports is the quota the sandbox enforces.
 """
 
 from __future__ import annotations
@@ -94,3 +97,35 @@ def test_today_holds_only_the_day_so_far(setup, monkeypatch):
         got = report(data, [], ["sessions"], today, today)
         sessions = got[()][0] if got else 0
         assert sessions == pytest.approx(whole * share, abs=1)
+
+
+def test_reported_quota_is_the_enforced_quota(sandbox_state):
+    """`propertyQuota` counts the same tokens the sandbox refuses on: when a response says
+    nothing is left, the next request gets GA's 429."""
+    from google.api_core import exceptions as gexc
+
+    from ga_sync.sandbox.faults import QuotaLimits
+    from ga_sync.sandbox.server import SandboxServer
+
+    traffic = make_traffic([("sign_up", "micro", 5.0)], seed=2, daily_sessions=300)
+    sandbox_state.add_property(property_id=PID, traffic=traffic)
+    with SandboxServer(sandbox_state, quotas=QuotaLimits(data_tokens_per_hour=12)) as server:
+        data = BetaAnalyticsDataClient(credentials=AnonymousCredentials(), transport="rest",
+                                       client_options={"api_endpoint": server.url})
+        request = RunReportRequest(property=f"properties/{PID}",
+                                   dimensions=[Dimension(name="date")],
+                                   metrics=[Metric(name="sessions")],
+                                   date_ranges=[DateRange(start_date="28daysAgo",
+                                                          end_date="yesterday")],
+                                   return_property_quota=True)
+        spent, left = 0, None
+        while True:
+            try:
+                quota = data.run_report(request).property_quota.tokens_per_hour
+            except gexc.TooManyRequests as e:
+                assert "Exhausted property tokens per hour." in e.message
+                break
+            spent += quota.consumed
+            assert quota.remaining == max(0, 12 - spent)
+            left = quota.remaining
+        assert left == 0  # refused exactly when the reported quota ran out
