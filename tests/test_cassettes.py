@@ -39,25 +39,41 @@ def _spec(property: str, lead_value: float | None) -> Spec:
     ))
 
 
-@pytest.fixture
-def target(monkeypatch, tmp_path):
-    """Where requests go: a throwaway sandbox when recording against it, GA when live, nowhere on replay."""
+def _where(monkeypatch, with_traffic: bool):
+    """Where requests go: a throwaway sandbox when recording against it (with traffic for the
+    Data API), GA when live, nowhere on replay. Yields (property, vcr record mode)."""
     if MODE == "live":
         prop = os.environ["GA_SYNC_TEST_PROPERTY"]
         yield (prop if prop.startswith("properties/") else f"properties/{prop}"), "all"
         return
+    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
     if MODE == "sandbox":
+        from ga_sync.sandbox.traffic import make_traffic
+        traffic = (make_traffic([(g.event, g.tier, g.value)
+                                 for g in _spec(SANDBOX_PROPERTY, 40.0).goals], seed=5)
+                   if with_traffic else None)
         state = SandboxState()
-        state.add_property(property_id=SANDBOX_PROPERTY.split("/")[1], display_name="Cassettes")
+        state.add_property(property_id=SANDBOX_PROPERTY.split("/")[1], display_name="Cassettes",
+                           traffic=traffic)
         with SandboxServer(state) as server:
-            monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", server.url)
-            monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+            for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
+                monkeypatch.setenv(var, server.url)
             yield SANDBOX_PROPERTY, "all"
         return
     # replay: the endpoint is never contacted (vcrpy answers), and the network is blocked anyway
-    monkeypatch.setenv("GA_SYNC_ADMIN_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
+    for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
     yield SANDBOX_PROPERTY, "none"
+
+
+@pytest.fixture
+def target(monkeypatch):
+    yield from _where(monkeypatch, with_traffic=False)
+
+
+@pytest.fixture
+def data_target(monkeypatch):
+    yield from _where(monkeypatch, with_traffic=True)
 
 
 def _bodies(cassette, method, suffix=""):
@@ -70,6 +86,8 @@ def test_sync_lifecycle_http(target, tmp_path):
     if record_mode == "none" and not (CASSETTES / "admin_sync_lifecycle.yaml").exists():
         pytest.fail("cassettes/admin_sync_lifecycle.yaml is missing: record it with "
                     "GA_SYNC_RECORD=sandbox pytest tests/test_cassettes.py")
+    if record_mode == "all":  # re-recording replaces the cassette rather than appending to it
+        (CASSETTES / "admin_sync_lifecycle.yaml").unlink(missing_ok=True)
     vcr = make_vcr(CASSETTES, record_mode)
     journal = Journal(tmp_path / "journal.jsonl")
     with vcr.use_cassette("admin_sync_lifecycle.yaml") as cassette:
@@ -157,31 +175,6 @@ def test_scrubbing_removes_tokens_before_writing(tmp_path, monkeypatch):
     assert out["headers"]["Set-Cookie"] == ["<scrubbed>"]
 
 
-@pytest.fixture
-def data_target(monkeypatch):
-    """Like `target`, for a report: a sandbox property with traffic, GA when live, nothing on replay."""
-    if MODE == "live":
-        prop = os.environ["GA_SYNC_TEST_PROPERTY"]
-        yield (prop if prop.startswith("properties/") else f"properties/{prop}"), "all"
-        return
-    if MODE == "sandbox":
-        from ga_sync.sandbox.traffic import make_traffic
-        state = SandboxState()
-        state.add_property(property_id=SANDBOX_PROPERTY.split("/")[1], display_name="Cassettes",
-                           traffic=make_traffic([(g.event, g.tier, g.value) for g in
-                                                 _spec(SANDBOX_PROPERTY, 40.0).goals], seed=5))
-        with SandboxServer(state) as server:
-            for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
-                monkeypatch.setenv(var, server.url)
-            monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
-            yield SANDBOX_PROPERTY, "all"
-        return
-    for var in ("GA_SYNC_ADMIN_ENDPOINT", "GA_SYNC_DATA_ENDPOINT"):
-        monkeypatch.setenv(var, "http://127.0.0.1:9")
-    monkeypatch.setenv("GA_SYNC_CREDENTIALS", "anonymous")
-    yield SANDBOX_PROPERTY, "none"
-
-
 def test_report_http(data_target):
     """One batchRunReports call with the five requests report.py documents, and nothing else."""
     from datetime import date
@@ -192,6 +185,8 @@ def test_report_http(data_target):
     if record_mode == "none" and not (CASSETTES / "data_report.yaml").exists():
         pytest.fail("cassettes/data_report.yaml is missing: record it with "
                     "GA_SYNC_RECORD=sandbox pytest tests/test_cassettes.py")
+    if record_mode == "all":  # re-recording replaces the cassette rather than appending to it
+        (CASSETTES / "data_report.yaml").unlink(missing_ok=True)
     spec = _spec(property, 40.0)
     period = Period(date(2026, 11, 9), date(2026, 11, 15))
     with make_vcr(CASSETTES, record_mode).use_cassette("data_report.yaml") as cassette:
