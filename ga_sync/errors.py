@@ -60,3 +60,21 @@ class CredentialsError(GaSyncError):
 
 class Cancelled(GaSyncError):
     """The run was interrupted (Ctrl-C, SIGTERM); calls not yet sent are not sent."""
+
+
+class MalformedAnswer(ApiError):
+    """GA (or something between us and GA) answered with something that is not a valid answer:
+    an HTML page, truncated or non-JSON text, the wrong shape, a missing field, an unknown enum
+    value or time zone, or a page token that repeats. It concerns one property only."""
+
+
+class JournalError(GaSyncError):
+    """The apply journal cannot be written; apply stops before starting another change."""
+
+
+class StoreError(GaSyncError):
+    """The history store cannot be opened, read or written (corrupt, locked, unwritable)."""
+
+
+class OutputError(GaSyncError):
+    """An output file (-o) cannot be written: missing folder, a folder, no space, no permission."""
