@@ -22,7 +22,7 @@ from ga_sync.admin import Journal, apply_plan, read_key_events
 from ga_sync.clients import connect
 from ga_sync.model import DELETE, Change, PropertyPlan, Spec, Goal
 from ga_sync.plan import diff
-from ga_sync.recording import (find_leaks, is_token_exchange, make_vcr, normalized_path,
+from recording import (find_leaks, is_token_exchange, make_vcr, normalized_path,
                                unplayed_api_calls)
 from ga_sync.sandbox.server import SandboxServer
 from ga_sync.sandbox.state import SandboxState
@@ -158,7 +158,7 @@ def test_leak_scanner_finds_what_it_should(tmp_path):
 
 def test_scrubbing_removes_tokens_before_writing(tmp_path, monkeypatch):
     """Record a fake token exchange and an authorized call; the written cassette holds neither."""
-    from ga_sync.recording import scrub_request, scrub_response
+    from recording import scrub_request, scrub_response
 
     class Req:
         uri = "https://oauth2.googleapis.com/token"

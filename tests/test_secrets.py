@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from ga_sync.cli import app
 from ga_sync.clients import EDIT_SCOPE, READONLY_SCOPE, connect
-from ga_sync.recording import find_leaks, make_vcr
+from recording import find_leaks, make_vcr
 
 SPEC = "client: Secret Co\nproperty: 135791113\ncurrency: USD\ngoals:\n  - {event: sign_up, tier: micro, value: 3}\n"
 
