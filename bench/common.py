@@ -74,7 +74,7 @@ def seed_state(specs: Sequence[Spec]) -> Any:
     """A fresh in-memory sandbox with the specs' properties, each with one drifted key event."""
     from google.analytics.admin_v1beta.types import KeyEvent
 
-    from ga_sync.demo import seed_properties
+    from ga_sync.sandbox.seed import seed_properties
     from ga_sync.sandbox.state import SandboxState
 
     state = SandboxState()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ga_sync.model import Spec, property_id
+from ga_sync.sandbox.seed import seed_properties
 
 Echo = Callable[[str], Any]
 
@@ -20,31 +21,6 @@ def bundled_specs_dir() -> Path:
     """goal_specs/ beside the package (a checkout or editable install), else ./goal_specs."""
     here = Path(__file__).resolve().parent.parent / "goal_specs"
     return here if here.is_dir() else Path("goal_specs")
-
-
-def seed_properties(state: Any, specs: Iterable[Spec], *, seed: int = 7) -> list[str]:
-    """Create each spec's properties in a sandbox state, with synthetic traffic for its goals.
-
-    Returns the ids created; properties that already exist are left alone.
-    """
-    try:
-        from ga_sync.sandbox.traffic import make_traffic
-    except ImportError:  # the Data API side of the sandbox is optional for sync
-        make_traffic = None  # type: ignore[assignment]
-    created = []
-    for n, spec in enumerate(specs):
-        for prop in spec.properties:
-            pid = property_id(prop)
-            if pid in state.properties:
-                continue
-            traffic = None
-            if make_traffic is not None:
-                traffic = make_traffic([(g.event, g.tier, g.value) for g in spec.goals],
-                                       seed=seed + n * 101 + int(pid) % 997)
-            state.add_property(property_id=pid, display_name=spec.client,
-                               currency_code=spec.currency, traffic=traffic)
-            created.append(pid)
-    return created
 
 
 @contextmanager
