@@ -1,0 +1,455 @@
+"""The public Python API: what a notebook, a cron script, the CLI and the demo all call.
+
+    import ga_sync
+    specs = ga_sync.load_specs("goal_specs/")
+    conn = ga_sync.connect()
+    plan = ga_sync.plan(conn, specs)
+    result = ga_sync.apply(conn, plan)
+    run = ga_sync.report(conn, specs, last_week=True, compare="previous")
+    run.to_frame()
+
+Failures of single properties come back inside the results (`errors`, as in the JSON
+contracts), never as exceptions; a bad spec, bad credentials or a bad argument raises a
+`GaSyncError` subclass. Nothing here prints, prompts or changes the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ga_sync import settings
+from ga_sync.errors import GaSyncError
+from ga_sync.model import Plan, Spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ga_sync.admin import ApplyResult as PropertyApplyResult
+    from ga_sync.audit.run import AuditResult
+    from ga_sync.clients import Connection
+    from ga_sync.errors import Problem
+    from ga_sync.report import Period, ReportResult
+
+PathsLike = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+DateLike = date | str
+#: Called once per property finished: (property, failed).
+Progress = Callable[[str, bool], None]
+
+DEFAULT_REPORT_CONCURRENCY = 4
+DEFAULT_AUDIT_CONCURRENCY = 4
+
+
+def _paths(paths: PathsLike) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def validate(paths: PathsLike, *, bases: Iterable[str | os.PathLike[str]] = ()
+             ) -> tuple[list[Spec], list[Problem]]:
+    """Every valid spec and every problem (errors and warnings) of every file; never raises.
+
+    One invalid file does not hide the valid ones: run those, report the problems.
+    """
+    from ga_sync.spec import validate_paths
+    return validate_paths(_paths(paths), bases=[Path(b) for b in bases])
+
+
+def load_specs(paths: PathsLike, *, bases: Iterable[str | os.PathLike[str]] = ()) -> list[Spec]:
+    """Load goal specs from files and folders (files starting with `_` are bases for `extends`).
+
+    Raises `SpecError` listing every problem of every file when any is an error. `bases` are
+    folders outside the spec tree that `extends:` may also reach.
+    """
+    from ga_sync.spec import load_specs as _load
+    return _load(_paths(paths), bases=[Path(b) for b in bases])
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def connect(*, credentials: str | os.PathLike[str] | Any | None = None,
+            admin_endpoint: str | None = None, data_endpoint: str | None = None,
+            write: bool = False, env: Mapping[str, str] | None = None) -> Connection:
+    """Where to send requests and as whom: `GA_SYNC_*` variables, or these keyword overrides.
+
+    `credentials` is a key file path, `"anonymous"` (the sandbox) or a google-auth credentials
+    object. `write=True` asks for the edit scope; `apply` asks for it by itself when needed.
+    The connection's `warnings` say what a person should know (e.g. a key readable by others).
+    """
+    from ga_sync.clients import connect as _connect
+
+    values = dict(os.environ if env is None else env)
+    creds_object = None
+    if credentials is not None:
+        if isinstance(credentials, (str, os.PathLike)):
+            values[settings.CREDENTIALS_ENV] = os.fspath(credentials)
+        else:
+            creds_object = credentials
+            values[settings.CREDENTIALS_ENV] = "anonymous"
+    if admin_endpoint is not None:
+        values[settings.ADMIN_ENDPOINT_ENV] = admin_endpoint
+    if data_endpoint is not None:
+        values[settings.DATA_ENDPOINT_ENV] = data_endpoint
+    conn = _connect(write=write, env=values)
+    if creds_object is not None:
+        conn.credentials = creds_object
+    conn._settings = {"values": values, "credentials": creds_object}  # type: ignore[attr-defined]
+    return conn
+
+
+def _writer(conn: Connection) -> Connection:
+    """The same connection with the edit scope (apply's), sharing quotas and cancellation."""
+    from ga_sync.clients import EDIT_SCOPE, connect as _connect
+    if conn.scope == EDIT_SCOPE:
+        return conn
+    saved = getattr(conn, "_settings", None)
+    values = saved["values"] if saved else dict(os.environ)
+    writer = _connect(write=True, env=values)
+    if saved and saved["credentials"] is not None:
+        creds = saved["credentials"]
+        writer.credentials = creds.with_scopes([EDIT_SCOPE]) if hasattr(creds, "with_scopes") \
+            else creds
+    writer.retry = conn.retry  # one pacer, one cancel switch for the whole run
+    return writer
+
+
+# --------------------------------------------------------------------------- plan / apply
+
+
+def _advance(on_progress: Progress | None) -> Callable[[Any, Any, Any], None] | None:
+    if on_progress is None:
+        return None
+
+    def done(item: Any, result: Any, error: Any) -> None:
+        on_progress(getattr(item, "property", str(item)), error is not None)
+    return done
+
+
+def plan(conn: Connection, specs: Sequence[Spec], prune: bool = False, *,
+         concurrency: int | None = None, on_progress: Progress | None = None) -> Plan:
+    """What apply would change in every property of `specs`; changes nothing.
+
+    Properties that could not be read are in `plan.errors`, never silently planned as empty.
+    """
+    from ga_sync.sync import DEFAULT_CONCURRENCY, plan_all
+    the_plan, failures = plan_all(conn, list(specs), prune=prune,
+                                  concurrency=concurrency or DEFAULT_CONCURRENCY,
+                                  on_done=_advance(on_progress))
+    return Plan(the_plan.properties, errors=tuple(failures))
+
+
+@dataclass
+class ApplyResult:
+    """What apply did, per property, and where the journal is."""
+
+    properties: list[PropertyApplyResult]
+    journal: Path
+    errors: tuple[Any, ...] = ()  # properties the plan could not read, carried over
+
+    @property
+    def applied(self) -> int:
+        return sum(len(r.applied) for r in self.properties)
+
+    @property
+    def reconciled(self) -> int:
+        return sum(len(r.reconciled) for r in self.properties)
+
+    @property
+    def failed(self) -> int:
+        return sum(len(r.failed) for r in self.properties)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, "journal": str(self.journal), "properties": [
+            {"property": r.property, "client": r.client,
+             "applied": [c.to_json() for c in r.applied],
+             "reconciled": [c.to_json() for c in r.reconciled],
+             "failed": [{**c.to_json(), "message": m} for c, m in r.failed]}
+            for r in self.properties],
+            "summary": {"applied": self.applied, "reconciled": self.reconciled,
+                        "failed": self.failed},
+            **({"errors": [_error_json(e) for e in self.errors]} if self.errors else {})}
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+        rows = []
+        for r in self.properties:
+            for outcome, changes in (("applied", r.applied), ("reconciled", r.reconciled)):
+                rows += [{"property": r.property, "client": r.client, "action": c.action,
+                          "event": c.event, "outcome": outcome, "message": None}
+                         for c in changes]
+            rows += [{"property": r.property, "client": r.client, "action": c.action,
+                      "event": c.event, "outcome": "failed", "message": m} for c, m in r.failed]
+        return pd.DataFrame(rows, columns=["property", "client", "action", "event", "outcome",
+                                           "message"])
+
+
+def apply(conn: Connection, plan: Plan, force: bool = False, *,
+          journal: str | os.PathLike[str] | None = None, concurrency: int | None = None,
+          on_progress: Progress | None = None) -> ApplyResult:
+    """Make the properties match `plan`, journaled; never prompts.
+
+    Refuses (`UnsafePlan`) a plan that changes or deletes more than 30% of a property's key
+    events unless `force`; refuses (`JournalError`) before any change when the journal cannot
+    be written. `journal` defaults to $GA_SYNC_JOURNAL or the user data folder.
+    """
+    from ga_sync.admin import Journal
+    from ga_sync.plan import check_safety
+    from ga_sync.sync import DEFAULT_CONCURRENCY, apply_all
+
+    if not force:
+        check_safety(plan)
+    path = Path(journal) if journal is not None else settings.journal_path()
+    book = Journal(path)
+    if plan.has_changes:
+        book.check()
+    results = apply_all(_writer(conn), plan, book,
+                        concurrency=concurrency or DEFAULT_CONCURRENCY,
+                        on_done=_advance(on_progress))
+    return ApplyResult(list(results), path, tuple(plan.errors))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _as_date(value: DateLike | None, what: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise GaSyncError(f"the {what} date {value!r} is not a date; write it as YYYY-MM-DD"
+                          ) from None
+
+
+def period_chooser(start: DateLike | None = None, end: DateLike | None = None, *,
+                   last_week: bool = False, last_days: int | None = None
+                   ) -> Callable[[date], Period]:
+    """A function of a property's 'today' -> the period to report, after checking the choice."""
+    from ga_sync.report import check_dates
+    from ga_sync.report import last_days as days_before
+    from ga_sync.report import last_week as week_before
+
+    first, last = _as_date(start, "start"), _as_date(end, "end")
+    chosen = sum([first is not None or last is not None, bool(last_week), last_days is not None])
+    if chosen > 1:
+        raise GaSyncError("choose one period: start and end dates, last_week, or last_days")
+    if first is not None or last is not None:
+        if first is None or last is None:
+            raise GaSyncError("a period needs both a start and an end date")
+        fixed = check_dates(first, last)
+        return lambda today: fixed
+    if last_days is not None:
+        if not isinstance(last_days, int) or isinstance(last_days, bool) or not \
+                1 <= last_days <= 3650:
+            raise GaSyncError(f"last_days must be a whole number of days from 1 to 3650, "
+                              f"not {last_days!r}")
+        return lambda today: days_before(today, last_days)
+    return week_before
+
+
+@dataclass
+class ReportRun:
+    """The reports of one run: one `ReportResult` per property, and the properties that failed."""
+
+    results: list[ReportResult]
+    errors: list[Any] = field(default_factory=list)  # Failure(property, client, message)
+    specs: dict[str, Spec] = field(default_factory=dict, repr=False)  # property -> its spec
+    warnings: list[str] = field(default_factory=list)  # run-wide, e.g. the store was not written
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """The report JSON contract, exactly what `ga-sync report --format json` prints."""
+        import json
+
+        from ga_sync.render.report import report_json
+        return json.loads(report_json(self.results, self.errors or None))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per property x goal: property, client, start, end, event, tier, conversions,
+        rate, value (+ previous_conversions, previous_rate, previous_value, change when compared)."""
+        import pandas as pd
+        rows = []
+        compared = any(r.previous is not None for r in self.results)
+        for r in self.results:
+            prev = {g.event: g for g in r.previous.goals} if r.previous is not None else {}
+            for g in r.goals:
+                row = {"property": r.property, "client": r.client, "start": r.period.start,
+                       "end": r.period.end, "event": g.event, "tier": g.tier,
+                       "conversions": float(g.conversions), "rate": g.rate, "value": g.value,
+                       "currency": r.currency}
+                if compared:
+                    p = prev.get(g.event)
+                    row.update({"previous_conversions": None if p is None else float(p.conversions),
+                                "previous_rate": None if p is None else p.rate,
+                                "previous_value": None if p is None else p.value,
+                                "change": g.change})
+                rows.append(row)
+        columns = ["property", "client", "start", "end", "event", "tier", "conversions", "rate",
+                   "value", "currency"]
+        if compared:
+            columns += ["previous_conversions", "previous_rate", "previous_value", "change"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def daily_frame(self) -> pd.DataFrame:
+        """One row per property x date x goal (zero on days a goal did not occur): date, event,
+        tier, conversions, value, and the day's sessions and users, the rows the history store
+        keeps. The previous period's days are included when the run compared."""
+        import pandas as pd
+        columns = ["property", "client", "date", "event", "tier", "conversions", "value",
+                   "sessions", "users", "currency"]
+        frames = []
+        for top in self.results:
+            for r in (top, top.previous):
+                if r is None or r.daily is None or not len(r.daily):
+                    continue
+                d = r.daily
+                days = d.groupby("date", as_index=False)[["sessions", "users"]].max()
+                goals = pd.DataFrame({"event": [g.event for g in r.goals],
+                                      "tier": [g.tier for g in r.goals]})
+                grid = days.merge(goals, how="cross")
+                got = d[d["event"] != ""].groupby(["date", "event"], as_index=False)[
+                    ["conversions", "value"]].sum()
+                grid = grid.merge(got, on=["date", "event"], how="left")
+                grid[["conversions", "value"]] = grid[["conversions", "value"]].fillna(0.0)
+                grid = grid.assign(property=r.property, client=r.client, currency=r.currency)
+                frames.append(grid[columns])
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        out = pd.concat(frames, ignore_index=True)
+        return out.sort_values(["property", "date", "event"], kind="stable").reset_index(drop=True)
+
+    def save(self, store: str | os.PathLike[str] | None = None) -> Path:
+        """Keep this run's daily rows in the history store (replacing the same days).
+
+        Raises `StoreError` when the store cannot be opened or written.
+        """
+        from ga_sync.history import Store
+        path = Path(store) if store is not None else settings.store_path()
+        with Store(path) as db:
+            for r in self.results:
+                db.save(r, self.specs[r.property])
+        return path
+
+    def weekly(self, weeks: int = 12, store: str | os.PathLike[str] | None = None
+               ) -> dict[str, pd.DataFrame]:
+        """Per property, the last `weeks` complete weeks from the store up to this run's end."""
+        from ga_sync.history import Store
+        path = Path(store) if store is not None else settings.store_path()
+        out = {}
+        with Store(path) as db:
+            for r in self.results:
+                w = db.weekly(self.specs[r.property], weeks,
+                              today=r.period.end + timedelta(days=1))
+                out[r.property] = w[w["property"] == r.property] if "property" in w else w
+        return out
+
+
+def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = None,
+           end: DateLike | None = None, *, last_week: bool = False, last_days: int | None = None,
+           compare: str | None = None, store: str | os.PathLike[str] | bool | None = None,
+           concurrency: int | None = None, on_progress: Progress | None = None,
+           ) -> ReportRun:
+    """Macro and micro conversions, rates and economic value for every property of `specs`.
+
+    The period is `start`..`end` (dates or ISO strings, inclusive), or `last_days=N`, or the
+    last complete ISO week (`last_week=True`, the default), in each property's time zone.
+    `compare="previous"` adds the period of equal length just before. The run is kept in the
+    history store (`store`: a path; None, the default store; False, not kept); a store that
+    cannot be written is a warning in `run.warnings`, not a lost report.
+    """
+    from ga_sync.admin import read_key_events, read_property
+    from ga_sync.report import report_property, today_in
+    from ga_sync.sync import Failure, run_each, targets
+
+    if compare not in (None, "previous"):
+        raise GaSyncError(f"compare must be 'previous' or None, not {compare!r}")
+    choose = period_chooser(start, end, last_week=last_week, last_days=last_days)
+    items = targets(specs)
+
+    def work(t: Any) -> ReportResult:
+        info = read_property(conn, t.property)
+        today = today_in(info.time_zone)
+        period = choose(today)
+        if period.end > today:
+            raise GaSyncError(f"the period {period} ends after today ({today} in the "
+                              f"property's time zone, {info.time_zone}): GA has no data yet")
+        return report_property(conn, t.spec, t.property, period, compare=compare is not None,
+                               today=today, time_zone=info.time_zone,
+                               key_events=read_key_events(conn, t.property))
+
+    done = run_each(items, work, concurrency=concurrency or DEFAULT_REPORT_CONCURRENCY,
+                    cancel=conn.retry.cancel, on_done=_advance(on_progress))
+    run = ReportRun(results=[r for _, r, _ in done if r is not None],
+                    errors=[Failure(t.property, t.spec.client, str(e))
+                            for t, _, e in done if e is not None],
+                    specs={t.property: t.spec for t in items})
+    if store is not False and run.results:
+        try:
+            run.save(None if store is None or store is True else store)
+        except GaSyncError as e:
+            run.warnings.append(str(e))
+    return run
+
+
+# --------------------------------------------------------------------------- audit, history
+
+
+def audit(conn: Connection, specs: Sequence[Spec], days: int = 28, *,
+          properties: Iterable[str] = (), concurrency: int | None = None,
+          today: date | None = None, on_progress: Progress | None = None) -> AuditResult:
+    """Misconfigured goals in every property of `specs` (and `properties`, audited without a
+    spec). A property GA refuses is that property's `no-access` or `audit-failed` finding."""
+    from ga_sync.audit.run import audit_all
+    return audit_all(conn, list(specs), properties=properties, days=days,
+                     concurrency=concurrency or DEFAULT_AUDIT_CONCURRENCY, today=today,
+                     on_done=_advance(on_progress))
+
+
+def history(specs: Sequence[Spec], weeks: int = 12, store: str | os.PathLike[str] | None = None,
+            *, today: date | None = None) -> pd.DataFrame:
+    """Weekly macro/micro conversions, rates and value from the history store; no GA call.
+
+    One row per property x ISO week (oldest first), with the client; tiers and rate basis
+    from the current specs. Raises `StoreError` when there is no store or it cannot be read.
+    """
+    import pandas as pd
+
+    from ga_sync.history import WEEKLY_COLUMNS, Store
+    path = Path(store) if store is not None else settings.store_path()
+    if not path.exists():
+        from ga_sync.errors import StoreError
+        raise StoreError(f"no history store at {path}: pull a report first (every report is "
+                         "kept there), or name another store")
+    frames = []
+    with Store(path, read_only=True) as db:
+        for s in specs:
+            frames.append(db.weekly(s, weeks, today=today).assign(client=s.client))
+    columns = ["property", "client"] + [c for c in WEEKLY_COLUMNS if c != "property"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _error_json(error: Any) -> dict[str, Any]:
+    return {"property": getattr(error, "property", None), "client": getattr(error, "client", None),
+            "message": getattr(error, "message", None) or str(error)}
+
+
+__all__ = ["ApplyResult", "ReportRun", "apply", "audit", "connect", "history", "load_specs",
+           "period_chooser", "plan", "report", "validate"]
