@@ -85,7 +85,8 @@ def compared() -> ReportResult:
 
 REPORT_KEYS = {"property", "client", "start", "end", "currency", "rate_basis", "sessions", "users",
                "goals", "macro", "micro", "total_value", "value_per_session", "previous",
-               "warnings"}
+               "warnings", "property_currency"}
+GOAL_KEYS = {"event", "tier", "conversions", "rate", "value", "currency", "in_total"}
 TIER_KEYS = {"conversions", "rate", "session_rate", "value"}
 
 
@@ -107,7 +108,8 @@ def test_json_contract_keys_and_exact_numbers() -> None:
     assert rep["warnings"] == [{"code": "incomplete", "message": "The period ends soon."}]
     assert set(rep["macro"]) == TIER_KEYS and set(rep["micro"]) == TIER_KEYS
     for got, g in zip(rep["goals"], r.goals, strict=True):
-        assert set(got) == {"event", "tier", "conversions", "rate", "value"}  # no change
+        assert set(got) == GOAL_KEYS  # no change
+        assert (got["currency"], got["in_total"]) == ("USD", True)
         assert (got["event"], got["tier"], got["conversions"]) == (g.event, g.tier, g.conversions)
         assert got["rate"] == g.rate and got["value"] == g.value
     # Unrounded: these numbers have more digits than any display would keep.
@@ -148,7 +150,8 @@ def test_json_errors_only_when_some_failed() -> None:
 
 
 EXPECTED_CSV = ["property", "client", "start", "end", "currency", "rate_basis", "sessions",
-                "users", "event", "tier", "conversions", "rate", "value", "change"]
+                "users", "event", "tier", "conversions", "rate", "value", "change",
+                "value_currency", "in_total"]
 
 
 def test_csv_one_row_per_goal_with_unrounded_numbers() -> None:

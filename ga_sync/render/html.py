@@ -17,9 +17,10 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from ga_sync.model import MACRO, MICRO, USERS
-from ga_sync.render.report import (CHANGE_LABEL, SESSION_RATE_LABEL, basis_label, error_rows,
-                                   fmt_change, fmt_count, fmt_money, fmt_pct, macro_first,
-                                   rate_label, relative_change)
+from ga_sync.render.report import (CHANGE_LABEL, NOT_IN_TOTAL, SESSION_RATE_LABEL, basis_label,
+                                   error_rows, fmt_amount, fmt_change, fmt_count, fmt_money,
+                                   fmt_pct, macro_first, property_currency_note, rate_label,
+                                   relative_change)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,8 +218,14 @@ def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None,
 
 
 def _value_chart(result: ReportResult, salt: str) -> tuple[str, str]:
-    """Horizontal bars of value per goal, coloured by tier; returns (svg, caption)."""
-    goals = sorted(result.goals, key=lambda g: (g.tier != MACRO, -g.value, g.event))
+    """Horizontal bars of value per goal, coloured by tier; returns (svg, caption).
+
+    Only values in the report's currency are drawn: a goal whose value is in another currency
+    (no --fx rate) would put two units on one axis; the caption names it instead.
+    """
+    goals = sorted((g for g in result.goals if getattr(g, "in_total", True)),
+                   key=lambda g: (g.tier != MACRO, -g.value, g.event))
+    left_out = [g.event for g in result.goals if not getattr(g, "in_total", True)]
     fig = _figure(6.0, max(2.2, 0.42 * len(goals) + 1.0))
     ax = fig.add_subplot()
     _style_axes(ax)
@@ -237,7 +244,10 @@ def _value_chart(result: ReportResult, salt: str) -> tuple[str, str]:
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.set_xlabel(result.currency, fontsize=8)
     ax.set_title("Value per goal", fontsize=10, loc="left")
-    return _svg(fig, salt), f"Value per goal in {result.currency} (macro blue, micro orange)"
+    caption = f"Value per goal in {result.currency} (macro blue, micro orange)"
+    if left_out:
+        caption += (f"; not drawn, in another currency: {', '.join(left_out)}")
+    return _svg(fig, salt), caption
 
 
 # --------------------------------------------------------------------------- sections
@@ -290,11 +300,20 @@ def _goals_table(r: ReportResult) -> str:
                  f'<td><span class="tier {escape(g.tier)}">{escape(g.tier)}</span></td>',
                  f'<td class="n">{escape(fmt_count(g.conversions))}</td>',
                  f'<td class="n">{escape(fmt_pct(g.rate))}</td>',
-                 f'<td class="n">{escape(f"{g.value:,.2f}")}</td>']
+                 f'<td class="n">{escape(_goal_value(g, r.currency))}</td>']
         if compare:
             cells.append(f'<td class="n">{escape(fmt_change(g.change))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _goal_value(g: Any, currency: str) -> str:
+    """The amount alone in the report's currency (the column names it); else with its own."""
+    own = getattr(g, "currency", None) or currency
+    if own == currency and getattr(g, "in_total", True):
+        return fmt_amount(g.value)
+    text = fmt_money(g.value, own)
+    return text if getattr(g, "in_total", True) else f"{text} ({NOT_IN_TOTAL})"
 
 
 def _summary_table(r: ReportResult) -> str:
@@ -332,7 +351,8 @@ def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
     sub = (f"{r.period.start.isoformat()} to {r.period.end.isoformat()} ({days} "
            f"day{'s' if days != 1 else ''}) &middot; {escape(r.property)} &middot; "
            f"{escape(fmt_count(r.sessions))} sessions &middot; {escape(fmt_count(r.users))} users"
-           f" &middot; rates per {escape(basis_label(r.rate_basis)[:-1])}")
+           f" &middot; rates per {escape(basis_label(r.rate_basis)[:-1])}"
+           f" &middot; values in {escape(r.currency)}{escape(property_currency_note(r))}")
     return f"""<section class="client" id="client-{index}">
 <h2>{escape(r.client)}</h2>
 <p class="sub">{sub}</p>

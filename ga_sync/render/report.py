@@ -7,7 +7,9 @@ so the same results always give the same bytes.
 
 CSV holds one row per property x goal with the property-level fields repeated on every row:
 property, client, start, end, currency, rate_basis, sessions, users, event, tier, conversions,
-rate, value, change (`change` is empty unless the report compares with the previous period).
+rate, value, change (`change` is empty unless the report compares with the previous period),
+value_currency (the currency `value` is in), in_total (false for a value in the property's
+currency that no --fx rate converted: it is in no total).
 Tier summaries (macro/micro, total value, value per session) are left to JSON: they are sums
 of the rows (except the de-duplicated session rates) and would otherwise repeat on every row.
 """
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 
 JSON_VERSION = 1
 CSV_COLUMNS = ("property", "client", "start", "end", "currency", "rate_basis", "sessions",
-               "users", "event", "tier", "conversions", "rate", "value", "change")
+               "users", "event", "tier", "conversions", "rate", "value", "change",
+               "value_currency", "in_total")
 
 
 # --------------------------------------------------------------------------- JSON
@@ -44,12 +47,33 @@ def _error_json(error: Any) -> dict[str, Any]:
             "message": getattr(error, "message", None) or str(error)}
 
 
+def finite(data: Any) -> Any:
+    """`data` with NaN and infinities as None (JSON null) and -0.0 as 0.0, at any depth.
+
+    JSON has no NaN or Infinity: Python would write them anyway and break strict parsers.
+    """
+    if isinstance(data, float):
+        if not math.isfinite(data):
+            return None
+        return 0.0 if data == 0 else data
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def dumps(data: Any) -> str:
+    """Strict JSON (never NaN or Infinity), indented, UTF-8 characters kept, newline-ended."""
+    return json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def report_json(results: Sequence[ReportResult], errors: Sequence[Any] | None = None) -> str:
     """The documented contract: `{"version": 1, "reports": [...]}`, plus `errors` if any failed."""
     data: dict[str, Any] = {"version": JSON_VERSION, "reports": [r.to_json() for r in results]}
     if errors:
         data["errors"] = [_error_json(e) for e in errors]
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return dumps(data)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -62,7 +86,7 @@ def _cell(x: Any) -> str:
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, float):
-        return repr(x)
+        return repr(finite(x)) if math.isfinite(x) else ""
     return str(x)
 
 
@@ -75,7 +99,9 @@ def report_csv(results: Sequence[ReportResult]) -> str:
         head = r.to_json()
         compare = r.previous is not None
         for g in r.goals:
-            row = {**{k: head[k] for k in CSV_COLUMNS[:8]}, **g.to_json(compare)}
+            row = {**{k: head[k] for k in CSV_COLUMNS[:8]}, **g.to_json(compare, r.currency)}
+            row["value_currency"], row["in_total"] = row.pop("currency"), g.in_total
+            row["currency"] = head["currency"]
             writer.writerow([_cell(row.get(k)) for k in CSV_COLUMNS])
     return buf.getvalue()
 
@@ -83,30 +109,53 @@ def report_csv(results: Sequence[ReportResult]) -> str:
 # --------------------------------------------------------------------------- formatting
 
 
+def rounded(x: float, digits: int) -> float:
+    """`x` rounded for display, never -0 (so -0.0 and -0.001 print as 0.00, not -0.00)."""
+    x = round(float(x), digits)
+    return 0.0 if x == 0 else x
+
+
 def fmt_count(x: float) -> str:
     """Conversions: whole numbers with thousands separators, one decimal if fractional."""
     if not math.isfinite(x):
         return "-"
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+    return f"{rounded(x, 0):,.0f}" if float(x).is_integer() else f"{rounded(x, 1):,.1f}"
 
 
 def fmt_pct(x: float | None, digits: int = 2) -> str:
     if x is None or not math.isfinite(x):
         return "-"
-    return f"{x * 100:.{digits}f}%"
+    return f"{rounded(x * 100, digits):.{digits}f}%"
 
 
 def fmt_change(x: float | None) -> str:
     """Relative change as `+12.3%`; `n/a` when the previous period had nothing to compare to."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    return f"{x * 100:+.1f}%"
+    return f"{rounded(x * 100, 1):+.1f}%"
+
+
+def fmt_amount(x: float) -> str:
+    """Money without its currency: two decimals, thousands separators, never `-0.00`."""
+    if not math.isfinite(x):
+        return "-"
+    return f"{rounded(x, 2):,.2f}"
 
 
 def fmt_money(x: float, currency: str) -> str:
     if not math.isfinite(x):
         return "-"
-    return f"{x:,.2f} {currency}"
+    return f"{fmt_amount(x)} {currency}"
+
+
+NOT_IN_TOTAL = "not in total"
+
+
+def goal_money(g: Any, currency: str) -> str:
+    """A goal's value in its own currency; `(not in total)` when it is in the property's
+    currency and no rate converted it (see the `currency-mismatch` warning)."""
+    text = fmt_money(g.value, getattr(g, "currency", None) or currency)
+    return text if getattr(g, "in_total", True) else f"{text} ({NOT_IN_TOTAL})"
 
 
 def relative_change(now: float, before: float) -> float | None:
@@ -168,8 +217,15 @@ def _header(r: ReportResult) -> list[str]:
         p = r.previous.period
         lines[0] += f"  vs {p.start.isoformat()}..{p.end.isoformat()}"
     lines.append(f"sessions {fmt_count(r.sessions)}  users {fmt_count(r.users)}  "
-                 f"rate basis: {basis_label(r.rate_basis)}  currency: {r.currency}")
+                 f"rate basis: {basis_label(r.rate_basis)}  currency: {r.currency}"
+                 + property_currency_note(r))
     return lines
+
+
+def property_currency_note(r: ReportResult) -> str:
+    """`  (GA reports in USD)` when the property's currency is not the report's, else ''."""
+    theirs = getattr(r, "property_currency", None)
+    return f"  (GA reports in {theirs})" if theirs and theirs != r.currency else ""
 
 
 def _goals_table(r: ReportResult) -> list[str]:
@@ -182,7 +238,7 @@ def _goals_table(r: ReportResult) -> list[str]:
     rows = []
     for g in macro_first(r.goals):
         row = [g.event, g.tier, fmt_count(g.conversions), fmt_pct(g.rate),
-               fmt_money(g.value, r.currency)]
+               goal_money(g, r.currency)]
         if compare:
             row.append(fmt_change(g.change))
         rows.append(row)
@@ -285,8 +341,8 @@ def history_table(df: pd.DataFrame, spec: Spec) -> str:
             rows.append([w.week.isoformat(), str(int(w.days)), fmt_count(w.sessions),
                          fmt_count(w.users), fmt_count(w.macro_conversions),
                          fmt_pct(w.macro_rate), fmt_count(w.micro_conversions),
-                         fmt_pct(w.micro_rate), f"{w.macro_value:,.2f}", f"{w.micro_value:,.2f}",
-                         f"{w.total_value:,.2f}"])
+                         fmt_pct(w.micro_rate), fmt_amount(w.macro_value),
+                         fmt_amount(w.micro_value), fmt_amount(w.total_value)])
         header = ["week", "days", "sessions", "users", "macro", "macro rate", "micro",
                   "micro rate", "macro value", "micro value", "total value"]
         lines.extend(grid(header, rows, [False] + [True] * (len(header) - 1)))
