@@ -7,8 +7,11 @@ noise) so that `plan.diff` compares like with like. Every write goes through `cl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ga_sync.clients import Connection, call
-from ga_sync.errors import ApiError, Cancelled
+from ga_sync.errors import ApiError, Cancelled, JournalError, MalformedAnswer
 from ga_sync.model import (
     CREATE,
     DELETE,
@@ -31,31 +34,56 @@ from ga_sync.model import (
     PropertyPlan,
 )
 from ga_sync.plan import same_settings
+from ga_sync.redact import excerpt
 
 PAGE_SIZE = 200  # the Admin API's maximum page size
 TIMEOUT = 30.0  # seconds; the Admin client has no default timeout
+#: At most this many pages of one list (200 items each): a server that keeps answering with new
+#: page tokens cannot make a read endless.
+MAX_PAGES = 500
+#: The service levels ga-sync knows; unspecified (or missing) reads as standard, the lower
+#: key-event limit, so limit warnings come early rather than late.
+SERVICE_LEVELS = ("GOOGLE_ANALYTICS_STANDARD", "GOOGLE_ANALYTICS_360")
 
 _COUNTING_NAMES = {1: ONCE_PER_EVENT, 2: ONCE_PER_SESSION,
                    "ONCE_PER_EVENT": ONCE_PER_EVENT, "ONCE_PER_SESSION": ONCE_PER_SESSION}
 _COUNTING_ENUMS = {ONCE_PER_EVENT: 1, ONCE_PER_SESSION: 2}
 
 
-def counting_from_api(value: Any) -> str:
-    """Counting method from an enum member, number or name; unspecified reads as once per event."""
+def counting_from_api(value: Any, *, property: str | None = None, event: str = "") -> str:
+    """Counting method from an enum member, number or name.
+
+    Unspecified (0, or missing) reads as once per event, as GA documents for a key event
+    created without one
+    (https://developers.google.com/analytics/devguides/config/admin/v1/rest/v1beta/properties.conversionEvents).
+    A value ga-sync does not know (a newer GA, or a mangled answer) is a MalformedAnswer:
+    guessing would make plan "fix" a key event that may be right.
+    """
     key: Any = getattr(value, "name", value)
     if isinstance(value, int) and not isinstance(value, bool):
         key = int(value)
-    return _COUNTING_NAMES.get(key, ONCE_PER_EVENT)
+    if key in (0, "COUNTING_METHOD_UNSPECIFIED", None, ""):
+        return ONCE_PER_EVENT
+    try:
+        return _COUNTING_NAMES[key]
+    except (KeyError, TypeError):
+        where = f" in {property}" if property else ""
+        raise MalformedAnswer(
+            f"key event {excerpt(event, 40) or '(no name)'}{where} has the counting method "
+            f"{excerpt(repr(value), 40)}, which ga-sync does not know (it knows ONCE_PER_EVENT "
+            "and ONCE_PER_SESSION). Check the key event in GA4 Admin → Events → Key events, or "
+            "update ga-sync.", property=property) from None
 
 
-def normalize_key_event(ke: Any) -> KeyEventState:
+def normalize_key_event(ke: Any, *, property: str | None = None) -> KeyEventState:
     """A proto-plus KeyEvent (or its JSON dict) -> KeyEventState."""
     if isinstance(ke, dict):
         dv = ke.get("defaultValue") or None
         value = dv.get("numericValue") if dv else None
         currency = dv.get("currencyCode") if dv else None
         event, name = ke.get("eventName", ""), ke.get("name")
-        counting = counting_from_api(ke.get("countingMethod", 0))
+        counting = counting_from_api(ke.get("countingMethod", 0), property=property,
+                                     event=str(event))
         deletable, custom = bool(ke.get("deletable")), bool(ke.get("custom"))
         create_time = ke.get("createTime")
     else:
@@ -64,7 +92,7 @@ def normalize_key_event(ke: Any) -> KeyEventState:
         value = ke.default_value.numeric_value if has_default else None
         currency = ke.default_value.currency_code if has_default else None
         event, name = ke.event_name, ke.name or None
-        counting = counting_from_api(ke.counting_method)
+        counting = counting_from_api(ke.counting_method, property=property, event=event)
         deletable, custom = bool(ke.deletable), bool(ke.custom)
         ct = ke.create_time
         create_time = ct.isoformat() if ct else None
@@ -74,15 +102,34 @@ def normalize_key_event(ke: Any) -> KeyEventState:
                          custom=custom, create_time=create_time)
 
 
-def _pages(fetch: Callable[[str], Any]) -> Iterator[Any]:
-    """Follow nextPageToken until it is empty; `fetch(token)` returns one page."""
+def _pages(fetch: Callable[[str], Any], *, property: str | None = None,
+           what: str = "list") -> Iterator[Any]:
+    """Follow nextPageToken until it is empty; `fetch(token)` returns one page.
+
+    A token seen before (the server would answer the same pages forever) or more than
+    `MAX_PAGES` pages is a MalformedAnswer, never an endless loop.
+    """
     token = ""
-    while True:
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
         page = fetch(token)
         yield page
         token = page.next_page_token
         if not token:
             return
+        if token in seen:
+            raise _bad_answer(property, what, f"the page token {excerpt(token, 30)!r} came back "
+                              "a second time, so the pages would never end")
+        seen.add(token)
+    raise _bad_answer(property, what, f"more than {MAX_PAGES} pages, each with a next page")
+
+
+def _bad_answer(property: str | None, what: str, detail: str) -> MalformedAnswer:
+    where = f" for {property}" if property else ""
+    return MalformedAnswer(
+        f"GA's answer to {what}{where} is not a valid answer: {detail}. Something between "
+        "ga-sync and GA (a proxy, an outage page) or a GA fault may have changed it: try again "
+        "later, and check GA_SYNC_ADMIN_ENDPOINT if it is set.", property=property)
 
 
 def read_key_events(conn: Connection, property: str) -> list[KeyEventState]:
@@ -95,17 +142,34 @@ def read_key_events(conn: Connection, property: str) -> list[KeyEventState]:
         return call(lambda: client.list_key_events(request=request, timeout=TIMEOUT),
                     policy=conn.retry, property=property, what="list key events")
 
-    for page in _pages(fetch):
-        out.extend(normalize_key_event(ke) for ke in page.key_events)
+    for page in _pages(fetch, property=property, what="list key events"):
+        out.extend(normalize_key_event(ke, property=property) for ke in page.key_events)
     return out
 
 
 def read_property(conn: Connection, property: str) -> PropertyInfo:
+    """The property's name, time zone, currency and service level, checked.
+
+    A time zone that is empty or unknown to this machine (zoneinfo), or a service level ga-sync
+    does not know, is a MalformedAnswer for this property. An unspecified service level reads
+    as standard (the lower key-event limit); a missing currency as USD, GA's default.
+    """
+    from ga_sync.report import zone_of
+
     client = conn.admin()
     p = call(lambda: client.get_property(name=property, timeout=TIMEOUT), policy=conn.retry,
              property=property, what="read the property")
-    level = getattr(p.service_level, "name", str(p.service_level))
-    return PropertyInfo(name=property, display_name=p.display_name, time_zone=p.time_zone or "UTC",
+    zone_of(p.time_zone, property=property)
+    raw_level = p.service_level
+    level = getattr(raw_level, "name", None)
+    if level in (None, "SERVICE_LEVEL_UNSPECIFIED") and not raw_level:
+        level = "GOOGLE_ANALYTICS_STANDARD"
+    if level not in SERVICE_LEVELS:
+        raise MalformedAnswer(
+            f"{property} has the service level {excerpt(repr(raw_level), 40)}, which ga-sync "
+            "does not know (it knows GOOGLE_ANALYTICS_STANDARD and GOOGLE_ANALYTICS_360). "
+            "Check the property in GA4 Admin, or update ga-sync.", property=property)
+    return PropertyInfo(name=property, display_name=p.display_name, time_zone=p.time_zone,
                         currency=p.currency_code or "USD", service_level=level)
 
 
@@ -136,7 +200,7 @@ def list_properties(conn: Connection) -> list[PropertySummary]:
                     policy=conn.retry, what="list account summaries")
 
     out = []
-    for page in _pages(fetch):
+    for page in _pages(fetch, what="list account summaries"):
         for acc in page.account_summaries:
             for ps in acc.property_summaries:
                 out.append(PropertySummary(
@@ -152,15 +216,70 @@ def list_properties(conn: Connection) -> list[PropertySummary]:
 class Journal:
     """Append-only JSON lines of every change attempted: one line before, one after.
 
-    Each line is flushed and fsynced, so an interrupted apply leaves a journal that says which
-    changes were started and which finished; a rerun plans afresh from GA and finishes the job.
+    Each line is one `os.write` on an O_APPEND descriptor, then fsync, so an interrupted apply
+    leaves a journal that says which changes were started and which finished, with no half
+    line; a rerun plans afresh from GA and finishes the job. A line that cannot be written
+    whole is cut off again and raises JournalError (see `apply_plan` for what apply does then).
     """
 
     def __init__(self, path: Path | str | None):
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
 
+    def check(self) -> None:
+        """Raise JournalError, naming the path and the fix, if the journal cannot be written.
+
+        Call it before asking whether to apply. It creates the folder if needed and opens the
+        file for appending (creating it empty if it does not exist), without writing, and
+        refuses a folder at the path and a file system with no free space left. What it cannot
+        see: a disk that fills up during the run, a quota, or a device that accepts the open
+        but refuses writes (/dev/full): those fail at the first line written, `record` then
+        raises JournalError and apply stops (before the first change, or after the one whose
+        outcome could not be written). A journal of None (no journaling) always passes.
+        """
+        if self.path is None:
+            return
+        path = self.path
+        if path.is_dir():
+            raise JournalError(f"the apply journal {path} is a folder, not a file. Give a file "
+                               "path with --journal or GA_SYNC_JOURNAL, e.g. "
+                               f"{path / 'journal.jsonl'}.")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise self._error(err, "cannot be opened for writing") from None
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            if regular:
+                vfs = os.fstatvfs(fd)
+                free = vfs.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else vfs.f_bavail
+                if vfs.f_blocks and free == 0:
+                    raise self._error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                                      "cannot be written")
+        except OSError as err:
+            raise self._error(err, "cannot be checked") from None
+        finally:
+            os.close(fd)
+
+    def _error(self, err: OSError, what: str, after: str = "") -> JournalError:
+        """A JournalError naming the path, the system's reason and what to do about it."""
+        reason = err.strerror or type(err).__name__
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = ("Free space on that disk, or point --journal / GA_SYNC_JOURNAL at a file on "
+                   "another disk.")
+        elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = (f"Make {self.path.parent if self.path else 'the folder'} writable for this "
+                   "user, or point --journal / GA_SYNC_JOURNAL at a writable file.")
+        elif err.errno in (errno.EISDIR, errno.ENOTDIR):
+            fix = ("Give a file path (whose folders are folders, not files) with --journal or "
+                   "GA_SYNC_JOURNAL.")
+        else:
+            fix = "Check the path, or point --journal / GA_SYNC_JOURNAL at a writable file."
+        return JournalError(f"the apply journal {self.path} {what}: {reason}.{after} {fix}")
+
     def record(self, property: str, change: Change, outcome: str, detail: str | None = None) -> None:
+        """Append one line, whole or not at all; JournalError when it cannot be written."""
         if self.path is None:
             return
         line = {
@@ -174,13 +293,36 @@ class Journal:
         }
         if detail:
             line["detail"] = detail
-        text = json.dumps(line, sort_keys=False) + "\n"
+        data = (json.dumps(line, sort_keys=False) + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise self._error(err, "cannot be opened for writing") from None
+            try:
+                self._append(fd, data)
+            finally:
+                os.close(fd)
+
+    def _append(self, fd: int, data: bytes) -> None:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        size = os.fstat(fd).st_size if regular else 0
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"only {written} of {len(data)} bytes of a line "
+                              "could be written (disk full?)")
+            if regular:
+                os.fsync(fd)
+        except OSError as err:
+            if regular:
+                try:  # no half line: cut the file back to where this line began
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+            raise self._error(err, "cannot be written",
+                              " The line was not kept." if regular else "") from None
 
 
 @dataclass
@@ -206,8 +348,53 @@ def _key_event_proto(event: str, settings: KeyEventSettings, name: str | None = 
     return ke
 
 
+#: Words GA (or the sandbox) uses when a create is refused because the property is full.
+_LIMIT_WORDS = re.compile(r"\blimit\b|\bmaximum\b|too many", re.IGNORECASE)
+
+
+def _is_key_event_limit(err: ApiError) -> bool:
+    """GA refused a create because the property has as many custom key events as it may.
+
+    GA documents the limit (30, or 50 on Analytics 360) but not its error; the sandbox answers
+    400 "... already has 30 custom key events, the limit ... is 30". A rate-limit answer is
+    not this (it is retried, then reported as one).
+    """
+    from ga_sync.clients import RATE_LIMIT_REASONS
+    message = str(err)
+    return (err.status in (400, 403, 429) and bool(_LIMIT_WORDS.search(message))
+            and err.reason not in RATE_LIMIT_REASONS and "rate limit" not in message.lower())
+
+
 def _is_already_exists(err: ApiError) -> bool:
-    return err.status == 409 or (err.status == 400 and "already" in str(err).lower())
+    """A duplicate event name: 409, or a 400 saying "already exists" that is not the limit."""
+    if err.status == 409:
+        return True
+    return (err.status == 400 and "already exist" in str(err).lower()
+            and not _is_key_event_limit(err))
+
+
+def _journal_stopped(conn: Connection, plan: PropertyPlan, err: JournalError, change: Change,
+                     left: int, made: str | None) -> JournalError:
+    """Stop this apply and every other one of the run: the journal can no longer be trusted.
+
+    `made` is the outcome GA answered for `change` when that line could not be written (GA may
+    have the change), None when the "started" line failed (nothing was sent for it). `left` is
+    how many changes of this property come after it.
+    """
+    conn.retry.cancel.set()  # other properties applying concurrently stop before their next change
+    what = f"{change.action} key event {change.event}"
+    others = (f"the {left} change{'s' if left != 1 else ''} after it in {plan.property} "
+              f"{'were' if left != 1 else 'was'} not started" if left else
+              f"it was the last change for {plan.property}")
+    if made is None:
+        story = (f"Apply stopped before the {what} in {plan.property} ({plan.client}): that "
+                 f"change was not sent to GA, and {others}.")
+    else:
+        story = (f"Apply stopped in {plan.property} ({plan.client}): GA may have made the {what} "
+                 f"(its outcome, '{made}', could not be journaled); {others}.")
+    return JournalError(f"{err} {story} Other properties stop before their next change. Fix "
+                        "the journal, then run 'ga-sync plan' to see what GA has now and apply "
+                        "again.")
 
 
 def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
@@ -217,29 +404,74 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
     A create answered "already exists" (typically our own earlier attempt whose response was
     lost) is checked against the live key event: if it already matches, it counts as done; if
     not, it is updated to match.
+
+    A journal line that cannot be written stops the whole run: JournalError, saying which
+    change GA may have made, and `conn.retry.cancel` is set so that other properties applying
+    concurrently start no further change either.
     """
     result = ApplyResult(plan.property, plan.client)
     client = conn.admin()
-    for change in plan.changes:
+    changes = list(plan.changes)
+    for i, change in enumerate(changes):
         conn.retry.check()  # interrupted: start no further change
-        journal.record(plan.property, change, "started")
+        left = len(changes) - i - 1
+
+        def note(outcome: str, detail: str | None = None, *, sent: bool = True) -> None:
+            try:
+                journal.record(plan.property, change, outcome, detail)
+            except JournalError as err:
+                raise _journal_stopped(conn, plan, err, change, left,
+                                       outcome if sent else None) from None
+
+        note("started", sent=False)
         try:
             outcome = _apply_one(conn, client, plan.property, change)
         except (Cancelled, KeyboardInterrupt):
             # interrupted mid-change: GA may or may not have it; a rerun plans afresh
-            journal.record(plan.property, change, "interrupted")
+            try:
+                journal.record(plan.property, change, "interrupted")
+            except JournalError:
+                pass  # the interruption is the news; the journal's failure stops nothing more
             raise
         except ApiError as err:
-            journal.record(plan.property, change, "failed", str(err))
+            note("failed", str(err))
             result.failed.append((change, str(err)))
             if on_change:
                 on_change(change, "failed")
             continue
-        journal.record(plan.property, change, outcome)
+        note(outcome)
         (result.reconciled if outcome == "reconciled" else result.applied).append(change)
         if on_change:
             on_change(change, outcome)
     return result
+
+
+def _check_created(conn: Connection, property: str, change: Change, created: Any) -> str:
+    """Make sure a create answered with something else than the key event really made it.
+
+    GA answers a create with the new key event. An answer without its `name` or with another
+    `eventName` (e.g. `{}` from something between us and GA) is checked against the property's
+    key events: present with the wanted settings counts as applied, anything else fails.
+    """
+    assert change.after is not None
+    name = getattr(created, "name", "") or ""
+    event = getattr(created, "event_name", "") or ""
+    if name and event == change.event:
+        return "applied"
+    lacks = "no name" if not name else f"the event name {excerpt(event, 40)!r}"
+    live = {k.event: k for k in read_key_events(conn, property)}
+    existing = live.get(change.event)
+    if existing is not None and same_settings(existing.settings, change.after):
+        return "applied"
+    head = (f"GA answered the create of key event {change.event} in {property} with an answer "
+            f"that does not hold it ({lacks})")
+    if existing is None:
+        raise MalformedAnswer(f"{head}, and the key event is not in the property's list: it was "
+                              "not created. Run apply again.", property=property)
+    raise MalformedAnswer(f"{head}, and the property has the key event with other settings "
+                          f"({existing.settings.counting}, value {existing.settings.value} "
+                          f"{existing.settings.currency or ''}): run apply again to update it.",
+                          property=property)
 
 
 def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> str:
@@ -249,12 +481,23 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
         assert change.after is not None
         ke = _key_event_proto(change.event, change.after)
         try:
-            call(lambda: client.create_key_event(parent=property, key_event=ke, timeout=TIMEOUT),
-                 policy=conn.retry, property=property, what=f"create key event {change.event}", write=True)
-            return "applied"
+            created = call(lambda: client.create_key_event(parent=property, key_event=ke,
+                                                           timeout=TIMEOUT),
+                           policy=conn.retry, property=property,
+                           what=f"create key event {change.event}", write=True)
         except ApiError as err:
-            if not _is_already_exists(err):
+            if _is_key_event_limit(err):
+                raise ApiError(
+                    f"could not create key event {change.event} in {property}: the property has "
+                    "reached GA's limit of custom key events (30, or 50 on Analytics 360); GA "
+                    f"said: {excerpt(str(err), 200)} Nothing was created. Delete key events you "
+                    "no longer need ('ga-sync apply --prune' deletes the ones the spec does not "
+                    "name) or drop goals from the spec.",
+                    property=property, status=err.status, reason=err.reason) from err
+            if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
                 raise
+        else:
+            return _check_created(conn, property, change, created)
         live = {k.event: k for k in read_key_events(conn, property)}
         existing = live.get(change.event)
         if existing is None:
