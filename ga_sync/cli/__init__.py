@@ -12,6 +12,7 @@ from ga_sync.cli import sync as _sync  # noqa: F401  validate, plan, apply, dump
 from ga_sync.cli import report as _report  # noqa: F401  report, history
 from ga_sync.cli import audit as _audit  # noqa: F401  audit
 from ga_sync.cli import sandbox as _sandbox  # noqa: F401  sandbox, demo
+from ga_sync.cli import schema as _schema  # noqa: F401  schema
 from ga_sync.cli.base import app, err, interrupt_on_sigterm
 
 __all__ = ["app", "main"]
