@@ -129,7 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        status, reason, out_headers, body = proxy.forward(self.command, self.path, headers, raw)
+        path = proxy.first_page(self.path)
+        status, reason, out_headers, body = proxy.forward(self.command, path, headers, raw)
         mode = proxy.mode_for(self.path, body)
         if mode is not None:
             proxy.mangled.append((self.command, self.path, mode))
@@ -216,6 +217,22 @@ class FaultProxy:
             if "properties/" not in route and f'"properties/{pid}"'.encode() in answer:
                 return mode
         return None
+
+    def first_page(self, path: str) -> str:
+        """In `repeat_token` mode, a list request for the property asks for the first page again
+        (GA would refuse the made-up token), so the same page and token come back forever."""
+        route, _, query = path.partition("?")
+        if not _LIST_PATH.search(route):
+            return path
+        with self._lock:
+            looping = [pid for pid, (mode, api) in self._modes.items()
+                       if mode == "repeat_token" and api in (None, "admin")]
+        concerned = any(re.search(rf"properties/{re.escape(pid)}(?![0-9])", route)
+                        for pid in looping) or (bool(looping) and "properties/" not in route)
+        if not concerned or not query:
+            return path
+        kept = [p for p in query.split("&") if not p.startswith(("pageToken=", "page_token="))]
+        return route + ("?" + "&".join(kept) if kept else "")
 
     def forward(self, method: str, path: str, headers: dict[str, str],
                 body: bytes) -> tuple[int, str, dict[str, str], bytes]:
