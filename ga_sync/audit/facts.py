@@ -19,9 +19,9 @@ from typing import Any
 from ga_sync.admin import read_data_retention, read_key_events, read_property
 from ga_sync.audit.findings import CHECKS, Finding
 from ga_sync.clients import Connection
-from ga_sync.errors import ApiError, GaSyncError
+from ga_sync.errors import GaSyncError
 from ga_sync.model import KeyEventState, PropertyInfo, Spec, property_name
-from ga_sync.report import PROCESSING_DAYS, Period, _post, parse_report, today_in
+from ga_sync.report import PROCESSING_DAYS, Period, _malformed, _post, parse_report, today_in
 
 DEFAULT_DAYS = 28
 EVENTS_LIMIT = 10_000  # rows of the per-event report; GA keeps at most 500 event names
@@ -124,9 +124,24 @@ def build_requests(period: Period) -> list[dict[str, Any]]:
     ]
 
 
-def facts_from_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The data part of PropertyFacts from the three raw reports of `build_requests`."""
-    events_r, sessions_r, pii_r = (parse_report(r) for r in reports)
+REPORT_NAMES = ("events", "sessions", "pii")
+
+
+def facts_from_reports(reports: Sequence[Any], *, property: str | None = None,
+                       requests: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The data part of PropertyFacts from the three raw reports of `build_requests`.
+
+    Each report is checked by `parse_report` (against its request when `requests` is given):
+    an answer that is not a valid report raises MalformedAnswer for `property`.
+    """
+    what = "the audit's reports (batchRunReports)"
+    if len(reports) != len(REPORT_NAMES):
+        raise _malformed(property, what, f"{len(reports)} reports for {len(REPORT_NAMES)} "
+                         "requests")
+    asked: Sequence[dict[str, Any] | None] = requests or [None] * len(REPORT_NAMES)
+    events_r, sessions_r, pii_r = (
+        parse_report(r, property=property, request=q, what=f"the audit's {n} report")
+        for r, q, n in zip(reports, asked, REPORT_NAMES))
     ev = events_r.frame()
     events = {}
     if "eventName" in ev and len(ev):
@@ -156,13 +171,13 @@ def gather(conn: Connection, property: str, spec: Spec | None = None,
     key_events = tuple(read_key_events(conn, prop))
     retention = read_data_retention(conn, prop)
     if period is None:
-        period = audit_period(today or today_in(info.time_zone), days)
-    answer = _post(conn, prop, "batchRunReports", {"requests": build_requests(period)})
-    reports = answer.get("reports", [])
-    if len(reports) != 3:
-        raise ApiError(f"GA answered {len(reports)} reports instead of 3 for {prop}",
-                       property=prop)
+        period = audit_period(today or today_in(info.time_zone, property=prop), days)
+    requests = build_requests(period)
+    answer = _post(conn, prop, "batchRunReports", {"requests": requests})
+    reports = answer.get("reports")
+    if not isinstance(reports, list):
+        raise _malformed(prop, "the audit's reports (batchRunReports)", "no list of reports")
     client = spec.client if spec is not None else (info.display_name or prop)
     return PropertyFacts(property=prop, client=client, info=info, key_events=key_events,
                          retention=retention, period=period, spec=spec,
-                         **facts_from_reports(reports))
+                         **facts_from_reports(reports, property=prop, requests=requests))

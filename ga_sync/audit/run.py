@@ -1,7 +1,7 @@
 """Auditing many properties: one at a time through `gather` and the checks, concurrently.
 
 GA refusing one property never stops the others: a 401/403/404 becomes that property's
-`no-access` finding, any other API failure its `audit-failed` finding.
+`no-access` finding, any other API failure (a malformed answer too) its `audit-failed` finding.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ga_sync.audit.checks import run_checks
 from ga_sync.audit.facts import DEFAULT_DAYS, gather
 from ga_sync.audit.findings import ERROR, SEVERITIES, Finding
 from ga_sync.clients import Connection
-from ga_sync.errors import ApiError, GaSyncError
+from ga_sync.errors import ApiError, Cancelled, GaSyncError, MalformedAnswer
 from ga_sync.model import Spec, property_name
 from ga_sync.report import Period
 from ga_sync.sync import run_each
@@ -49,6 +49,11 @@ def _failure(target: AuditTarget, err: ApiError, client: str) -> Finding:
                "management), or remove the property from the spec.")
         return Finding(prop, client, "no-access", ERROR, None,
                        f"The property {what} (HTTP {err.status}), so it was not audited.", fix)
+    if isinstance(err, MalformedAnswer):
+        return Finding(prop, client, "audit-failed", ERROR, None,
+                       f"The audit could not read the property: {err}",
+                       "Run the audit again later; if it keeps failing, check what sits between "
+                       "ga-sync and GA (a proxy, GA_SYNC_ADMIN_ENDPOINT / GA_SYNC_DATA_ENDPOINT).")
     return Finding(prop, client, "audit-failed", ERROR, None,
                    f"The audit could not read the property: {err}",
                    "Run the audit again later; if it keeps failing, check the quota and the "
@@ -57,14 +62,18 @@ def _failure(target: AuditTarget, err: ApiError, client: str) -> Finding:
 
 def audit_target(conn: Connection, target: AuditTarget, *, days: int = DEFAULT_DAYS,
                  today: date | None = None) -> AuditedProperty:
-    """Audit one property; GA refusing it becomes a `no-access` or `audit-failed` finding."""
+    """Audit one property; GA refusing it (or answering something that is not a valid answer)
+    becomes a `no-access` or `audit-failed` finding. An interruption is not a finding."""
     prop = property_name(target.property)
     spec = target.spec
     try:
         facts = gather(conn, prop, spec, days=days, today=today)
-    except ApiError as err:
+    except Cancelled:
+        raise
+    except GaSyncError as err:
         client = spec.client if spec is not None else ""
-        return AuditedProperty(prop, client, None, (_failure(target, err, client),))
+        api_err = err if isinstance(err, ApiError) else ApiError(str(err), property=prop)
+        return AuditedProperty(prop, client, None, (_failure(target, api_err, client),))
     return AuditedProperty(prop, facts.client, facts.period, tuple(run_checks(facts)))
 
 
