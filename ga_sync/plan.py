@@ -1,14 +1,17 @@
 """The pure diff between what a spec wants and what a property has. No I/O here.
 
 `diff()` compares normalized models (see model.KeyEventSettings) and returns a PropertyPlan of
-Create / Update / Delete changes matched by event name. `check_safety()` is the plan's guard
-against applying something much bigger than intended (the octoDNS update/delete threshold).
+Create / Update / Delete changes matched by event name, with warnings about what GA would
+refuse (more custom key events than the property may have). `check_safety()` is the plan's
+guard against applying something much bigger than intended (the octoDNS update/delete
+threshold).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from ga_sync.errors import UnsafePlan
 from ga_sync.model import (
@@ -27,6 +30,49 @@ from ga_sync.model import (
 SAFETY_SHARE = 0.30
 #: ... once the property has at least this many key events.
 SAFETY_MIN_EXISTING = 10
+
+
+@dataclass(frozen=True)
+class CheckedPropertyPlan(PropertyPlan):
+    """A PropertyPlan with what `diff` found GA would refuse, as sentences for people.
+
+    `warnings` is rendered in every plan format (a `warnings` list per property in the JSON).
+    """
+
+    warnings: tuple[str, ...] = ()
+
+
+def limit_warnings(existing: Iterable[KeyEventState], changes: Sequence[Change],
+                   key_event_limit: int | None = None) -> list[str]:
+    """A warning when the plan's creates would take the property past GA's key-event limit.
+
+    Counts custom key events (GA's own, like `purchase`, do not count): those there now, plus
+    creates, minus deletes of custom ones. `key_event_limit` is the property's limit (30, or 50
+    on Analytics 360; see `spec.KEY_EVENT_LIMITS` and `PropertyInfo.key_event_limit`). Unknown
+    (None): a property that already has more than 30 is read as Analytics 360, any other as
+    standard, and the message says which limit applies to which.
+    """
+    from ga_sync.spec import ANALYTICS_360, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS, STANDARD
+
+    live = {k.event: k for k in existing}
+    now = sum(1 for k in live.values() if k.custom)
+    creates = sum(1 for c in changes if c.action == CREATE and c.event not in DEFAULT_KEY_EVENTS)
+    deletes = sum(1 for c in changes if c.action == DELETE and c.event in live
+                  and live[c.event].custom)
+    after = now + creates - deletes
+    standard, big = KEY_EVENT_LIMITS[STANDARD], KEY_EVENT_LIMITS[ANALYTICS_360]
+    limit = key_event_limit or (big if now > standard else standard)
+    if not creates or after <= limit:
+        return []
+    which = (f"GA's limit of {limit} for this property" if key_event_limit else
+             f"GA's limit of {limit} for a standard property (Analytics 360 allows {big})"
+             if limit == standard else f"GA's limit of {limit} (Analytics 360)")
+    failing = min(after - limit, creates)
+    return [f"{after} custom key events after this plan ({now} now, {creates} to create, "
+            f"{deletes} to delete) is over {which}: the last {failing} "
+            f"create{'s' if failing != 1 else ''} will fail. Drop goals from the spec, or "
+            "delete key events no longer needed (--prune deletes the ones the spec does not "
+            "name)."]
 
 
 def same_settings(a: KeyEventSettings, b: KeyEventSettings) -> bool:
@@ -53,13 +99,16 @@ def diff(
     existing: Iterable[KeyEventState],
     *,
     prune: bool = False,
+    key_event_limit: int | None = None,
 ) -> PropertyPlan:
     """What must change so that `existing` matches `desired`.
 
     Event names are immutable in GA, so a renamed goal shows up as a delete (only with
     `prune`) plus a create. Key events GA marks non-deletable (the default `purchase`) are
-    never deleted: with `prune` they are listed as `protected` instead.
+    never deleted: with `prune` they are listed as `protected` instead. The plan carries
+    `warnings` (see `limit_warnings`; `key_event_limit` is the property's limit if known).
     """
+    existing = list(existing)
     live = {k.event: k for k in existing}
     changes: list[Change] = []
     unmanaged: list[str] = []
@@ -83,13 +132,14 @@ def diff(
             protected.append(event)
 
     changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.event))
-    return PropertyPlan(
+    return CheckedPropertyPlan(
         property=property,
         client=client,
         changes=tuple(changes),
         unmanaged=tuple(sorted(unmanaged)),
         protected=tuple(sorted(protected)),
         existing_managed=len(live),
+        warnings=tuple(limit_warnings(existing, changes, key_event_limit)),
     )
 
 

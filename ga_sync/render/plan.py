@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ga_sync.model import CREATE, DELETE, UPDATE, Change, KeyEventSettings, Plan
+from ga_sync.model import CREATE, DELETE, UPDATE, Change, KeyEventSettings, Plan, PropertyPlan
 
 SYMBOL = {CREATE: "+", UPDATE: "~", DELETE: "-"}
 
@@ -30,6 +30,11 @@ def describe(change: Change) -> str:
     if fmt_value(a) != fmt_value(b):
         parts.append(f"value {fmt_value(b)} -> {fmt_value(a)}")
     return ", ".join(parts) or "value representation"
+
+
+def warnings_of(p: PropertyPlan) -> list[str]:
+    """The plan's warnings for one property (`plan.CheckedPropertyPlan`; none for a bare one)."""
+    return list(getattr(p, "warnings", ()))
 
 
 def summary_line(plan: Plan) -> str:
@@ -61,6 +66,8 @@ def plan_text(plan: Plan, failures: list[Any] | None = None) -> str:
             lines.append(f"  unmanaged (not in the spec, left alone): {', '.join(p.unmanaged)}")
         if p.protected:
             lines.append(f"  protected (GA does not allow deleting them): {', '.join(p.protected)}")
+        for w in warnings_of(p):
+            lines.append(f"  warning: {w}")
         lines.append("")
     lines.append(_closing(plan, failures))
     return "\n".join(lines) + "\n"
@@ -97,6 +104,9 @@ def plan_markdown(plan: Plan, failures: list[Any] | None = None) -> str:
             out.append("")
             out.append("Protected (GA does not allow deleting them): "
                        + ", ".join(f"`{e}`" for e in p.protected))
+        for w in warnings_of(p):
+            out.append("")
+            out.append(f"**Warning:** {w}")
         out.append("")
     return "\n".join(out)
 
@@ -106,7 +116,10 @@ def to_json(data: Any) -> str:
 
 
 def plan_json(plan: Plan, failures: list[Any] | None = None) -> str:
+    """The plan JSON contract (README), plus a `warnings` list per property."""
     data = plan.to_json()
+    for p, entry in zip(plan.properties, data["properties"]):
+        entry["warnings"] = warnings_of(p)
     if failures:
         data["errors"] = [{"property": f.property, "client": f.client, "message": f.message}
                           for f in failures]
