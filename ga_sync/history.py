@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ga_sync.errors import GaSyncError
+from ga_sync.errors import GaSyncError, StoreError
 from ga_sync.model import MACRO, MICRO, USERS, Spec
 
 if TYPE_CHECKING:
@@ -99,31 +99,88 @@ def week_window(weeks: int, today: date) -> list[date]:
     return [this_monday - timedelta(weeks=n) for n in range(weeks, 0, -1)]
 
 
-class Store:
-    """The history database. Use as a context manager so the file lock is released."""
+def store_error(path: str | Path, exc: BaseException, doing: str = "open") -> StoreError:
+    """A StoreError naming the file, the real cause and what to do about it.
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    DuckDB says only "IO Error: ..."; the cause is in its text: a lock another process holds,
+    a file that is not a DuckDB database (corrupt, truncated, some other file), a folder, or
+    no permission to write.
+    """
+    from ga_sync.redact import excerpt
+
+    text = str(exc)
+    low = text.lower()
+    detail = excerpt(text, 160)
+    if "lock" in low and ("conflicting" in low or "could not set" in low):
+        why = ("another process holds it open for writing (a ga-sync report still saving, or "
+               "another program using the file). Wait for it and run again, or pass another "
+               "--store")
+    elif isinstance(exc, IsADirectoryError) or "is a directory" in low:
+        why = "it is a folder, not a file: pass --store FILE, e.g. --store history.duckdb"
+    elif isinstance(exc, PermissionError) or "permission denied" in low or "read-only" in low:
+        why = ("no permission to write there (or a read-only file system): fix the folder's "
+               "permissions or pass --store with a writable path")
+    elif isinstance(exc, OSError) and getattr(exc, "errno", None) == 28 or "no space" in low:
+        why = "the disk is full: free some space, or pass --store on another disk"
+    elif ("not a valid duckdb" in low or "could not read enough bytes" in low
+          or "corrupt" in low or "checksum" in low or "serializ" in low
+          or "catalog" in low or "does not exist" in low and "table" in low):
+        why = (f"the file is not a readable ga-sync history store (corrupt, truncated, or "
+               f"another kind of file). Move it aside (e.g. mv {path} {path}.bad); the next "
+               "report starts a new store")
+    else:
+        why = "pass --store with another path, or move the file aside"
+    return StoreError(f"cannot {doing} the history store {path}: {why}. ({detail})")
+
+
+class Store:
+    """The history database. Use as a context manager so the file lock is released.
+
+    `read_only` (for `ga-sync history`) takes no write lock, so it opens while no report is
+    saving; DuckDB refuses it while another process holds the write lock, so it retries for
+    up to `wait` seconds (a report holds the lock only while it saves). Every failure to open,
+    read or write is a StoreError that names the file and the cause.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False,
+                 wait: float = 0.0) -> None:
         import duckdb
 
         self.path = default_store_path() if path is None else path
+        self.read_only = read_only
         target = str(self.path)
-        if target != ":memory:":
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        if target != ":memory:" and not read_only:
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise store_error(target, exc) from None
+        if read_only and target != ":memory:" and not Path(target).exists():
+            raise StoreError(f"no history store at {target}: run 'ga-sync report' first (it "
+                             "keeps every pull there), or pass --store")
+        self.con: duckdb.DuckDBPyConnection = _connect(target, read_only, wait)
         try:
-            self.con: duckdb.DuckDBPyConnection = duckdb.connect(target)
-        except duckdb.IOException as exc:  # another process holds the write lock
-            raise GaSyncError(f"cannot open the history store {target}: {exc}. Is another "
-                              "ga-sync command running? Wait for it, or pass another --store."
-                              ) from exc
-        self.con.execute(_SCHEMA)
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(row[0]) > SCHEMA_VERSION:
+            self._check_schema(target)
+        except duckdb.Error as exc:
             self.con.close()
-            raise GaSyncError(f"the history store {target} was written by a newer ga-sync "
-                              f"(schema {row[0]}, this one knows {SCHEMA_VERSION}): upgrade "
-                              "ga-sync.")
+            raise store_error(target, exc) from None
+
+    def _check_schema(self, target: str) -> None:
+        if not self.read_only:
+            self.con.execute(_SCHEMA)
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
+        if not {"meta", "daily_events", "daily_totals"} <= tables:
+            self.con.close()
+            raise StoreError(f"{target} is a DuckDB file but not a ga-sync history store (no "
+                             "daily_events table): pass --store with the store's path")
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None and not self.read_only:
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif row is not None and int(row[0]) > SCHEMA_VERSION:
+            self.con.close()
+            raise StoreError(f"the history store {target} was written by a newer ga-sync "
+                             f"(schema {row[0]}, this one knows {SCHEMA_VERSION}): upgrade "
+                             "ga-sync.")
 
     def __enter__(self) -> "Store":
         return self
@@ -133,7 +190,10 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection must not hide the cause
+            pass
 
     # ----------------------------------------------------------------------- writing
 
@@ -145,15 +205,23 @@ class Store:
         pulled = (pulled_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
         pulled = pulled.replace(tzinfo=None)
         results = [x for x in (result, result.previous) if x is not None and x.daily is not None]
+        import duckdb
+
         written = 0
-        self.con.begin()
         try:
-            for r in results:
-                written += self._save_one(r, spec, pulled)
-            self.con.commit()
-        except BaseException:
-            self.con.rollback()
-            raise
+            self.con.begin()
+            try:
+                for r in results:
+                    written += self._save_one(r, spec, pulled)
+                self.con.commit()
+            except BaseException:
+                try:
+                    self.con.rollback()
+                except duckdb.Error:
+                    pass
+                raise
+        except duckdb.Error as exc:
+            raise store_error(self.path, exc, "write to") from None
         return written
 
     def _save_one(self, r: ReportResult, spec: Spec, pulled: datetime) -> int:
@@ -169,7 +237,13 @@ class Store:
                          [r.property, start, end])
         events = events[(events["date"] >= start) & (events["date"] <= end)]
         totals = totals[(totals["date"] >= start) & (totals["date"] <= end)]
-        events = events.assign(property=r.property, currency=r.currency, pulled_at=pulled)
+        # An event row keeps the currency of its value (the property's, when no --fx rate
+        # converted an event value); `weekly` sums only values in the spec's currency.
+        if "currency" in events:
+            events = events.assign(currency=events["currency"].fillna(r.currency))
+        else:
+            events = events.assign(currency=r.currency)
+        events = events.assign(property=r.property, pulled_at=pulled)
         totals = totals.assign(property=r.property, currency=r.currency, pulled_at=pulled)
         self.con.register("_incoming_events", pd.DataFrame(events))
         self.con.register("_incoming_totals", pd.DataFrame(totals))
@@ -218,8 +292,18 @@ class Store:
         """
         import pandas as pd
 
+        import duckdb
+
         if weeks < 1:
             raise GaSyncError(f"--weeks must be at least 1, not {weeks}")
+        try:
+            return self._weekly(spec, weeks, today)
+        except duckdb.Error as exc:
+            raise store_error(self.path, exc, "read") from None
+
+    def _weekly(self, spec: Spec, weeks: int, today: date | None) -> pd.DataFrame:
+        import pandas as pd
+
         mondays = week_window(weeks, today or date.today())
         start, end = mondays[0], mondays[-1] + timedelta(days=6)
         props = list(spec.properties)
@@ -239,11 +323,14 @@ class Store:
             SELECT e.property, date_trunc('week', e.date)::DATE AS week,
                    sum(e.conversions) FILTER (WHERE t.tier = 'macro') AS macro_conversions,
                    sum(e.conversions) FILTER (WHERE t.tier = 'micro') AS micro_conversions,
-                   sum(e.value) FILTER (WHERE t.tier = 'macro') AS macro_value,
-                   sum(e.value) FILTER (WHERE t.tier = 'micro') AS micro_value
+                   sum(e.value) FILTER (WHERE t.tier = 'macro' AND e.currency = $currency)
+                       AS macro_value,
+                   sum(e.value) FILTER (WHERE t.tier = 'micro' AND e.currency = $currency)
+                       AS micro_value
             FROM daily_events e JOIN tiers t USING (event)
             WHERE list_contains($props::VARCHAR[], e.property) AND e.date BETWEEN $start AND $end
-            GROUP BY ALL""", {**params, "events": events, "tiers": tiers}).df()
+            GROUP BY ALL""", {**params, "events": events, "tiers": tiers,
+                              "currency": spec.currency}).df()
         for df in (traffic, conv):
             _dates(df, "week")
         frame = pd.DataFrame([(p, m) for p in props for m in mondays], columns=["property", "week"])
@@ -258,8 +345,28 @@ class Store:
             frame[f"{tier}_rate"] = [c / b if b else math.nan
                                      for c, b in zip(frame[f"{tier}_conversions"], basis)]
         frame["total_value"] = frame["macro_value"] + frame["micro_value"]
-        frame["currency"] = frame["currency"].astype(object).where(frame["currency"].notna(), None)
+        # Values are summed in the spec's currency only (see `save`), so that is their label.
+        frame["currency"] = [spec.currency if d else None for d in frame["days"]]
         return frame[list(WEEKLY_COLUMNS)]
+
+
+def _connect(target: str, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried for up to `wait` seconds while another process holds the lock."""
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + max(0.0, wait)
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(target, read_only=read_only)
+        except (duckdb.Error, OSError) as exc:
+            locked = "lock" in str(exc).lower()
+            if not locked or time.monotonic() + delay > deadline:
+                raise store_error(target, exc) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _dates(df: pd.DataFrame, col: str) -> pd.DataFrame:
@@ -273,12 +380,15 @@ def _split_daily(r: ReportResult, spec: Spec) -> tuple[pd.DataFrame, pd.DataFram
     """`ReportResult.daily` -> (event rows with tier, one traffic row per day)."""
     import pandas as pd
 
-    ev_cols = ["date", "event", "tier", "conversions", "value", "sessions", "users"]
+    ev_cols = ["date", "event", "tier", "conversions", "value", "sessions", "users", "currency"]
     tot_cols = ["date", "sessions", "users"]
     daily = r.daily
     if daily is None or len(daily) == 0:
         return pd.DataFrame(columns=ev_cols), pd.DataFrame(columns=tot_cols)
     daily = daily.copy()
+    if "currency" not in daily:
+        daily["currency"] = r.currency
+    daily["currency"] = daily["currency"].fillna(r.currency).astype(str)
     daily["date"] = [d.date() if isinstance(d, datetime) else d for d in daily["date"]]
     daily["event"] = daily["event"].fillna("").astype(str)
     for col in ("sessions", "users"):
@@ -288,7 +398,7 @@ def _split_daily(r: ReportResult, spec: Spec) -> tuple[pd.DataFrame, pd.DataFram
     # Duplicate (date, event) rows would break the key: add them up, keep the day's traffic.
     events = events.groupby(["date", "event"], as_index=False).agg(
         conversions=("conversions", "sum"), value=("value", "sum"),
-        sessions=("sessions", "max"), users=("users", "max"))
+        sessions=("sessions", "max"), users=("users", "max"), currency=("currency", "first"))
     known = {g.event: g.tier for g in r.goals}
     tier_of = {**known, **{g.event: g.tier for g in spec.goals}}
     events["tier"] = [tier_of.get(e, "") for e in events["event"]]

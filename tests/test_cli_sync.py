@@ -94,7 +94,7 @@ def test_plan_json_contract(prop, spec_file):
              "after": {"counting": "once_per_event", "value": 40.0, "currency": "USD"}},
             {"action": "create", "event": "sign_up", "before": None,
              "after": {"counting": "once_per_session", "value": 12.5, "currency": "USD"}}],
-        "unmanaged": ["test_event_1"], "protected": []}],
+        "unmanaged": ["test_event_1"], "protected": [], "warnings": []}],
         "summary": {"create": 1, "update": 1, "delete": 0}}
 
 

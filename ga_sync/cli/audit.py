@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ga_sync.cli.base import (PlanFormat, Progress, app, connect, load,
+from ga_sync.cli.base import (PlanFormat, Progress, app, connect, exit_if_invalid, load,
                               property_hint)
 from ga_sync.errors import GaSyncError
 
@@ -62,3 +62,4 @@ def audit(
     code = exit_code(result.findings, fail_on.value)
     if code:
         raise typer.Exit(code)
+    exit_if_invalid(specs)

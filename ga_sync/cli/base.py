@@ -111,13 +111,116 @@ def _root(
     logging.getLogger("ga_sync").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def load(paths: list[Path]) -> list["Spec"]:
-    from ga_sync.spec import load_specs
-    specs = load_specs(paths)
-    for s in specs:
-        for w in s.warnings:
-            typer.echo(w, err=True)
+class Specs(list):  # type: ignore[type-arg]
+    """The valid specs of a load; `errors` are the problems of the invalid ones (printed)."""
+
+    errors: list[Any]
+
+
+def load(paths: list[Path]) -> Specs:
+    """Every valid spec; one invalid spec does not block the others.
+
+    Every problem goes to stderr with its file:line:column. With no valid spec at all this is a
+    GaSyncError (exit 1 before anything is sent to GA); otherwise the command runs on the
+    valid specs and ends with `exit_if_invalid` (exit 1).
+    """
+    from ga_sync.spec import validate_paths
+    valid, problems = validate_paths(paths)
+    for p in problems:
+        typer.echo(str(p), err=True)
+    specs = Specs(valid)
+    specs.errors = [p for p in problems if p.severity == "error"]
+    if specs.errors:
+        files = len({p.file for p in specs.errors})
+        what = f"{files} spec file{'s' if files != 1 else ''}"
+        if not specs:
+            raise GaSyncError(f"no valid goal spec: {len(specs.errors)} error"
+                              f"{'s' if len(specs.errors) != 1 else ''} in {what} (above); "
+                              "nothing was sent to GA. Fix them and check with 'ga-sync validate'.")
+        err(f"error: {what} invalid (above), skipped; going on with the other {len(specs)}. "
+            "The command exits 1 at the end.")
     return specs
+
+
+def exit_if_invalid(specs: list[Any]) -> None:
+    """Exit 1 when `load` skipped invalid specs: the run was not complete."""
+    errors = getattr(specs, "errors", None)
+    if errors:
+        files = len({p.file for p in errors})
+        err(f"error: {files} spec file{'s' if files != 1 else ''} invalid and skipped (see "
+            "the problems above); fix and check with 'ga-sync validate'.")
+        raise typer.Exit(1)
+
+
+def check_output(path: Path, *, flag: str = "-o", overwrite: bool = True) -> None:
+    """Refuse an output file that cannot be written, before anything is pulled.
+
+    A folder, a missing folder, an existing file without --force (`overwrite` False), a folder
+    ga-sync may not write in: each an OutputError naming the path and the fix. The check
+    writes and removes a temporary file next to `path`, the way the real write will.
+    """
+    import os
+    import tempfile
+
+    from ga_sync.errors import OutputError
+    if path.is_dir():
+        raise OutputError(f"{flag} {path} is a folder: give a file name in it, e.g. "
+                          f"{flag} {path / 'report.html'}")
+    folder = path.parent
+    if not folder.exists():
+        raise OutputError(f"{flag} {path}: the folder {folder} does not exist. Create it "
+                          f"(mkdir -p {folder}) or write somewhere else.")
+    if not folder.is_dir():
+        raise OutputError(f"{flag} {path}: {folder} is not a folder.")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{flag} {path} already exists: pass --force to overwrite it, or "
+                          "choose another file name.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ga-sync-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{flag} {path}: cannot write in the folder {folder} "
+                          f"({e.strerror or e}). Check its permissions, or write somewhere "
+                          "else.") from None
+
+
+def write_output(path: Path, text: str, *, lost: str = "") -> None:
+    """Write `text` to `path` atomically: a temporary file in the same folder, then os.replace.
+
+    A full disk or any other failure leaves no half-written file (an existing file keeps its
+    old content) and is an OutputError; `lost` says what the user still has (e.g. the pull
+    kept in the history store).
+    """
+    import os
+    import tempfile
+
+    from ga_sync.errors import OutputError
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise OutputError(f"could not write {path}: {e.strerror or e}; nothing was written "
+                          f"there.{' ' + lost if lost else ''}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def connect(write: bool = False) -> Any:

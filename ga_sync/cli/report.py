@@ -10,7 +10,8 @@ from typing import Any, Optional
 import typer
 
 from ga_sync.cli import base
-from ga_sync.cli.base import (SPECS_ARG, Progress, app, connect, err, load)
+from ga_sync.cli.base import (SPECS_ARG, Progress, app, check_output, connect, err,
+                              exit_if_invalid, load, warn, write_output)
 from ga_sync.errors import GaSyncError
 
 
@@ -41,54 +42,76 @@ def _iso_date(value: Optional[str], flag: str) -> Any:
         raise GaSyncError(f"{flag} {value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def _period_chooser(start: Any, end: Any, last_week: bool, last_days: Optional[int]) -> Any:
-    """A function of the property's 'today' -> Period, after checking the flags make sense."""
-    from ga_sync.report import Period, check_dates, last_days as days_before, last_week as week_before
+def _period_chooser(start: Any, end: Any, last_week: bool, last_days: Optional[int],
+                    compare: bool = False) -> Any:
+    """A function of the property's 'today' -> Period, after checking the flags make sense.
+
+    Dates GA4 cannot have data for (before 2015-08-14, after today, or a previous period
+    reaching before 2015-08-14) are refused here, before anything is pulled.
+    """
+    from datetime import date
+    from ga_sync.report import (Period, check_dates, check_period, last_days as days_before,
+                                last_week as week_before)
     chosen = sum([start is not None or end is not None, last_week, last_days is not None])
     if chosen > 1:
         raise GaSyncError("give one of --start/--end, --last-week or --last-days")
     if start is not None or end is not None:
         if start is None or end is None:
             raise GaSyncError("--start and --end go together")
-        fixed: Period = check_dates(start, end)
+        fixed: Period = check_dates(start, end, compare=compare)
         return lambda today: fixed
     if last_days is not None:
-        return lambda today: days_before(today, last_days)
-    return week_before
+        n = last_days
+
+        def choose(today: Any) -> Period:
+            return days_before(today, n)
+    else:
+        choose = week_before
+    check_period(choose(date.today()), compare=compare, today=date.today())
+    return choose
 
 
 @app.command()
 def report(
     paths: list[Path] = SPECS_ARG,
-    start: Optional[str] = typer.Option(None, "--start", help="First day, YYYY-MM-DD (inclusive)."),
-    end: Optional[str] = typer.Option(None, "--end", help="Last day, YYYY-MM-DD (inclusive)."),
+    start: Optional[str] = typer.Option(None, "--start", help="First day, YYYY-MM-DD (inclusive; 2015-08-14 or later: GA4 has no earlier data)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Last day, YYYY-MM-DD (inclusive; not after today)."),
     last_week: bool = typer.Option(False, "--last-week", help="The last complete ISO week, Monday to Sunday, in the property's time zone (the default)."),
     last_days: Optional[int] = typer.Option(None, "--last-days", min=1, max=3650, help="The last N complete days."),
     compare: Optional[Compare] = typer.Option(None, "--compare", help="'previous': also pull the period of equal length just before."),
     fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table, json, csv or html."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of standard output (html: default ga-sync-report-END.html)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of standard output (html: default ga-sync-report-END.html). Checked before anything is pulled; written atomically."),
     store: Optional[Path] = typer.Option(None, "--store", help="DuckDB history file (default: in the user data directory)."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not keep this pull in the history store."),
+    fx: list[str] = typer.Option([], "--fx", metavar="FROM:TO=RATE", help="Exchange rate for event values GA reports in the property's currency when the spec's differs: --fx USD:EUR=0.92 means 1 USD = 0.92 EUR. Repeatable. Without one, such values stay in their own currency, out of every total."),
     concurrency: int = typer.Option(4, "--concurrency", "-j", min=1, help="Properties pulled at once."),
 ) -> None:
     """Macro and micro conversions, rates and economic value, computed from raw GA4 event counts.
 
     Conversions follow each goal's counting method; value is conversions x the goal's value,
-    or the event's own value for `value: event`. Every pull is kept as daily rows in the
-    history store (replacing the same days, never duplicating) unless --no-store.
+    or the event's own value for `value: event`. Values are in the spec's currency; event
+    values GA reports in another currency are converted with --fx or kept apart. Every pull
+    is kept as daily rows in the history store (replacing the same days, never duplicating)
+    unless --no-store; a store that cannot be written is a warning, not a failed report.
 
     \b
     Examples:
       ga-sync report goal_specs/ --last-week --compare previous
       ga-sync report goal_specs/acme-outdoor.yaml --start 2026-11-01 --end 2026-11-15 -f json
       ga-sync report goal_specs/ --format html -o weekly.html
+      ga-sync report goal_specs/ --fx USD:EUR=0.92
     """
     from ga_sync.admin import read_key_events, read_property
-    from ga_sync.report import report_property, today_in
+    from ga_sync.report import check_period, parse_fx, report_property, today_in
     from ga_sync.sync import run_each, targets
 
+    rates = parse_fx(fx)
     choose = _period_chooser(_iso_date(start, "--start"), _iso_date(end, "--end"), last_week,
-                             last_days)
+                             last_days, compare is not None)
+    if output is not None:
+        check_output(output)
+    elif fmt is ReportFormat.html:
+        check_output(Path("ga-sync-report.html"))  # the default file goes to this folder
     specs = load(paths)
     conn = connect()
     items = targets(specs)
@@ -100,10 +123,11 @@ def report(
         if period.end > today:
             raise GaSyncError(f"the period {period} ends after today ({today} in the "
                               f"property's time zone, {info.time_zone}): GA has no data yet")
+        check_period(period, compare=compare is not None, today=today)
         return report_property(conn, t.spec, t.property, period,
                                compare=compare is not None, today=today,
                                time_zone=info.time_zone,
-                               key_events=read_key_events(conn, t.property))
+                               key_events=read_key_events(conn, t.property), fx=rates)
 
     with Progress(len(items), "reporting") as bar:
         done = run_each(items, work, concurrency=concurrency, cancel=conn.retry.cancel,
@@ -114,35 +138,75 @@ def report(
         for r in results:
             typer.echo(f"{r.property}: {_quota_line(r.quota)}", err=True)
 
-    weekly = {}
-    if not no_store and results:
-        from ga_sync.history import Store, default_store_path
-        path = store or default_store_path()
-        with Store(path) as db:
-            for (t, r, _) in done:
-                if r is not None:
-                    db.save(r, t.spec)
-            if fmt is ReportFormat.html:
-                for t, r, _ in done:
-                    if r is not None:
-                        w = db.weekly(t.spec, 12, today=r.period.end + timedelta(days=1))
-                        weekly[t.property] = w[w["property"] == t.property] if "property" in w else w
-        typer.echo(f"stored {len(results)} pull{'s' if len(results) != 1 else ''} in {path}", err=True)
-
+    pulled = [(t, r) for t, r, _ in done if r is not None]
+    keep = not no_store and bool(results)
+    history = _History(store, pulled, fmt is ReportFormat.html)
     errors = [{"property": t.property, "client": t.spec.client, "message": str(e)}
               for t, e in failures]
-    text = _render_report(fmt, results, errors, weekly)
-    if fmt is ReportFormat.html and output is None and results:
-        output = Path(f"ga-sync-report-{results[0].period.end.isoformat()}.html")
-    if output:
-        output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}", err=True)
-    else:
-        typer.echo(text, nl=False)
-    for t, e in failures:
-        err(f"error: {t.property} ({t.spec.client}): {e}")
+    try:
+        # The HTML charts read the weeks from the store, so it is saved first; everything
+        # else is written first and the store (best-effort) comes after.
+        if keep and fmt is ReportFormat.html:
+            history.save()
+        text = _render_report(fmt, results, errors, history.weekly)
+        if fmt is ReportFormat.html and output is None and results:
+            output = Path(f"ga-sync-report-{results[0].period.end.isoformat()}.html")
+        if output:
+            try:
+                write_output(output, text)
+            except GaSyncError as e:
+                if keep and history.path is None:
+                    history.save()
+                kept = (f"This pull is kept in the history store {history.path} ('ga-sync "
+                        "history' reads it); run the report again to write the file."
+                        if history.path else "Run the report again to write the file.")
+                raise type(e)(f"{e} {kept}") from None
+            typer.echo(f"wrote {output}", err=True)
+        else:
+            typer.echo(text, nl=False)
+        if keep and history.path is None and not history.failed:
+            history.save()
+    finally:
+        for t, e in failures:
+            err(f"error: {t.property} ({t.spec.client}): {e}")
     if failures:
         raise typer.Exit(1)
+    exit_if_invalid(specs)
+
+
+class _History:
+    """Saving a report's pulls in the history store: best-effort, a failure is a warning.
+
+    The store is opened, written and closed at once, so the write lock is held only while
+    saving (`ga-sync history` can read in between).
+    """
+
+    def __init__(self, store: Optional[Path], pulled: list, weekly: bool):
+        self.store, self.pulled, self.want_weekly = store, pulled, weekly
+        self.path: Optional[Path] = None  # set once saved
+        self.failed = False
+        self.weekly: dict = {}
+
+    def save(self) -> None:
+        from ga_sync.errors import StoreError
+        from ga_sync.history import Store, default_store_path
+        path = self.store or default_store_path()
+        try:
+            with Store(path, wait=5.0) as db:
+                for t, r in self.pulled:
+                    db.save(r, t.spec)
+                if self.want_weekly:
+                    for t, r in self.pulled:
+                        w = db.weekly(t.spec, 12, today=r.period.end + timedelta(days=1))
+                        self.weekly[t.property] = w[w["property"] == t.property] if "property" in w else w
+        except StoreError as e:
+            self.failed = True
+            self.weekly = {}
+            warn(f"{e} The report is complete; only this pull is not kept in the history.")
+            return
+        n = len(self.pulled)
+        self.path = path
+        typer.echo(f"stored {n} pull{'s' if n != 1 else ''} in {path}", err=True)
 
 
 def _render_report(fmt: ReportFormat, results: list, errors: list, weekly: dict) -> str:
@@ -190,11 +254,13 @@ def history(
     if not path.exists():
         raise GaSyncError(f"no history store at {path}: run 'ga-sync report' first (it keeps "
                           "every pull there), or pass --store")
-    with Store(path) as db:
+    # Read-only: no write lock taken, so a report may save meanwhile; DuckDB refuses to open
+    # while a report holds the write lock, which lasts only while it saves: retry briefly.
+    with Store(path, read_only=True, wait=10.0) as db:
         frames = [(s, db.weekly(s, weeks)) for s in specs]
     if fmt is HistoryFormat.json:
-        from ga_sync.render import to_json
-        typer.echo(to_json({"version": 1, "history": [
+        from ga_sync.render.report import dumps
+        typer.echo(dumps({"version": 1, "history": [
             {"client": s.client, "weeks": json_records(df)} for s, df in frames]}), nl=False)
     elif fmt is HistoryFormat.csv:
         import pandas as pd
@@ -203,6 +269,7 @@ def history(
         typer.echo(df.to_csv(index=False, date_format="%Y-%m-%d"), nl=False)
     else:
         typer.echo("\n".join(rr.history_table(df, s) for s, df in frames), nl=False)
+    exit_if_invalid(specs)
 
 
 def json_records(df: Any) -> list:

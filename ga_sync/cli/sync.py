@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from ga_sync.cli.base import (SPECS_ARG, PlanFormat, Progress, app, connect, err, load, warn,
-                              property_hint, report_failures)
+from ga_sync.cli.base import (SPECS_ARG, PlanFormat, Progress, app, check_output, connect, err,
+                              exit_if_invalid, load, property_hint, report_failures, warn,
+                              write_output)
 from ga_sync.errors import GaSyncError
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def plan(
     report_failures(failures)
     if failures:
         raise typer.Exit(1)
+    exit_if_invalid(specs)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(2)
 
@@ -124,20 +126,22 @@ def apply(
     typer.echo(render.plan_text(the_plan, failures), nl=False)
     report_failures(failures)
     if not the_plan.has_changes:
+        if not failures:
+            exit_if_invalid(specs)
         raise typer.Exit(1 if failures else 0)
     if not force:
         check_safety(the_plan)
+    journal_path = journal or _default_journal()
+    the_journal = Journal(journal_path)
+    the_journal.check()  # a journal that cannot be written stops apply before the question
     if not yes:
-        if not sys.stdin.isatty():
+        if not _can_ask():
             err("refusing to apply: no terminal to confirm on. Pass --yes to apply without asking.")
             raise typer.Exit(1)
-        if not typer.confirm("Apply these changes?", default=False):
-            err("Nothing applied.")
-            raise typer.Exit(1)
-    journal_path = journal or _default_journal()
+        _confirm("Apply these changes? [y/N]: ")
     todo = [p for p in the_plan.properties if p.changes]
     with Progress(len(todo), "applying") as bar:
-        results = apply_all(conn, the_plan, Journal(journal_path), concurrency=concurrency,
+        results = apply_all(conn, the_plan, the_journal, concurrency=concurrency,
                             on_done=lambda p, r, e: bar.advance(p.property, e is not None or (r is not None and not r.ok)))
     applied = sum(len(r.applied) for r in results)
     reconciled = sum(len(r.reconciled) for r in results)
@@ -152,6 +156,30 @@ def apply(
     typer.echo(line)
     if failed or failures:
         raise typer.Exit(1)
+    exit_if_invalid(specs)
+
+
+def _can_ask() -> bool:
+    """Whether there is a person to ask: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
+def _confirm(question: str) -> None:
+    """Ask; return on yes. Exit 1 "Nothing applied." on no or end of input (nobody answered),
+    130 "Interrupted: nothing applied." on Ctrl-C (click's confirm makes both an Abort)."""
+    try:
+        answer = input(question)
+    except EOFError:
+        typer.echo("", err=True)
+        err("Nothing applied: no answer (end of input).")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("", err=True)
+        err("Interrupted: nothing applied.")
+        raise typer.Exit(130) from None
+    if answer.strip().lower() not in ("y", "yes"):
+        err("Nothing applied.")
+        raise typer.Exit(1)
 
 
 
@@ -162,7 +190,8 @@ def apply(
 def dump(
     property: str = typer.Argument(..., help="GA4 property id: 123456789 or properties/123456789."),
     client: Optional[str] = typer.Option(None, "--client", help="Client label for the spec (default: the property's display name)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec here instead of standard output."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec here instead of standard output (never over an existing file without --force)."),
+    force: bool = typer.Option(False, "--force", help="With -o: overwrite an existing file."),
 ) -> None:
     """Write a goal spec from a live property's key events, to bring a client under management.
 
@@ -181,6 +210,8 @@ def dump(
         name = property_name(property)
     except ValueError:
         raise GaSyncError(property_hint(property)) from None
+    if output is not None:
+        check_output(output, overwrite=force)
     conn = connect()
     info = read_property(conn, name)
     key_events = read_key_events(conn, name)
@@ -195,7 +226,7 @@ def dump(
         raise GaSyncError(f"every key event of {name} was left out (see above), so the spec "
                           "would have no goals; write it by hand (see docs/spec.md)")
     if output:
-        output.write_text(dumped.text, encoding="utf-8")
+        write_output(output, dumped.text)
         typer.echo(f"wrote {output} ({len(key_events) - len(dumped.left_out)} of "
                    f"{len(key_events)} key events from {name})", err=True)
     else:
