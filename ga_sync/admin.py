@@ -271,7 +271,7 @@ class Journal:
         elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             fix = (f"Make {self.path.parent if self.path else 'the folder'} writable for this "
                    "user, or point --journal / GA_SYNC_JOURNAL at a writable file.")
-        elif err.errno in (errno.EISDIR, errno.ENOTDIR):
+        elif err.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
             fix = ("Give a file path (whose folders are folders, not files) with --journal or "
                    "GA_SYNC_JOURNAL.")
         else:

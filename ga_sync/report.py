@@ -280,7 +280,9 @@ def parse_report(report: Any, *, property: str | None = None,
         raise bad("`totals` is not a list")
 
     def row_dict(r: Any) -> dict[str, Any]:
-        problem = _row_problem(r, dims, mets)
+        # a totals row may leave out its dimension values (read as ""), never its metrics
+        problem = _row_problem(r, dims if not isinstance(r, dict) or "dimensionValues" in r
+                               else [], mets)
         if problem:
             raise bad(problem.replace("a row", "a totals row", 1))
         out = {d: r.get("dimensionValues", [{}] * len(dims))[i].get("value", "")
