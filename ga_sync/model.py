@@ -6,8 +6,11 @@ shape so the diff compares like with like (see plan.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .redact import excerpt
 
 MACRO = "macro"
 MICRO = "micro"
@@ -22,17 +25,33 @@ USERS = "users"
 RATE_BASES = (SESSIONS, USERS)
 
 
+#: GA4 property ids are positive int64 numbers.
+PROPERTY_ID_MAX = 2 ** 63 - 1
+_PROPERTY_ID = re.compile(r"[0-9]{1,40}\Z")  # ASCII only: `１２３` is isdigit() and int()-able
+
+
 def property_name(value: object) -> str:
     """Normalize `123`, `"123"` or `"properties/123"` to `"properties/123"`.
 
-    Raises ValueError for anything that is not a numeric property id.
+    Raises ValueError for anything that is not a property id GA could have: only ASCII decimal
+    digits (no sign, `_`, `0x` or fullwidth digits), from 1 to 2**63 - 1. Used on spec values
+    and on command-line arguments alike.
     """
-    text = str(value).strip()
-    if text.startswith("properties/"):
-        text = text[len("properties/"):]
-    if not text.isdigit() or isinstance(value, bool):
+    if isinstance(value, bool):
         raise ValueError(f"not a numeric GA4 property id: {value!r}")
-    return f"properties/{int(text)}"
+    if isinstance(value, int):
+        number = int(value)
+    else:
+        text = str(value).strip()
+        if text.startswith("properties/"):
+            text = text[len("properties/"):]
+        if not _PROPERTY_ID.match(text):
+            raise ValueError(f"not a numeric GA4 property id: {excerpt(repr(value))}")
+        number = int(text)
+    if not 0 < number <= PROPERTY_ID_MAX:
+        raise ValueError(f"not a GA4 property id (1 to {PROPERTY_ID_MAX}): "
+                         f"{excerpt(repr(value)) if number < 10 ** 30 else 'a huge number'}")
+    return f"properties/{number}"
 
 
 def property_id(name: str) -> str:

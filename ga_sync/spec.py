@@ -8,20 +8,26 @@ The format is described in docs/spec.md.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .currencies import CURRENCY_CODES
 from .errors import Problem, SpecError
+from .redact import excerpt
 from .spec_rules import (BROWSING_EVENTS, EVENT_NAME_MAX, EVENT_VALUE, RESERVED_PREFIXES,
-                         check_event_name, choice, did_you_mean, error, parse_property,
-                         parse_value, show, warning)
+                         VALUE_MAX, check_event_name, choice, did_you_mean, error, kind,
+                         parse_property, parse_value, quote, show, warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
@@ -38,7 +44,11 @@ __all__ = [
     "BROWSING_EVENTS",
     "EVENT_NAME_MAX",
     "EVENT_VALUE",
+    "EXTENDS_DEPTH_MAX",
+    "FILE_BYTES_MAX",
+    "GOALS_MAX",
     "RESERVED_PREFIXES",
+    "VALUE_MAX",
     "KEY_EVENT_LIMITS",
     "SERVICE_LEVELS",
     "check_event_name",
@@ -60,6 +70,16 @@ KEY_EVENT_LIMITS = {STANDARD: 30, ANALYTICS_360: 50}
 # Key events GA creates itself; they do not count against the custom limit.
 DEFAULT_KEY_EVENTS = frozenset({"purchase"})
 
+# Limits that keep one odd file from costing unbounded time or memory (docs/spec.md, "Limits").
+# The YAML parser reads about 10 µs a byte and slower per value, so the budgets are in both.
+FILE_BYTES_MAX = 256 * 1024  # the largest real spec is ~15 KB
+GOALS_MAX = 500  # per file; a property holds at most 50 custom key events anyway
+PROPERTIES_MAX = 500  # per file
+YAML_VALUES_MAX = 10_000  # scalars, lists and mappings (and aliases) in one file
+YAML_DEPTH_MAX = 32  # a spec is 4 levels deep
+EXTENDS_DEPTH_MAX = 32  # files in one `extends` chain
+EXTENDS_PATH_MAX = 1024  # characters in an `extends:` path
+PROBLEMS_PER_FILE_MAX = 100  # then one line says the rest were not listed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +122,27 @@ def _at_item(file: str, seq: Any, index: int) -> Location:
         return _at_node(file, seq)
 
 
+_SCALAR_TOKEN = re.compile(r"[^\s,\[\]{}#]+")
+
+
+def _literal(parsed: _Parsed, loc: Location) -> str | None:
+    """A plain scalar as written at `loc` (after any `&anchor` or `!tag`); None for an alias."""
+    if loc.line is None or loc.column is None or loc.line > len(parsed.lines):
+        return None
+    text = parsed.lines[loc.line - 1]
+    pos = loc.column - 1
+    while True:
+        token = _SCALAR_TOKEN.match(text, pos)
+        if token is None:
+            return None
+        if token.group().startswith(("&", "!")):  # anchor or tag: the value follows
+            pos = token.end()
+            while pos < len(text) and text[pos] in " \t":
+                pos += 1
+            continue
+        return None if token.group().startswith("*") else token.group()
+
+
 def _where(loc: Location) -> str:
     """A short back-reference for messages that point at a second place."""
     if loc.line is None:
@@ -113,42 +154,180 @@ def _where(loc: Location) -> str:
 # One file
 
 
+class _TooManyProblems(Exception):
+    """Raised by _Problems when a file has said enough; the parse of that file stops there."""
+
+
+class _Problems(list):  # type: ignore[type-arg]
+    """A file's problems, at most PROBLEMS_PER_FILE_MAX of them (bounded output, bounded time)."""
+
+    def append(self, problem: Problem) -> None:
+        if len(self) >= PROBLEMS_PER_FILE_MAX:
+            raise _TooManyProblems
+        super().append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+
 @dataclass
 class _Parsed:
     """What one YAML file says, validated key by key (before `extends` is merged)."""
 
     file: str  # as shown in messages
     path: Path  # resolved; the cache key
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=_Problems)
     failure: str | None = None  # why the file could not be read as a mapping
     root: Location | None = None
     present: set[str] = field(default_factory=set)  # keys written, valid or not
     fields: dict[str, tuple[Any, Location]] = field(default_factory=dict)
     goals: list[Goal] | None = None
     extends: tuple[str, Location] | None = None
+    lines: list[str] = field(default_factory=list, repr=False)  # the text, for literals
 
     @property
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
 
 
+def _size(n: int) -> str:
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} bytes"
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str:
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """Why a file cannot be a spec: `failure` ends "cannot extend `x`: ...", `message` stands alone."""
+
+    failure: str
+    message: str
+
+
+def _unreadable(path: Path) -> _Unreadable | None:
+    """Why `path` is no regular file that can be opened, without opening it; None if it is one.
+
+    A FIFO would block the read, a device never end, a directory or socket fail oddly: so the
+    kind of file is looked at first (with symlinks followed).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return _Unreadable("it is a broken symbolic link (what it points to does not exist)",
+                               "is a broken symbolic link (what it points to does not exist); "
+                               "fix or remove the link")
+        return _Unreadable("it does not exist", "file not found; check the path")
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            return _Unreadable("it is a symbolic link loop",
+                               "is a symbolic link loop (links that point at each other); fix "
+                               "or remove the link")
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or "not a valid path"
+        return _Unreadable(f"it cannot be read ({reason})",
+                           f"cannot read the file ({reason}); check the path and its permissions")
+    if stat.S_ISDIR(mode):
+        return _Unreadable("it is a directory", "is a directory, not a spec file")
+    if not stat.S_ISREG(mode):
+        what = _not_regular(mode)
+        return _Unreadable(f"it is {what}, not a regular file",
+                           f"is {what}, not a regular file; a goal spec is a .yaml text file")
+    return None
+
+
+def _too_big(size: int) -> _Unreadable:
+    return _Unreadable(f"it is larger than {_size(FILE_BYTES_MAX)}",
+                       f"is larger than {_size(FILE_BYTES_MAX)} ({size} bytes or more), the most "
+                       f"a goal spec may be; check the path (a spec is a short text file)")
+
+
+def _read_bytes(path: Path) -> bytes | _Unreadable:
+    """At most FILE_BYTES_MAX bytes of a regular file, or why not."""
+    why = _unreadable(path)
+    if why is not None:
+        return why
+    try:
+        # O_NONBLOCK: should the file turn into a FIFO between stat and open, open still returns.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _Unreadable("it is a symbolic link loop", "is a symbolic link loop; fix or "
+                                                             "remove the link")
+        reason = exc.strerror or str(exc)
+        return _Unreadable(f"it cannot be read ({reason})",
+                           f"cannot read the file ({reason}); check its permissions")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = _not_regular(info.st_mode)
+            return _Unreadable(f"it is {what}, not a regular file",
+                               f"is {what}, not a regular file; a goal spec is a .yaml text file")
+        if info.st_size > FILE_BYTES_MAX:
+            return _too_big(info.st_size)
+        chunks: list[bytes] = []
+        left = FILE_BYTES_MAX + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return _Unreadable(f"it cannot be read ({reason})",
+                           f"cannot read the file ({reason}); check its permissions")
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > FILE_BYTES_MAX:
+        return _too_big(len(data))
+    return data
+
+
+class _ValueBudget(Exception):
+    def __init__(self, mark: Any) -> None:
+        super().__init__("too many values")
+        self.mark = mark
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, counting values: the parser costs time per value, aliases included."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._values = getattr(self, "_values", 0) + 1
+        if self._values > YAML_VALUES_MAX:
+            raise _ValueBudget(self.parser.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml_message(exc: MarkedYAMLError) -> str:
+    """ruamel's description of a syntax error, without the values it may quote from the file."""
+    if isinstance(exc, MaxDepthExceededError):
+        return (f"nested more than {YAML_DEPTH_MAX} levels deep; a goal spec is 4 levels deep "
+                f"(spec, goals, goal, value)")
+    if isinstance(exc, DuplicateKeyError):
+        problem = str(exc.problem or "").split(" with value ", 1)[0]
+        return f"{excerpt(problem, 80)}; a key may appear only once in a mapping"
+    parts = [excerpt(str(part), 80) for part in (exc.context, exc.problem) if part]
+    return ": ".join(parts) + (" (the mistake may be just before this point, e.g. an unclosed "
+                               "bracket or quote)")
+
+
 def _read_yaml(parsed: _Parsed) -> Any:
     """The file's YAML document, or None after recording why it could not be read."""
     file, out = parsed.file, parsed.problems
-    try:
-        data = parsed.path.read_bytes()
-    except FileNotFoundError:
-        parsed.failure = "it does not exist"
-        out.append(Problem(file, None, None, "file not found; check the path"))
-        return None
-    except IsADirectoryError:
-        parsed.failure = "it is a directory"
-        out.append(Problem(file, None, None, "is a directory, not a spec file"))
-        return None
-    except OSError as exc:
-        parsed.failure = "it cannot be read"
-        out.append(Problem(file, None, None, f"cannot read the file ({exc.strerror or exc}); "
-                                             f"check its permissions"))
+    data = _read_bytes(parsed.path)
+    if isinstance(data, _Unreadable):
+        parsed.failure = data.failure
+        out.append(Problem(file, None, None, data.message))
         return None
     try:
         text = data.decode("utf-8-sig")
@@ -157,53 +336,79 @@ def _read_yaml(parsed: _Parsed) -> Any:
         out.append(Problem(file, None, None, f"not UTF-8 text (bad byte at offset {exc.start}); "
                                              f"save the file as UTF-8"))
         return None
+    parsed.lines = text.splitlines()
+    parsed.failure = "it is not valid YAML"  # until it is read
+    yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    yaml.max_depth = YAML_DEPTH_MAX
     try:
-        return YAML(typ="rt").load(text)
-    except DuplicateKeyError as exc:
-        parsed.failure = "it is not valid YAML"
-        mark = exc.problem_mark
-        what = f"{exc.problem}; a key may appear only once in a mapping"
-        line = mark.line + 1 if mark is not None else None
-        column = mark.column + 1 if mark is not None else None
-        out.append(Problem(file, line, column, f"not valid YAML: {what}"))
+        with warnings.catch_warnings():  # e.g. a reused anchor: the library never prints
+            warnings.simplefilter("ignore")
+            document = yaml.load(text)
+    except _ValueBudget as exc:
+        mark = exc.mark
+        out.append(Problem(file, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
+                           f"more than {YAML_VALUES_MAX:,} values in one file; a goal spec has "
+                           f"at most {GOALS_MAX} goals: check that this is a goal spec"))
     except MarkedYAMLError as exc:
-        parsed.failure = "it is not valid YAML"
         mark = exc.problem_mark or exc.context_mark
-        what = ": ".join(s for s in (exc.context, exc.problem) if s)
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
-        out.append(Problem(file, line, column, f"not valid YAML: {what} (the mistake may be just "
-                                               f"before this point, e.g. an unclosed bracket or quote)"))
+        out.append(Problem(file, line, column, f"not valid YAML: {_yaml_message(exc)}"))
     except YAMLError as exc:
-        parsed.failure = "it is not valid YAML"
-        out.append(Problem(file, None, None, f"not valid YAML: {exc}"))
+        out.append(Problem(file, None, None, f"not valid YAML: {excerpt(str(exc), 120)}"))
+    except RecursionError:
+        out.append(Problem(file, None, None, f"not valid YAML here: nested more than "
+                                             f"{YAML_DEPTH_MAX} levels deep"))
+    except (ValueError, TypeError, OverflowError, AttributeError, KeyError, IndexError) as exc:
+        # The parser's own failures on odd input (a 5,000-digit number, a date like
+        # 2024-02-30, an odd tag): the file is what is wrong, so say so rather than crash.
+        out.append(Problem(file, None, None, f"not valid YAML: the YAML reader failed on this "
+                                             f"file ({type(exc).__name__}: "
+                                             f"{excerpt(str(exc), 80)})"))
+    else:
+        parsed.failure = None
+        return document
     return None
 
 
 def _parse_file(file: str, path: Path) -> _Parsed:
     """Read and check one file on its own; merging and required keys come later."""
     parsed = _Parsed(file, path)
+    try:
+        _parse_into(parsed)
+    except _TooManyProblems:
+        list.append(parsed.problems, Problem(
+            file, None, None, f"more than {PROBLEMS_PER_FILE_MAX} problems in this file; the "
+                              f"rest are not listed: fix these first, or check that this is a "
+                              f"goal spec"))
+        parsed.goals = None
+    return parsed
+
+
+def _parse_into(parsed: _Parsed) -> None:
+    file, path = parsed.file, parsed.path
     data = _read_yaml(parsed)
     if parsed.failure is not None:
-        return parsed
+        return
     out = parsed.problems
     if not isinstance(data, dict):
         parsed.failure = "its top level is not a mapping"
-        what = "empty" if data is None else ("a list" if isinstance(data, list) else show(data))
-        out.append(Problem(file, 1, 1, f"the top level is {what}; a goal spec is a mapping of keys "
-                                       f"(client:, properties:, currency:, goals:)"))
-        return parsed
+        # Only the kind: a key file or a .env given by mistake must not be quoted.
+        out.append(Problem(file, 1, 1, f"the top level is {kind(data)}; a goal spec is a mapping "
+                                       f"of keys (client:, properties:, currency:, goals:)"))
+        return
     parsed.root = _at_node(file, data)
     for key in data:
-        if key in TOP_LEVEL_KEYS:
+        if isinstance(key, str) and key in TOP_LEVEL_KEYS:
             parsed.present.add(key)
             continue
         loc = _at_key(file, data, key)
-        if key in GOAL_KEYS:
+        if isinstance(key, str) and key in GOAL_KEYS:
             out.append(error(loc, f"`{key}` belongs to a goal; move it under an entry of `goals:`"))
         else:
-            hint = did_you_mean(str(key), TOP_LEVEL_KEYS)
-            out.append(error(loc, f"unknown key `{key}`{hint} (top-level keys: "
+            hint = did_you_mean(key, TOP_LEVEL_KEYS) if isinstance(key, str) else ""
+            out.append(error(loc, f"unknown key {show(key)}{hint} (top-level keys: "
                                    f"{', '.join(TOP_LEVEL_KEYS)})"))
 
     if "client" in data:
@@ -223,7 +428,7 @@ def _parse_file(file: str, path: Path) -> _Parsed:
             parsed.fields["currency"] = (code, loc)
         elif code:
             hint = did_you_mean(code, sorted(CURRENCY_CODES))
-            out.append(error(loc, f"currency `{raw}` is not an active ISO 4217 code (such as "
+            out.append(error(loc, f"currency {show(raw)} is not an active ISO 4217 code (such as "
                                    f"USD, EUR, GBP){hint}"))
         else:
             out.append(error(loc, f"currency must be an ISO 4217 code such as USD, EUR or GBP, "
@@ -237,7 +442,11 @@ def _parse_file(file: str, path: Path) -> _Parsed:
     if "extends" in data:
         raw = data["extends"]
         loc = _at_value(file, data, "extends")
-        if isinstance(raw, str) and raw.strip():
+        if isinstance(raw, str) and len(raw.strip()) > EXTENDS_PATH_MAX:
+            out.append(error(loc, f"extends is {len(raw.strip())} characters long; write the "
+                                   f"path of the base spec relative to this file, e.g. "
+                                   f"`extends: _agency_defaults.yaml`"))
+        elif isinstance(raw, str) and raw.strip():
             parsed.extends = (raw.strip(), loc)
         else:
             out.append(error(loc, f"extends must be a file name, got {show(raw)}; write the path "
@@ -245,7 +454,6 @@ def _parse_file(file: str, path: Path) -> _Parsed:
                                    f"`extends: _agency_defaults.yaml`"))
     if "goals" in data:
         _parse_goals(parsed, data)
-    return parsed
 
 
 def _parse_properties(parsed: _Parsed, data: Any) -> None:
@@ -268,11 +476,18 @@ def _parse_properties(parsed: _Parsed, data: Any) -> None:
         raw = data["properties"]
         loc = _at_value(file, data, "properties")
         if not isinstance(raw, list):
-            out.append(error(loc, f"properties must be a list, e.g. `properties: [{raw}]`, "
-                                   f"or write `property: {raw}`"))
+            short = isinstance(raw, (int, str)) and not isinstance(raw, bool) \
+                and len(str(raw)) <= 20
+            example = quote(str(raw)) if short else "123456789"
+            out.append(error(loc, f"properties must be a list, e.g. `properties: [{example}]`, "
+                                   f"or write `property: {example}`"))
             return
         if not raw:
             out.append(error(loc, "properties is empty; list at least one numeric GA4 property id"))
+            return
+        if len(raw) > PROPERTIES_MAX:
+            out.append(error(loc, f"{len(raw)} properties in one spec; at most {PROPERTIES_MAX} "
+                                   f"are allowed per file: split the client into several specs"))
             return
         items = [(item, _at_item(file, raw, i)) for i, item in enumerate(raw)]
     else:
@@ -280,7 +495,8 @@ def _parse_properties(parsed: _Parsed, data: Any) -> None:
     seen: dict[str, Location] = {}
     names: list[tuple[str, Location]] = []
     for item, loc in items:
-        name = parse_property(item, loc, out)
+        literal = _literal(parsed, loc) if isinstance(item, int) else None
+        name = parse_property(item, loc, out, literal)
         if name is None:
             continue
         if name in seen:
@@ -304,7 +520,11 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
     if not isinstance(raw, list):
         out.append(error(loc, "goals must be a list, each entry starting with `- event:`"))
         return
-    currency = data.get("currency") if isinstance(data.get("currency"), str) else "the spec's currency"
+    if len(raw) > GOALS_MAX:  # before any per-goal work
+        out.append(error(loc, f"{len(raw)} goals in one file; at most {GOALS_MAX} are allowed per "
+                               f"file (and a GA4 property takes at most 50 custom key events)"))
+        return
+    currency = parsed.fields.get("currency", ("the spec's currency", None))[0]
     goals: list[Goal] = []
     names: dict[str, tuple[str, Location]] = {}  # casefolded name -> (name, where)
     for index, item in enumerate(raw):
@@ -321,11 +541,11 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
             if first is None:
                 names[event.casefold()] = (event, event_loc)
             elif first[0] == event:
-                out.append(error(event_loc, f"event `{event}` is listed twice (first at "
+                out.append(error(event_loc, f"event `{quote(event)}` is listed twice (first at "
                                              f"{_where(first[1])}); keep one goal per event"))
                 continue
             else:
-                out.append(error(event_loc, f"event `{event}` and `{first[0]}` (at "
+                out.append(error(event_loc, f"event `{quote(event)}` and `{quote(first[0])}` (at "
                                              f"{_where(first[1])}) differ only in letter case; GA4 "
                                              f"treats them as two events: keep the one the site sends"))
                 continue
@@ -339,17 +559,17 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
     """One goal mapping -> Goal, or None after reporting what is wrong with it."""
     before = len(out)
     for key in item:
-        if key in GOAL_KEYS:
+        if isinstance(key, str) and key in GOAL_KEYS:
             continue
         loc = _at_key(file, item, key)
-        if key in TOP_LEVEL_KEYS:
+        if isinstance(key, str) and key in TOP_LEVEL_KEYS:
             out.append(error(loc, f"`{key}` is a top-level key and applies to every goal; move it "
                                    f"out of the goal"))
         else:
-            hint = did_you_mean(str(key), GOAL_KEYS)
-            out.append(error(loc, f"unknown goal key `{key}`{hint} (goal keys: "
+            hint = did_you_mean(key, GOAL_KEYS) if isinstance(key, str) else ""
+            out.append(error(loc, f"unknown goal key {show(key)}{hint} (goal keys: "
                                    f"{', '.join(GOAL_KEYS)})"))
-    label = f"goal `{item['event']}`" if isinstance(item.get("event"), str) else "goal"
+    label = f"goal `{quote(item['event'])}`" if isinstance(item.get("event"), str) else "goal"
     missing = {
         "event": "`event:`, the GA4 event name that marks the conversion",
         "tier": "`tier:` (`macro` for the site's main outcomes, `micro` for steps toward them)",
@@ -427,50 +647,98 @@ def _merge_goals(base: list[Goal], own: list[Goal]) -> list[Goal]:
     return merged
 
 
+def _resolved(path: Path) -> Path | _Unreadable:
+    """`path` with every symlink resolved, or why that is impossible (a loop, an odd name)."""
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python 3.11 on a symlink loop
+        return _Unreadable("it is a symbolic link loop", "is a symbolic link loop; fix or "
+                                                         "remove the link")
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            return _Unreadable("it is a symbolic link loop", "is a symbolic link loop; fix or "
+                                                             "remove the link")
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or "not a valid path"
+        return _Unreadable(f"it cannot be read ({reason})", f"cannot read the file ({reason})")
+
+
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
 class _Loader:
     """Parses each file once per run, so a shared base reports its problems once."""
 
-    def __init__(self) -> None:
+    def __init__(self, bases: tuple[Path, ...] = ()) -> None:
         self.cache: dict[Path, _Parsed] = {}
+        self.bases = bases  # resolved folders `extends` may reach besides a spec's own tree
 
     def parse(self, file: str, path: Path) -> _Parsed:
         if path not in self.cache:
             self.cache[path] = _parse_file(file, path)
         return self.cache[path]
 
-    def resolve(self, file: str, path: Path, stack: tuple[tuple[Path, str], ...] = ()) -> _Merged:
-        parsed = self.parse(file, path)
-        merged = _Merged(files=[parsed])
-        if parsed.extends is not None and parsed.failure is None:
+    def resolve(self, file: str, path: Path, root: Path | None = None) -> _Merged:
+        """`file` with its `extends` chain folded in.
+
+        Iterative, not recursive: the chain is followed link by link, at most EXTENDS_DEPTH_MAX
+        files, and must stay inside `root` (the spec tree) or one of the `bases` folders.
+        """
+        roots = ((root,) if root is not None else ()) + self.bases
+        chain = [self.parse(file, path)]  # the file first, then its base, its base's base ...
+        problems: list[Problem] = []
+        broken = False
+        while True:
+            parsed = chain[-1]
+            if parsed.extends is None or parsed.failure is not None:
+                break
             target, loc = parsed.extends
-            base_file = os.path.normpath(os.path.join(os.path.dirname(file), target))
-            base_path = (path.parent / target).resolve()
-            chain = stack + ((path, file),)
-            if any(p == base_path for p, _ in chain):
-                names = [Path(f).name for _, f in chain] + [Path(base_file).name]
-                merged.problems.append(error(loc, f"circular extends: {' → '.join(names)}; remove "
-                                                   f"`extends` from one of these files"))
-                merged.broken = True
-            elif not base_path.is_file():
-                merged.problems.append(error(loc, f"extends `{target}`, but {base_file} does not "
-                                                   f"exist (the path is relative to this file)"))
-                merged.broken = True
-            else:
-                base = self.resolve(base_file, base_path, chain)
-                merged.files = base.files + merged.files
-                merged.problems.extend(base.problems)
-                merged.broken = base.broken
-                if base.files[-1].failure is not None:
-                    merged.problems.append(error(loc, f"cannot extend `{target}`: "
-                                                       f"{base.files[-1].failure}"))
-                    merged.broken = True
-                merged.fields.update(base.fields)
-                merged.goals = base.goals
-                merged.present |= base.present
-        merged.fields.update(parsed.fields)
-        merged.present |= parsed.present
-        if parsed.goals is not None:
-            merged.goals = _merge_goals(merged.goals or [], parsed.goals)
+            shown = quote(target)
+            base_file = os.path.normpath(os.path.join(os.path.dirname(parsed.file), target))
+            broken = True  # unless the link below is followed
+            if len(chain) >= EXTENDS_DEPTH_MAX:
+                problems.append(error(loc, f"extends `{shown}`, but this `extends` chain is "
+                                           f"already {len(chain)} files long (at most "
+                                           f"{EXTENDS_DEPTH_MAX}); merge some base files"))
+                break
+            base_path = _resolved(parsed.path.parent / target)
+            if isinstance(base_path, _Unreadable):
+                problems.append(error(loc, f"cannot extend `{shown}`: {base_path.failure}"))
+                break
+            if roots and not _inside(base_path, roots):
+                where = " or ".join(str(r) for r in roots)
+                problems.append(error(loc, f"extends `{shown}`, which is outside the spec folder "
+                                           f"({where}); base files must be in the spec folder or "
+                                           f"a subfolder of it: move the base file there, or "
+                                           f"add its folder to GA_SYNC_EXTENDS_PATH"))
+                break
+            if any(p.path == base_path for p in chain):
+                names = [Path(p.file).name for p in chain] + [Path(base_file).name]
+                names = names[[p.path for p in chain].index(base_path):]
+                problems.append(error(loc, f"circular extends: {' → '.join(names)}; remove "
+                                           f"`extends` from one of these files"))
+                break
+            why = _unreadable(parsed.path.parent / target)  # unresolved: names a broken link
+            if why is not None and why.failure == "it does not exist":
+                problems.append(error(loc, f"extends `{shown}`, but {quote(base_file)} does not "
+                                           f"exist (the path is relative to this file)"))
+                break
+            if why is not None:
+                problems.append(error(loc, f"cannot extend `{shown}`: {why.failure}"))
+                break
+            base = self.parse(base_file, base_path)
+            chain.append(base)
+            if base.failure is not None:
+                problems.append(error(loc, f"cannot extend `{shown}`: {base.failure}"))
+                break
+            broken = False
+        merged = _Merged(files=chain[::-1], broken=broken)
+        for parsed in merged.files:  # base first: the extending file wins
+            merged.fields.update(parsed.fields)
+            merged.present |= parsed.present
+            if parsed.goals is not None:
+                merged.goals = _merge_goals(merged.goals or [], parsed.goals)
+        merged.problems = problems[::-1]  # the deepest link's problem first, as before
         return merged
 
 
@@ -532,47 +800,108 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
     )
 
 
-def _expand(paths: Iterable[str | Path]) -> list[tuple[str, Path] | Problem]:
-    """Files to load as top-level specs, in the order given (a Problem for an empty directory).
+_SPEC_SUFFIXES = (".yaml", ".yml")
 
-    A directory means its *.yaml/*.yml files not starting with `_` (bases), sorted; a file named
-    twice is loaded once.
+
+@dataclass(frozen=True)
+class _Entry:
+    """One file to load as a top-level spec."""
+
+    file: str  # as shown in messages
+    path: Path  # resolved (or absolute, when it cannot be resolved)
+    root: Path | None  # the spec tree `extends` must stay in
+    notes: tuple[Problem, ...] = ()  # warnings about how it was found
+
+
+def _listing(folder: Path) -> list[Path] | Problem:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        return Problem(str(folder), None, None, f"cannot list the directory "
+                                                f"({exc.strerror or exc}); check its permissions")
+
+
+def _expand(paths: Iterable[str | Path]) -> list[_Entry | Problem]:
+    """Files to load as top-level specs, in the order given, and problems with what was given.
+
+    A directory means its *.yaml/*.yml files not starting with `_` (bases) or `.`, sorted. A
+    name with the extension in other letter case (`Client.YAML`) is loaded too, with a warning;
+    anything else with a spec's name that is no regular file (a broken link, a FIFO, a folder)
+    is reported when it is read rather than skipped. A file named twice is loaded once.
     """
-    entries: list[tuple[str, Path] | Problem] = []
+    entries: list[_Entry | Problem] = []
     seen: set[Path] = set()
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
-                           and not p.name.startswith(("_", ".")) and p.is_file())
+        try:
+            is_dir = path.is_dir()
+        except (OSError, ValueError):
+            is_dir = False
+        if is_dir:
+            root = _resolved(path)
+            listing = _listing(path)
+            if isinstance(listing, Problem):
+                entries.append(listing)
+                continue
+            found: list[tuple[Path, tuple[Problem, ...]]] = []
+            for p in listing:
+                if p.name.startswith(("_", ".")) or p.suffix.lower() not in _SPEC_SUFFIXES:
+                    continue
+                notes: tuple[Problem, ...] = ()
+                if p.suffix not in _SPEC_SUFFIXES:
+                    notes = (Problem(str(p), None, None, f"the extension `{p.suffix}` is not "
+                                                         f"lowercase; the file is loaded as a "
+                                                         f"spec, but rename it to "
+                                                         f"`{p.stem}{p.suffix.lower()}`",
+                                     severity="warning"),)
+                found.append((p, notes))
             if not found:
                 entries.append(Problem(str(path), None, None, "no goal spec files (*.yaml or "
                                                               "*.yml, not starting with `_`) "
                                                               "in this directory"))
-            files = [(str(p), p.resolve()) for p in found]
+            files = [(p, notes) for p, notes in found]
         else:
-            files = [(str(path), path.resolve())]
-        for file, resolved in files:
-            if resolved not in seen:
-                seen.add(resolved)
-                entries.append((file, resolved))
+            root = _resolved(path.parent if str(path.parent) else Path("."))
+            files = [(path, ())]
+        tree = root if isinstance(root, Path) else None
+        for p, notes in files:
+            resolved = _resolved(p)
+            key = resolved if isinstance(resolved, Path) else Path(os.path.abspath(p))
+            if key not in seen:
+                seen.add(key)
+                entries.append(_Entry(str(p), key, tree, notes))
     return entries
 
 
-def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Problem]]:
+def _folders(bases: Iterable[str | Path]) -> tuple[Path, ...]:
+    folders = []
+    for base in bases:
+        resolved = _resolved(Path(base))
+        if isinstance(resolved, Path):
+            folders.append(resolved)
+    return tuple(folders)
+
+
+def validate_paths(paths: Iterable[str | Path], *,
+                   bases: Iterable[str | Path] = ()) -> tuple[list[Spec], list[Problem]]:
     """Every valid spec and every problem (errors and warnings) of every file; never raises.
 
-    For `ga-sync validate`, which shows everything at once rather than the first failure.
+    For `ga-sync validate`, which shows everything at once rather than the first failure: one
+    invalid file never keeps the valid ones from being returned (a broken base file invalidates
+    only the specs that extend it). `extends:` may reach files in the spec tree (the folder
+    given, or the folder of the file given, and their subfolders) and in the `bases` folders
+    (the CLI reads those from GA_SYNC_EXTENDS_PATH).
     """
     problems: list[Problem] = []
-    loader = _Loader()
+    loader = _Loader(_folders(bases))
     results: list[tuple[str, _Merged, Spec | None]] = []
     for entry in _expand(paths):
         if isinstance(entry, Problem):
             problems.append(entry)
             continue
-        file, path = entry
-        merged = loader.resolve(file, path)
+        file, path = entry.file, entry.path
+        merged = loader.resolve(file, path, entry.root)
+        merged.problems[:0] = entry.notes
         spec = _finish(merged, file)
         for parsed in merged.files:
             problems.extend(parsed.problems)
@@ -603,17 +932,20 @@ def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Spec], list[Proble
     return specs, unique
 
 
-def load_specs(paths: Iterable[str | Path]) -> list[Spec]:
-    """Load specs from files and directories; one SpecError listing every problem if any is an error."""
-    specs, problems = validate_paths(paths)
+def load_specs(paths: Iterable[str | Path], *, bases: Iterable[str | Path] = ()) -> list[Spec]:
+    """Load specs from files and directories; one SpecError listing every problem if any is an error.
+
+    `bases`: folders outside the spec tree that `extends:` may also reach.
+    """
+    specs, problems = validate_paths(paths, bases=bases)
     if any(p.severity == "error" for p in problems):
         raise SpecError(problems)
     return specs
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, *, bases: Iterable[str | Path] = ()) -> Spec:
     """Load one spec file (a `_base.yaml` given explicitly is checked as a full spec)."""
-    specs = load_specs([path])
+    specs = load_specs([path], bases=bases)
     if len(specs) != 1:
         raise SpecError([Problem(str(path), None, None,
                                  f"expected one spec file, found {len(specs)}; use load_specs")])

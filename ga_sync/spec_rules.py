@@ -10,19 +10,33 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
+from datetime import date
 from typing import Any, Iterable
 
+from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scalarint import BinaryInt, HexInt, OctalInt, ScalarInt
+
 from .errors import Problem
-from .model import Location, property_id, property_name
+from .model import PROPERTY_ID_MAX, Location, property_id, property_name
+from .redact import EXCERPT_MAX, excerpt
 
 EVENT_VALUE = "event"
 EVENT_NAME_MAX = 40
+#: The most one conversion may be worth, in the spec's currency: more is a typo, not a value.
+VALUE_MAX = 1e12
 RESERVED_PREFIXES = ("firebase_", "google_", "ga_", "_")
 # Collected automatically on every web session: counting them as success measures browsing.
 BROWSING_EVENTS = frozenset({"page_view", "session_start", "first_visit", "user_engagement", "scroll"})
 
 _MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,}\Z", re.IGNORECASE)
-_UA_ID = re.compile(r"UA-\d+(-\d+)?\Z", re.IGNORECASE)
+_UA_ID = re.compile(r"UA-[0-9]+(-[0-9]+)?\Z", re.IGNORECASE)
+# GA's rule, in ASCII: `str.isalpha()` and `\w` would also let `é` or `²` through.
+_EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]+")
+# Words joined by underscores (`downloaded_the_annual_report`): a name, not a secret, so it is
+# quoted as written even when longer than the run of characters redact() takes for a token.
+_WORDY = re.compile(r"[A-Za-z0-9]{0,20}(?:_[A-Za-z0-9]{0,20})*\Z")
 
 # ---------------------------------------------------------------------------------------------
 # Small checks, shared by the file parser
@@ -30,6 +44,8 @@ _UA_ID = re.compile(r"UA-\d+(-\d+)?\Z", re.IGNORECASE)
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`; did you mean `x`?` for near misses (difflib), '' when nothing is close."""
+    if len(word) > 64:  # no option is that long; difflib would only spend time
+        return ""
     options = list(choices)
     for option in options:
         if option.casefold() == word.casefold():
@@ -39,45 +55,109 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean `{folded[close[0]]}`?" if close else ""
 
 
-def show(raw: Any) -> str:
-    """A value as the user wrote it, for messages."""
+def kind(raw: Any) -> str:
+    """What sort of YAML value `raw` is, without any of its content."""
     if raw is None:
-        return "nothing"
-    if isinstance(raw, bool):
-        return "`true`" if raw else "`false`"
+        return "empty"
+    if isinstance(raw, (bool, ScalarBoolean)):
+        return "a yes/no value"
+    if isinstance(raw, (int, float)):
+        return "a number"
+    if isinstance(raw, str):
+        return "a text value"
     if isinstance(raw, list):
         return "a list"
     if isinstance(raw, dict):
         return "a mapping"
-    return f"`{raw}`"
+    if isinstance(raw, date):
+        return "a date"
+    if isinstance(raw, (bytes, bytearray)):
+        return "binary data"
+    if isinstance(raw, (set, frozenset)) or type(raw).__name__ == "CommentedSet":
+        return "a set"
+    if type(raw).__name__ == "TaggedScalar":
+        return "a value with a custom `!tag`"
+    return "a value of another kind"
+
+
+def quote(text: str) -> str:
+    """Text from a file as a message may show it: one line, at most ~60 characters, redacted."""
+    text = str(text)
+    if len(text) <= 4 * EXCERPT_MAX and _WORDY.match(text):
+        return text if len(text) <= EXCERPT_MAX else text[:EXCERPT_MAX - 1] + "…"
+    return excerpt(text)
+
+
+def show(raw: Any) -> str:
+    """A value as the user wrote it, for messages: a short redacted excerpt, or only its kind.
+
+    Never the whole of a long text, never the content of a list or mapping (an alias can make
+    those enormous).
+    """
+    if raw is None:
+        return "nothing"
+    if isinstance(raw, (bool, ScalarBoolean)):
+        return "`true`" if raw else "`false`"
+    if isinstance(raw, int):
+        if abs(raw) >= 10 ** 30:  # the digits say nothing, and str() of a huge int may refuse
+            try:
+                return f"a {len(str(abs(raw)))}-digit number"
+            except ValueError:
+                return "a number with thousands of digits"
+        return f"`{int(raw)}`"
+    if isinstance(raw, (float, str, date)):
+        return f"`{quote(str(raw))}`"
+    return kind(raw)
+
+
+def _acceptable(name: str) -> bool:
+    """True when GA takes `name` as a key event name; never recursive, so any input ends."""
+    return (len(name) <= EVENT_NAME_MAX and bool(_EVENT_NAME.match(name))
+            and not name.startswith(RESERVED_PREFIXES))
+
+
+def _ascii_name(name: str) -> str:
+    """`café visit` -> `cafe_visit`, `price_per_m²` -> `price_per_m2`: a name GA could take."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return _NOT_NAME_CHARS.sub("_", plain).strip("_")
+
+
+def _char(ch: str) -> str:
+    if ch == " ":
+        return "space"
+    if ch.isprintable() and not ch.isspace():
+        return f"`{ch}`"
+    return f"U+{ord(ch):04X}"
 
 
 def check_event_name(name: str) -> list[str]:
     """Problems with a GA4 event name, as messages; [] when GA accepts it.
 
     GA silently drops or refuses badly named events, so a key event on one would never count.
+    The rule is ASCII only: a letter first, then letters, digits and underscores, at most 40.
     https://support.google.com/analytics/answer/13316687 (event naming rules)
     """
     if not name:
         return ["event name is empty; write the GA4 event name, e.g. `event: sign_up`"]
+    shown = quote(name)
     problems: list[str] = []
     prefix = next((p for p in RESERVED_PREFIXES if name.startswith(p)), None)
     if prefix is not None:
         stripped = name[len(prefix):].lstrip("_")
-        hint = f" (e.g. `{stripped}`)" if stripped and not check_event_name(stripped) else ""
-        problems.append(f"event name `{name}` starts with `{prefix}`, a prefix GA4 reserves for its "
-                        f"own events; rename the event{hint} in the site's tagging and here")
-    elif not name[0].isalpha():
-        problems.append(f"event name `{name}` must start with a letter")
-    bad = sorted({ch for ch in name if not (ch.isalpha() or ch in "0123456789_")})
+        hint = f" (e.g. `{stripped}`)" if _acceptable(stripped) else ""
+        problems.append(f"event name `{shown}` starts with `{prefix}`, a prefix GA4 reserves for "
+                        f"its own events; rename the event{hint} in the site's tagging and here")
+    elif not ("a" <= name[0] <= "z" or "A" <= name[0] <= "Z"):
+        problems.append(f"event name `{shown}` must start with a letter (A-Z or a-z)")
+    bad = sorted(set("".join(_NOT_NAME_CHARS.findall(name))))
     if bad:
-        shown = ", ".join("space" if ch == " " else f"`{ch}`" for ch in bad)
-        fixed = re.sub(r"[^\w]+", "_", name).strip("_")
-        hint = f" (e.g. `{fixed}`)" if fixed and not check_event_name(fixed) else ""
-        problems.append(f"event name `{name}` contains {shown}; GA4 event names use only letters, "
-                        f"digits and underscores{hint}")
+        listed = ", ".join(_char(ch) for ch in bad[:8]) + (", …" if len(bad) > 8 else "")
+        fixed = _ascii_name(name)
+        hint = f" (e.g. `{fixed}`)" if fixed != name and _acceptable(fixed) else ""
+        problems.append(f"event name `{shown}` contains {listed}; GA4 event names use only ASCII "
+                        f"letters, digits and underscores{hint}")
     if len(name) > EVENT_NAME_MAX:
-        problems.append(f"event name `{name}` is {len(name)} characters long; GA4 allows at most "
+        problems.append(f"event name `{shown}` is {len(name)} characters long; GA4 allows at most "
                         f"{EVENT_NAME_MAX}, and a longer key event is not reported")
     return problems
 
@@ -145,65 +225,92 @@ def _number_hint(text: str) -> str | None:
         number = float(digits.replace(".", "").replace(",", "."))
         how = "without quotes, currency signs or thousands separators"
         how += ", with a decimal point" if "," in digits else ""
-    if number is None or not math.isfinite(number):
+    if number is None or not math.isfinite(number) or abs(number) > VALUE_MAX:
         return None
     return f"; write it {how}: `value: {_plain(number)}`"
 
 
 def parse_value(raw: Any, currency_hint: str, loc: Location,
                  out: list[Problem]) -> tuple[bool, float | None]:
-    """(ok, value): a finite number >= 0, or None for `value: event`."""
+    """(ok, value): a finite number from 0 to VALUE_MAX (`-0.0` is 0.0), or None for `value: event`."""
     fix = (f"give the value of one conversion in {currency_hint} (e.g. `value: 25`) or "
            f"`value: event` to use the event's own value parameter")
-    if isinstance(raw, bool):
+    if isinstance(raw, (bool, ScalarBoolean)):  # an anchored `&a true` is a ScalarBoolean, an int
         out.append(error(loc, f"value {show(raw)} is a yes/no, not an amount; {fix}"))
     elif isinstance(raw, (int, float)):
-        number = float(raw)
-        if not math.isfinite(number):
-            out.append(error(loc, f"value `{raw}` is not a finite number; {fix}"))
-        elif number < 0:
-            out.append(error(loc, f"value `{raw}` is negative; a conversion is worth 0 or more "
+        # Compare before converting: float() of a 400-digit integer raises OverflowError.
+        if isinstance(raw, float) and not math.isfinite(raw):
+            out.append(error(loc, f"value {show(raw)} is not a finite number; {fix}"))
+        elif raw < 0:
+            out.append(error(loc, f"value {show(raw)} is negative; a conversion is worth 0 or more "
                                    f"(use `value: 0` for a goal you count but do not value)"))
+        elif raw > VALUE_MAX:
+            out.append(error(loc, f"value {show(raw)} is more than {_plain(VALUE_MAX)}, the most "
+                                   f"one conversion may be worth; check for a typo or extra "
+                                   f"digits, or {fix}"))
         else:
-            return True, number
+            return True, float(raw) + 0.0  # -0.0 + 0.0 is 0.0
     elif isinstance(raw, str):
         text = raw.strip()
         if text == EVENT_VALUE:
             return True, None
         if text.lower() == EVENT_VALUE:
-            out.append(error(loc, f"value `{raw}` must be written in lowercase: `value: event`"))
+            out.append(error(loc, f"value {show(raw)} must be written in lowercase: `value: event`"))
             return False, None
-        hint = _number_hint(text)
+        hint = _number_hint(text) if len(text) <= 64 else None
         if hint is None:
-            out.append(error(loc, f"value `{raw}` is neither a number nor `event`; {fix}"))
+            out.append(error(loc, f"value {show(raw)} is neither a number nor `event`; {fix}"))
         else:
-            out.append(error(loc, f"value `{raw}` is text, not a number{hint}"))
+            out.append(error(loc, f"value {show(raw)} is text, not a number{hint}"))
     else:
         out.append(error(loc, f"value must be a number or `event`, got {show(raw)}; {fix}"))
     return False, None
 
 
-def parse_property(raw: Any, loc: Location, out: list[Problem]) -> str | None:
-    """A property id as `properties/123`, or None after reporting why it is not one."""
+_NOT_DECIMAL = {HexInt: "hexadecimal", OctalInt: "octal", BinaryInt: "binary"}
+
+
+def parse_property(raw: Any, loc: Location, out: list[Problem],
+                   literal: str | None = None) -> str | None:
+    """A property id as `properties/123`, or None after reporting why it is not one.
+
+    `literal` is the id as written in the file, when it was a YAML number: YAML reads `0x1F`,
+    `+123` and `1_000` as numbers too, but a property id is written in decimal digits only.
+    """
     where = "the numeric property id is under Admin → Property settings → Property details"
+    digits = "write the id in decimal digits like `123456789` or `properties/123456789`"
     if isinstance(raw, str):
         text = raw.strip()
         if _MEASUREMENT_ID.match(text):
-            out.append(error(loc, f"`{text}` is a measurement id (of a web data stream), not a "
-                                   f"property id; {where}, e.g. `properties: [123456789]`"))
+            out.append(error(loc, f"`{quote(text)}` is a measurement id (of a web data stream), "
+                                   f"not a property id; {where}, e.g. `properties: [123456789]`"))
             return None
         if _UA_ID.match(text):
-            out.append(error(loc, f"`{text}` is a Universal Analytics tracking id, not a GA4 "
-                                   f"property id; {where}"))
+            out.append(error(loc, f"`{quote(text)}` is a Universal Analytics tracking id, not a "
+                                   f"GA4 property id; {where}"))
             return None
-    if not isinstance(raw, bool) and isinstance(raw, (int, str)):
+    if isinstance(raw, int) and not isinstance(raw, (bool, ScalarBoolean)):
+        base = next((name for cls, name in _NOT_DECIMAL.items() if isinstance(raw, cls)), None)
+        if base is not None:
+            out.append(error(loc, f"property id {show(literal or raw)} is written in {base}; "
+                                   f"{digits}"))
+            return None
+        if raw > 0 and literal is not None and not re.match(r"[0-9]+\Z", literal):
+            out.append(error(loc, f"property id `{quote(literal)}` is not written in decimal "
+                                   f"digits only; {digits}"))
+            return None
+        if isinstance(raw, ScalarInt) and getattr(raw, "_underscore", None):
+            out.append(error(loc, f"property id {show(raw)} is written with `_`; {digits}"))
+            return None
+        if raw > PROPERTY_ID_MAX:
+            out.append(error(loc, f"property id {show(raw)} is larger than any GA4 property id "
+                                   f"(at most {PROPERTY_ID_MAX}); {digits} ({where})"))
+            return None
+    if isinstance(raw, (int, str)) and not isinstance(raw, (bool, ScalarBoolean)):
         try:
-            name = property_name(raw)
+            return property_name(int(raw) if isinstance(raw, int) else str(raw))
         except ValueError:
             pass
-        else:
-            if property_id(name) != "0":
-                return name
-    out.append(error(loc, f"property id {show(raw)} is not a numeric GA4 property id; write "
-                           f"digits like `123456789` or `properties/123456789` ({where})"))
+    out.append(error(loc, f"property id {show(raw)} is not a numeric GA4 property id; {digits} "
+                           f"({where})"))
     return None
