@@ -184,7 +184,8 @@ def test_bad_values(value: Any) -> None:
 
 
 @pytest.mark.parametrize("pid", [1, 123456789, 2**63 - 1, "123456789", "properties/123456789",
-                                 "0123", str(2**63 - 1), f"properties/{2**63 - 1}"])
+                                 "0123", str(2**63 - 1), f"properties/{2**63 - 1}",
+                                 "0" * 37 + "123"])
 def test_good_property_ids(pid: Any) -> None:
     assert _errors(_spec(properties=[pid])) == []
     assert _errors(_spec(properties=None, property=pid)) == []
@@ -192,7 +193,8 @@ def test_good_property_ids(pid: Any) -> None:
 
 @pytest.mark.parametrize("pid", [0, -1, 2**63, "0", "properties/0", str(2**63), "9" * 20,
                                  "G-8XK2M4Q7TZ", "UA-1234567-1", "acme-prod", "properties/",
-                                 "\u0661\u0662\u0663", "12 34", True, [123]])
+                                 "\u0661\u0662\u0663", "12 34", "+123", "1_000", "0" * 38 + "123",
+                                 True, [123]])
 def test_bad_property_ids(pid: Any) -> None:
     assert _errors(_spec(properties=None, property=pid))
 
