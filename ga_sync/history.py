@@ -17,6 +17,15 @@ Two tables, both keyed so that a re-pull can only replace, never duplicate:
                 `ReportResult.daily`; a daily row whose event is '' (or missing) records a day
                 with traffic but no conversions and goes to this table only.
 
+Each event row keeps the currency its value is in: the spec's, or the property's for an event
+value (`value: event`) that no --fx rate converted; `weekly()` sums only values in the spec's
+currency, so money in two currencies is never added up.
+
+Every failure to open, read or write the file is a StoreError naming the file and the cause
+(locked by another process, corrupt or not a DuckDB file, a folder, no permission). `history`
+opens the store read-only, retrying briefly while a report holds the write lock; a report holds
+it only while it saves.
+
 `save()` runs in one transaction: for the result's date range it deletes the property's
 `daily_events` rows of the result's goal events and its `daily_totals` rows, then inserts the
 new ones. A result that carries `previous` (a `--compare previous` pull) saves that period too.
