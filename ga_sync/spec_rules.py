@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any, Iterable
 
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.scalarint import BinaryInt, HexInt, OctalInt, ScalarInt
+from ruamel.yaml.scalarint import ScalarInt
 
 from .errors import Problem
 from .model import PROPERTY_ID_MAX, Location, property_id, property_name
@@ -101,9 +101,10 @@ def show(raw: Any) -> str:
     if isinstance(raw, int):
         if abs(raw) >= 10 ** 30:  # the digits say nothing, and str() of a huge int may refuse
             try:
-                return f"a {len(str(abs(raw)))}-digit number"
+                digits = str(raw)
             except ValueError:
                 return "a number with thousands of digits"
+            return f"`{digits[:12]}…` ({len(digits.lstrip('-'))} digits)"
         return f"`{int(raw)}`"
     if isinstance(raw, (float, str, date)):
         return f"`{quote(str(raw))}`"
@@ -245,9 +246,9 @@ def parse_value(raw: Any, currency_hint: str, loc: Location,
             out.append(error(loc, f"value {show(raw)} is negative; a conversion is worth 0 or more "
                                    f"(use `value: 0` for a goal you count but do not value)"))
         elif raw > VALUE_MAX:
-            out.append(error(loc, f"value {show(raw)} is more than {_plain(VALUE_MAX)}, the most "
-                                   f"one conversion may be worth; check for a typo or extra "
-                                   f"digits, or {fix}"))
+            out.append(error(loc, f"value {show(raw)} is more than {_plain(VALUE_MAX)} (10^12), "
+                                   f"the most one conversion may be worth; check for a typo or "
+                                   f"extra digits"))
         else:
             return True, float(raw) + 0.0  # -0.0 + 0.0 is 0.0
     elif isinstance(raw, str):
@@ -265,9 +266,6 @@ def parse_value(raw: Any, currency_hint: str, loc: Location,
     else:
         out.append(error(loc, f"value must be a number or `event`, got {show(raw)}; {fix}"))
     return False, None
-
-
-_NOT_DECIMAL = {HexInt: "hexadecimal", OctalInt: "octal", BinaryInt: "binary"}
 
 
 def parse_property(raw: Any, loc: Location, out: list[Problem],
@@ -290,17 +288,14 @@ def parse_property(raw: Any, loc: Location, out: list[Problem],
                                    f"GA4 property id; {where}"))
             return None
     if isinstance(raw, int) and not isinstance(raw, (bool, ScalarBoolean)):
-        base = next((name for cls, name in _NOT_DECIMAL.items() if isinstance(raw, cls)), None)
-        if base is not None:
-            out.append(error(loc, f"property id {show(literal or raw)} is written in {base}; "
-                                   f"{digits}"))
-            return None
         if raw > 0 and literal is not None and not re.match(r"[0-9]+\Z", literal):
             out.append(error(loc, f"property id `{quote(literal)}` is not written in decimal "
                                    f"digits only; {digits}"))
             return None
-        if isinstance(raw, ScalarInt) and getattr(raw, "_underscore", None):
-            out.append(error(loc, f"property id {show(raw)} is written with `_`; {digits}"))
+        if type(raw) not in (int, ScalarInt) or getattr(raw, "_underscore", None):
+            # 0x1F, 0o17, 0b11 or 1_000, reached through an alias (else `literal` said so)
+            out.append(error(loc, f"property id {show(raw)} is not written in decimal digits "
+                                   f"only; {digits}"))
             return None
         if raw > PROPERTY_ID_MAX:
             out.append(error(loc, f"property id {show(raw)} is larger than any GA4 property id "

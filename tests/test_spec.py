@@ -98,6 +98,32 @@ BAD = [
     ("bad-goals-empty", (4, 8), "goals is empty", 1),
     ("bad-client", (1, 9), "client must be a name", 1),
     ("bad-category", (8, 15), "category must be text, got a list", 1),
+    ("bad-event-name-non-ascii", (5, 12), "event name `café_visit` contains `é`; GA4 event names "
+                                          "use only ASCII letters, digits and underscores (e.g. "
+                                          "`cafe_visit`)", 1),
+    ("bad-event-name-superscript", (5, 12), "event name `price_per_m²` contains `²`; GA4 event "
+                                            "names use only ASCII letters, digits and underscores "
+                                            "(e.g. `price_per_m2`)", 1),
+    ("bad-value-too-large", (7, 12), "value `1e+308` is more than 1000000000000 (10^12), the most "
+                                     "one conversion may be worth", 1),
+    ("bad-value-huge-integer", (7, 12), "value `999999999999…` (400 digits) is more than "
+                                        "1000000000000", 1),
+    ("bad-property-hex", (2, 14), "property id `0x1F` is not written in decimal digits only", 1),
+    ("bad-property-sign", (2, 11), "property id `+100000084` is not written in decimal digits "
+                                   "only", 1),
+    ("bad-property-underscore", (2, 11), "property id `100_000_085` is not written in decimal "
+                                         "digits only", 1),
+    ("bad-property-fullwidth", (2, 11), "property id `１００００００８６` is not a numeric GA4 "
+                                        "property id", 1),
+    ("bad-property-too-large", (2, 11), "property id `9223372036854775808` is larger than any GA4 "
+                                        "property id (at most 9223372036854775807)", 1),
+    ("bad-top-level-text", (1, 1), "the top level is a text value; a goal spec is a mapping", 1),
+    ("bad-extends-outside", (4, 10), "extends `../conftest.py`, which is outside the spec folder "
+                                     f"({SPECS}); base files must be in the spec folder or a "
+                                     "subfolder of it: move the base file there, or add its "
+                                     "folder to GA_SYNC_EXTENDS_PATH", 1),
+    ("bad-too-many-goals", (5, 8), "501 goals in one file; at most 500 are allowed per file", 1),
+    ("bad-nested-too-deep", (4, 45), "not valid YAML: nested more than 32 levels deep", 1),
 ]
 
 
