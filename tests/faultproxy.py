@@ -18,7 +18,9 @@ it mangles in the chosen mode:
 
 A request concerns the property when its path names `properties/<id>` (Admin API and Data API
 alike) or, for requests whose path names no property (`accountSummaries`), when the real answer
-mentions it. `api="data"` or `api="admin"` limits the mangling to one API.
+mentions it. `api="data"` or `api="admin"` limits the mangling to one API. A request for the
+property is not forwarded at all in the modes that replace the answer (so a create answered
+with HTML did not happen); `truncated` and `repeat_token` forward it and mangle GA's answer.
 
     with FaultProxy(sandbox.url) as proxy:
         proxy.set_mode("123456789", "html502")
@@ -56,6 +58,10 @@ _LIST_PATH = re.compile(r"/(keyEvents|conversionEvents|accountSummaries|accounts
                         r"dataStreams|customDimensions|customMetrics)$")
 _DATA_PATH = re.compile(r":(runReport|batchRunReports|runRealtimeReport|checkCompatibility)$"
                         r"|/metadata$")
+#: Modes whose answer does not depend on GA's: a request whose path names the property is not
+#: forwarded (so a mangled create never reaches the sandbox). `truncated` and `repeat_token`
+#: need the real answer; requests naming no property are forwarded to see whom they concern.
+_NOT_FORWARDED = {"html200", "html502", "empty", "hang", "reset", "wrong_shape"}
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
                "proxy-connection", "te", "trailer", "upgrade"}
 
@@ -129,9 +135,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        path = proxy.first_page(self.path)
-        status, reason, out_headers, body = proxy.forward(self.command, path, headers, raw)
-        mode = proxy.mode_for(self.path, body)
+        mode = proxy.mode_for(self.path, b"")
+        if mode in _NOT_FORWARDED:  # answered by the broken middlebox: GA never sees it
+            status, reason, out_headers, body = 200, "OK", {"Content-Type": "application/json"}, b""
+        else:
+            path = proxy.first_page(self.path)
+            status, reason, out_headers, body = proxy.forward(self.command, path, headers, raw)
+            mode = proxy.mode_for(self.path, body)
         if mode is not None:
             proxy.mangled.append((self.command, self.path, mode))
         if mode == "hang":

@@ -162,7 +162,10 @@ def run_all(mode: str, api: str | None, names: list[str], worlds: Any, specs_dir
     cmds = commands(specs_dir, home)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         futures = {n: pool.submit(run_cli, n, cmds[n], where[n].proxy.url, home) for n in names}
-        return {n: f.result() for n, f in futures.items()}, where
+        runs = {n: f.result() for n, f in futures.items()}
+    for run in runs.values():
+        print(run.tail())  # shown for passing tests too with `pytest -rP`
+    return runs, where
 
 
 # --------------------------------------------------------------------------- checks
