@@ -44,6 +44,14 @@ CANNOT_EXPRESS = {
     "bad-extends-circular-b": "a loop of extends through another file",
     "bad-extends-missing": "the base file does not exist",
     "bad-extends-not-mapping": "the base file is not a mapping",
+    "bad-extends-outside": "the base lies outside the spec folder (depends on where the file "
+                           "is, and on GA_SYNC_EXTENDS_PATH)",
+    # How a number was written: YAML reads `0x1F`, `+123` and (ruamel) `100_000_085` as plain
+    # integers, so the schema sees 31, 123, 100000085. (An editor's strict YAML 1.2 parser reads
+    # `100_000_085` as text, which the schema does refuse.)
+    "bad-property-hex": "a property id written in hexadecimal",
+    "bad-property-sign": "a property id written with a `+` sign",
+    "bad-property-underscore": "a property id written with `_` separators",
     # JSON has no NaN, and every comparison with NaN is false, so minimum/maximum pass it.
     "bad-value-nan": "NaN is not a JSON value; minimum and maximum cannot refuse it",
     # Not YAML: the editor's YAML parser reports these before any schema applies.
@@ -53,6 +61,9 @@ CANNOT_EXPRESS = {
 # Rejected by the schema, but only the loader can say how to fix them: the decimal-comma and
 # thousands hints (bad-value-decimal-comma, -comma-ambiguous, -thousands, -string), the
 # did-you-mean for typos, and file:line:column. The editor shows the schema's generic message.
+# Two are rejected for a reason other than their own rule: bad-nested-too-deep (its deep list
+# sits under an unknown top-level key; the schema has no depth limit) and bad-too-many-goals
+# (the key-event limit, 31 with `purchase`, refuses it long before the loader's 500 goals).
 
 # Fixtures that are neither a bad-*.yaml nor a valid spec: support files of bad fixtures.
 SUPPORT = {"_list-base": "the base bad-extends-not-mapping extends, a list by mistake"}
