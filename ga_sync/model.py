@@ -46,11 +46,11 @@ def property_name(value: object) -> str:
         if text.startswith("properties/"):
             text = text[len("properties/"):]
         if not _PROPERTY_ID.match(text):
-            raise ValueError(f"not a numeric GA4 property id: {excerpt(repr(value))}")
+            raise ValueError(f"not a numeric GA4 property id: {excerpt(repr(value)[:200])}")
         number = int(text)
     if not 0 < number <= PROPERTY_ID_MAX:
         raise ValueError(f"not a GA4 property id (1 to {PROPERTY_ID_MAX}): "
-                         f"{excerpt(repr(value)) if number < 10 ** 30 else 'a huge number'}")
+                         f"{excerpt(repr(value)[:200]) if number < 10 ** 30 else 'a huge number'}")
     return f"properties/{number}"
 
 

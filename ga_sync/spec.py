@@ -27,7 +27,8 @@ from .errors import Problem, SpecError
 from .redact import excerpt
 from .spec_rules import (BROWSING_EVENTS, EVENT_NAME_MAX, EVENT_VALUE, RESERVED_PREFIXES,
                          VALUE_MAX, check_event_name, choice, did_you_mean, error, kind,
-                         parse_property, parse_value, quote, show, warning)
+                         parse_property, parse_value, quote, quote_path, show,
+                         warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
@@ -243,10 +244,11 @@ def _unreadable(path: Path) -> _Unreadable | None:
     return None
 
 
-def _too_big(size: int) -> _Unreadable:
+def _too_big(size: int | None) -> _Unreadable:
+    known = f" ({size:,} bytes)" if size is not None else ""
     return _Unreadable(f"it is larger than {_size(FILE_BYTES_MAX)}",
-                       f"is larger than {_size(FILE_BYTES_MAX)} ({size} bytes or more), the most "
-                       f"a goal spec may be; check the path (a spec is a short text file)")
+                       f"is larger than {_size(FILE_BYTES_MAX)}{known}, the most a goal spec may "
+                       f"be; check the path (a spec is a short text file)")
 
 
 def _read_bytes(path: Path) -> bytes | _Unreadable:
@@ -288,7 +290,7 @@ def _read_bytes(path: Path) -> bytes | _Unreadable:
         os.close(fd)
     data = b"".join(chunks)
     if len(data) > FILE_BYTES_MAX:
-        return _too_big(len(data))
+        return _too_big(None)  # it grew, or stat did not know (/proc)
     return data
 
 
@@ -315,8 +317,8 @@ def _yaml_message(exc: MarkedYAMLError) -> str:
                 f"(spec, goals, goal, value)")
     if isinstance(exc, DuplicateKeyError):
         problem = str(exc.problem or "").split(" with value ", 1)[0]
-        return f"{excerpt(problem, 80)}; a key may appear only once in a mapping"
-    parts = [excerpt(str(part), 80) for part in (exc.context, exc.problem) if part]
+        return f"{excerpt(problem[:400], 80)}; a key may appear only once in a mapping"
+    parts = [excerpt(str(part)[:400], 80) for part in (exc.context, exc.problem) if part]
     return ": ".join(parts) + (" (the mistake may be just before this point, e.g. an unclosed "
                                "bracket or quote)")
 
@@ -356,7 +358,7 @@ def _read_yaml(parsed: _Parsed) -> Any:
         column = mark.column + 1 if mark is not None else None
         out.append(Problem(file, line, column, f"not valid YAML: {_yaml_message(exc)}"))
     except YAMLError as exc:
-        out.append(Problem(file, None, None, f"not valid YAML: {excerpt(str(exc), 120)}"))
+        out.append(Problem(file, None, None, f"not valid YAML: {excerpt(str(exc)[:400], 120)}"))
     except RecursionError:
         out.append(Problem(file, None, None, f"not valid YAML here: nested more than "
                                              f"{YAML_DEPTH_MAX} levels deep"))
@@ -365,7 +367,7 @@ def _read_yaml(parsed: _Parsed) -> Any:
         # 2024-02-30, an odd tag): the file is what is wrong, so say so rather than crash.
         out.append(Problem(file, None, None, f"not valid YAML: the YAML reader failed on this "
                                              f"file ({type(exc).__name__}: "
-                                             f"{excerpt(str(exc), 80)})"))
+                                             f"{excerpt(str(exc)[:400], 80)})"))
     else:
         parsed.failure = None
         return document
@@ -378,10 +380,11 @@ def _parse_file(file: str, path: Path) -> _Parsed:
     try:
         _parse_into(parsed)
     except _TooManyProblems:
+        last = max(parsed.problems, key=lambda p: (p.line or 0, p.column or 0))
         list.append(parsed.problems, Problem(
-            file, None, None, f"more than {PROBLEMS_PER_FILE_MAX} problems in this file; the "
-                              f"rest are not listed: fix these first, or check that this is a "
-                              f"goal spec"))
+            file, last.line, last.column, f"more than {PROBLEMS_PER_FILE_MAX} problems in this "
+                                          f"file; the rest are not listed: fix these first, or "
+                                          f"check that this is a goal spec"))
         parsed.goals = None
     return parsed
 
@@ -693,7 +696,7 @@ class _Loader:
             if parsed.extends is None or parsed.failure is not None:
                 break
             target, loc = parsed.extends
-            shown = quote(target)
+            shown = quote_path(target)
             base_file = os.path.normpath(os.path.join(os.path.dirname(parsed.file), target))
             broken = True  # unless the link below is followed
             if len(chain) >= EXTENDS_DEPTH_MAX:
@@ -720,7 +723,7 @@ class _Loader:
                 break
             why = _unreadable(parsed.path.parent / target)  # unresolved: names a broken link
             if why is not None and why.failure == "it does not exist":
-                problems.append(error(loc, f"extends `{shown}`, but {quote(base_file)} does not "
+                problems.append(error(loc, f"extends `{shown}`, but {quote_path(base_file)} does not "
                                            f"exist (the path is relative to this file)"))
                 break
             if why is not None:
@@ -900,6 +903,11 @@ def validate_paths(paths: Iterable[str | Path], *,
             problems.append(entry)
             continue
         file, path = entry.file, entry.path
+        why = _unreadable(Path(file))  # as given: a broken link is named as one
+        if why is not None:
+            problems.extend(entry.notes)
+            problems.append(Problem(file, None, None, why.message))
+            continue
         merged = loader.resolve(file, path, entry.root)
         merged.problems[:0] = entry.notes
         spec = _finish(merged, file)

@@ -19,7 +19,7 @@ from ruamel.yaml.scalarint import ScalarInt
 
 from .errors import Problem
 from .model import PROPERTY_ID_MAX, Location, property_id, property_name
-from .redact import EXCERPT_MAX, excerpt
+from .redact import EXCERPT_MAX, excerpt, redact
 
 EVENT_VALUE = "event"
 EVENT_NAME_MAX = 40
@@ -82,10 +82,18 @@ def kind(raw: Any) -> str:
 
 def quote(text: str) -> str:
     """Text from a file as a message may show it: one line, at most ~60 characters, redacted."""
-    text = str(text)
-    if len(text) <= 4 * EXCERPT_MAX and _WORDY.match(text):
+    text = str(text)[:4 * EXCERPT_MAX]  # redact() can be slow on long text; a head is enough
+    if _WORDY.match(text):
         return text if len(text) <= EXCERPT_MAX else text[:EXCERPT_MAX - 1] + "…"
     return excerpt(text)
+
+
+def quote_path(text: str) -> str:
+    """A path from a file as a message may show it: redacted part by part (so a long, ordinary
+    path is not taken for a token), and its end kept when it is long, since the name matters."""
+    parts = [redact(part) for part in " ".join(str(text)[-4 * EXCERPT_MAX:].split()).split("/")]
+    shown = "/".join(parts)
+    return shown if len(shown) <= EXCERPT_MAX else "…" + shown[-(EXCERPT_MAX - 1):]
 
 
 def show(raw: Any) -> str:

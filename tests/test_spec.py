@@ -624,3 +624,343 @@ def test_validating_a_base_file_says_it_is_one() -> None:
     assert [p.message for p in problems] == [
         "this is a base file for `extends` (its name starts with `_`), not a spec of its own: "
         "validate a spec that extends it"]
+
+
+# --- trust: odd files, secrets, limits ----------------------------------------------------------
+
+GOOD = "client: C\nproperty: {pid}\ncurrency: USD\ngoals: [{{event: purchase, tier: macro, value: event}}]\n"
+FAKE_PEM = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7Vj0FAKEFAKE\n"
+            "c2VjcmV0LWtleS1tYXRlcmlhbC1ub3QtcmVhbC1idXQtbG9uZy1lbm91Z2g\n"
+            "-----END PRIVATE KEY-----\n")
+FAKE_ENV = "API_KEY=sk_live_51HxFAKEsecretFAKEsecret00\nDB_PASSWORD=hunter2-correct-horse\n"
+SECRETS = ("MIIEvQ", "c2VjcmV0", "BEGIN PRIVATE", "sk_live", "hunter2", "FAKEsecret")
+
+
+def _problems(paths: list[Path], **kwargs: Any) -> tuple[list[Spec], list[Problem], str]:
+    specs, problems = validate_paths(paths, **kwargs)
+    return specs, problems, "\n".join(map(str, problems))
+
+
+@pytest.mark.parametrize("content", [FAKE_PEM, FAKE_ENV], ids=["pem", "env"])
+def test_a_secret_file_is_never_quoted(tmp_path: Path, content: str) -> None:
+    """Given directly or reached through extends, a key or a .env is named by kind, never shown."""
+    secret = tmp_path / ("key.pem" if "BEGIN" in content else ".env")
+    secret.write_text(content)
+    (tmp_path / "spec.yaml").write_text(f"client: C\nproperty: 1\ncurrency: USD\n"
+                                        f"extends: {secret.name}\n")
+    for paths in ([secret], [tmp_path / "spec.yaml"]):
+        specs, problems, text = _problems(paths)
+        assert specs == []
+        assert "the top level is a text value" in text
+        assert not any(s in text for s in SECRETS), text
+    assert "cannot extend `" + secret.name + "`: its top level is not a mapping" in text
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "spec.yaml")
+    assert not any(s in str(caught.value) for s in SECRETS)
+
+
+def test_secret_values_in_a_mapping_are_never_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "creds.yaml"
+    path.write_text("type: service_account\nprivate_key: |\n  " + FAKE_PEM.replace("\n", "\n  ")
+                    + "\nclient: sk_live_51HxFAKEsecretFAKEsecret00\nclient: hunter2-correct-horse\n")
+    _, problems, text = _problems([path])
+    assert problems and not any(s in text for s in SECRETS), text
+    (tmp_path / "creds.yaml").write_text(
+        "client: [a]\nproperty: 1\ncurrency: USD\nextends: x\ngoals:\n"
+        "  - {event: 'API_KEY=sk_live_51HxFAKEsecretFAKEsecret00', tier: micro, value: 1}\n"
+        "  - {event: e, tier: 'token: hunter2-correct-horse', value: 'password=hunter2'}\n")
+    _, problems, text = _problems([path])
+    assert len(problems) >= 3 and not any(s in text for s in SECRETS), text
+    assert all(len(p.message) < 400 for p in problems)
+
+
+def test_quoted_values_are_short(tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    long = "x" * 5000
+    path.write_text(f"client: C\nproperty: {long}\ncurrency: {long}\nrate_basis: {long}\n"
+                    f"{long[:1000]}: 1\ngoals:\n  - {{event: e{long}, tier: {long}, value: {long}}}\n")
+    _, problems, _ = _problems([path])
+    assert len(problems) >= 6
+    assert all(len(p.message) < 400 for p in problems), [len(p.message) for p in problems]
+
+
+def _runs_within(seconds: float, fn: Any) -> Any:
+    """fn() in a thread; fails instead of hanging the suite when fn blocks (a FIFO read would)."""
+    import threading
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return result[0]
+
+
+def _special_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (a path, what the message must say), made in tmp_path."""
+    import socket
+    made: dict[str, tuple[Path, str]] = {}
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    made["fifo"] = (fifo, "is a FIFO (named pipe), not a regular file")
+    made["device"] = (Path("/dev/zero"), "is a character device, not a regular file")
+    sock_path = tmp_path / "s.yaml"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    made["socket"] = (sock_path, "is a socket, not a regular file")
+    (tmp_path / "loop-a.yaml").symlink_to(tmp_path / "loop-b.yaml")
+    (tmp_path / "loop-b.yaml").symlink_to(tmp_path / "loop-a.yaml")
+    made["symlink loop"] = (tmp_path / "loop-a.yaml", "is a symbolic link loop")
+    (tmp_path / "broken.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    made["broken symlink"] = (tmp_path / "broken.yaml", "is a broken symbolic link")
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as f:
+        f.truncate(20 * 1024 * 1024)  # sparse: 20 MB that cost nothing to make
+    made["huge"] = (huge, "is larger than 256 KiB (20,971,520 bytes)")
+    return made
+
+
+def test_any_kind_of_file_as_a_spec_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    for name, (path, says) in _special_files(tmp_path).items():
+        specs, problems, text = _runs_within(5, lambda: _problems([path]))
+        assert specs == [], name
+        assert len(problems) == 1 and problems[0].file == str(path), text
+        assert says in problems[0].message, (name, text)
+
+
+def test_any_kind_of_file_as_an_extends_target_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    specials = _special_files(tmp_path)
+    (tmp_path / "folder.yaml").mkdir()
+    specials["directory"] = (tmp_path / "folder.yaml", "is a directory")
+    for name, (path, says) in specials.items():
+        spec = tmp_path / "spec.yaml"
+        target = path.name if path.parent == tmp_path else str(path)
+        spec.write_text(GOOD.format(pid=1) + f"extends: {target}\n")
+        specs, problems, text = _runs_within(5, lambda: _problems([spec], bases=["/dev"]))
+        assert specs == [], name
+        expected = f"cannot extend `{target}`: it " + says.split(" (")[0]
+        assert any(expected in p.message and (p.line, p.column) == (5, 10) for p in problems), \
+            (name, text)
+
+
+def test_devices_outside_the_tree_are_not_even_looked_at(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD.format(pid=1) + "extends: /dev/zero\n")
+    _, problems, text = _problems([spec])
+    [error] = problems
+    assert (error.line, error.column) == (5, 10)
+    assert error.message.startswith(f"extends `/dev/zero`, which is outside the spec folder "
+                                    f"({tmp_path.resolve()})"), text
+
+
+def test_extends_stays_in_the_tree_unless_a_base_folder_is_given(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    specs_dir = tmp_path / "specs"
+    (specs_dir / "sub").mkdir(parents=True)
+    shared.mkdir()
+    (shared / "_base.yaml").write_text("currency: EUR\n")
+    (specs_dir / "sub" / "_in.yaml").write_text("currency: GBP\n")
+    (specs_dir / "a.yaml").write_text(GOOD.replace("currency: USD\n", "").format(pid=1)
+                                      + "extends: ../shared/_base.yaml\n")
+    (specs_dir / "b.yaml").write_text(GOOD.replace("currency: USD\n", "").format(pid=2)
+                                      + "extends: sub/_in.yaml\n")
+    (specs_dir / "_link.yaml").symlink_to(shared / "_base.yaml")
+    (specs_dir / "c.yaml").write_text(GOOD.replace("currency: USD\n", "").format(pid=3)
+                                      + "extends: _link.yaml\n")
+    specs, problems, text = _problems([specs_dir])
+    assert [s.client for s in specs] == ["C"] and specs[0].currency == "GBP"  # b.yaml only
+    outside = [p for p in problems if "outside the spec folder" in p.message]
+    assert [(Path(p.file).name, p.line) for p in outside] == [("a.yaml", 4), ("c.yaml", 4)], text
+    assert "extends `../shared/_base.yaml`, which is outside" in outside[0].message
+    assert "extends `_link.yaml`, which is outside" in outside[1].message  # the link is resolved
+    specs, problems, _ = _problems([specs_dir], bases=[shared])
+    assert problems == [] and [s.currency for s in specs] == ["EUR", "GBP", "EUR"]
+    # a file given on its own: its folder is the tree
+    specs, problems, _ = _problems([specs_dir / "b.yaml"])
+    assert problems == [] and specs[0].currency == "GBP"
+    assert load_spec(specs_dir / "a.yaml", bases=[str(shared)]).currency == "EUR"
+
+
+def test_a_chain_of_1200_extends_stops_at_the_limit(tmp_path: Path) -> None:
+    for i in range(1200):
+        (tmp_path / f"_b{i}.yaml").write_text(f"extends: _b{i + 1}.yaml\n")
+    (tmp_path / "_b1200.yaml").write_text("currency: USD\n")
+    (tmp_path / "spec.yaml").write_text(GOOD.replace("currency: USD\n", "").format(pid=1)
+                                        + "extends: _b0.yaml\n")
+    specs, problems, text = _runs_within(10, lambda: _problems([tmp_path / "spec.yaml"]))
+    assert specs == []
+    [error] = problems
+    assert (Path(error.file).name, error.line, error.column) == ("_b30.yaml", 1, 10)
+    assert error.message == ("extends `_b31.yaml`, but this `extends` chain is already 32 files "
+                             "long (at most 32); merge some base files")
+
+
+def test_extends_through_a_symlink_loop(tmp_path: Path) -> None:
+    (tmp_path / "_a.yaml").symlink_to(tmp_path / "_b.yaml")
+    (tmp_path / "_b.yaml").symlink_to(tmp_path / "_a.yaml")
+    (tmp_path / "spec.yaml").write_text(GOOD.format(pid=1) + "extends: _a.yaml\n")
+    _, problems, text = _problems([tmp_path / "spec.yaml"])
+    [error] = problems
+    assert (error.line, error.column) == (5, 10)
+    assert error.message == "cannot extend `_a.yaml`: it is a symbolic link loop"
+
+
+def test_a_bad_file_only_invalidates_the_specs_that_use_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "_pipe.yaml")
+    (tmp_path / "a.yaml").write_text(GOOD.format(pid=1) + "extends: _pipe.yaml\n")
+    (tmp_path / "b.yaml").write_text(GOOD.format(pid=2))
+    (tmp_path / "c.yaml").symlink_to(tmp_path / "gone.yaml")
+    (tmp_path / "d.yaml").write_text("client: [")
+    (tmp_path / "e.yaml").write_text(GOOD.format(pid=5))
+    specs, problems, text = _runs_within(5, lambda: _problems([tmp_path]))
+    assert [s.path.name for s in specs] == ["b.yaml", "e.yaml"]
+    assert [(Path(p.file).name, p.severity) for p in problems] == [
+        ("a.yaml", "error"), ("c.yaml", "error"), ("d.yaml", "error")], text
+    with pytest.raises(SpecError) as caught:
+        load_specs([tmp_path])
+    assert len(caught.value.problems) == 3
+
+
+def test_wrong_case_extensions_are_loaded_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "Client.YAML").write_text(GOOD.format(pid=1))
+    (tmp_path / "x.Yml").write_text(GOOD.format(pid=2))
+    (tmp_path / "_Base.YAML").write_text("currency: USD\n")  # a base: skipped as always
+    (tmp_path / "notes.txt").write_text("not a spec")
+    specs, problems, text = _problems([tmp_path])
+    assert [s.path.name for s in specs] == ["Client.YAML", "x.Yml"]
+    assert [(Path(p.file).name, p.severity) for p in problems] == [
+        ("Client.YAML", "warning"), ("x.Yml", "warning")]
+    assert problems[0].message == ("the extension `.YAML` is not lowercase; the file is loaded as a "
+                                   "spec, but rename it to `Client.yaml`")
+    assert specs[0].warnings == (str(problems[0]),)  # plan and apply show it too
+
+
+def test_limits_answer_fast(tmp_path: Path) -> None:
+    """A 20 MB spec, and files just under the size limit, are refused in bounded time."""
+    import time
+    goal = "  - event: micro_goal_{i}\n    tier: micro\n    value: 1\n"
+    head = "client: X\nproperty: 1\ncurrency: USD\ngoals:\n"
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(head + "".join(goal.format(i=i) for i in range(350_000)))
+    started = time.monotonic()
+    _, problems, _ = _problems([huge])
+    assert time.monotonic() - started < 0.5
+    assert [p.message.split(" (")[0] for p in problems] == ["is larger than 256 KiB"]
+    near = tmp_path / "near.yaml"
+    text, i = head, 0
+    while len(text) < 256 * 1024 - 100:
+        text, i = text + goal.format(i=i), i + 1
+    near.write_text(text)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("client: X\nproperties: [" + ",".join(["1"] * 100_000) + "]\n")
+    for path in (near, flow):
+        assert path.stat().st_size < 256 * 1024
+        started = time.monotonic()
+        _, problems, text = _problems([path])
+        assert time.monotonic() - started < 3  # about 1 s on a busy 2-core machine
+        assert [p.message for p in problems] == [
+            "more than 10,000 values in one file; a goal spec has at most 500 goals: check that "
+            "this is a goal spec"], text
+
+
+def test_many_goals_are_refused_before_any_goal_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("client: X\nproperty: 1\ncurrency: USD\ngoals:\n"
+                    + "".join(f"  - {{event: 'bad name {i}', tier: x}}\n" for i in range(501)))
+    _, problems, _ = _problems([path])
+    assert [(p.line, p.column, p.message.split(";")[0]) for p in problems] == [
+        (5, 3, "501 goals in one file")]
+
+
+def test_problems_per_file_are_capped(tmp_path: Path) -> None:
+    path = tmp_path / "noisy.yaml"
+    path.write_text("client: X\nproperty: 1\ncurrency: USD\ngoals:\n"
+                    + "".join(f"  - {{event: 'bad name {i}', tier: x, value: y}}\n" for i in range(300)))
+    _, problems, _ = _problems([path])
+    assert len(problems) == 101
+    assert problems[-1].message.startswith("more than 100 problems in this file; the rest are not "
+                                           "listed")
+
+
+def test_an_alias_bomb_stays_small(tmp_path: Path) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for n, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[n]
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\nclient: *i\nproperty: 1\ncurrency: USD\ngoals: *i\n")
+    specs, problems, text = _runs_within(5, lambda: _problems([path]))
+    assert specs == [] and 0 < len(problems) <= 101
+    assert "client must be a name, got a list" in text
+
+
+@pytest.mark.parametrize(("written", "value"), [("-0.0", 0.0), ("1e12", 1e12), ("0", 0.0),
+                                                ("1000000000000", 1e12), ("&v 12.5", 12.5)])
+def test_value_edges_that_load(tmp_path: Path, written: str, value: float) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(f"client: V\nproperty: 1\ncurrency: EUR\ngoals:\n"
+                    f"  - event: sign_up\n    tier: micro\n    value: {written}\n")
+    [goal] = load_spec(path).goals
+    assert goal.value == value and str(goal.value) == str(value)  # -0.0 is 0.0
+
+
+@pytest.mark.parametrize(("written", "says"), [
+    ("1000000000000.5", "is more than 1000000000000"),
+    ("-.inf", "is not a finite number"),
+    ("&t true", "is a yes/no, not an amount"),
+    ("!!binary aGVsbG8=", "got binary data"),
+    ("2024-01-31", "got `2024-01-31`"),
+    ("{a: 1}", "got a mapping"),
+    ("!secret sk_live_51HxFAKEsecretFAKEsecret00", "got a value with a custom `!tag`"),
+])
+def test_value_edges_that_do_not(tmp_path: Path, written: str, says: str) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(f"client: V\nproperty: 1\ncurrency: EUR\ngoals:\n"
+                    f"  - event: sign_up\n    tier: micro\n    value: {written}\n")
+    _, problems, text = _problems([path])
+    assert [(p.line, p.column) for p in problems] == [(7, 12)], text
+    assert says in text and "sk_live" not in text
+
+
+@pytest.mark.parametrize("written", ["0x1F", "0o17", "+5", "1_000", "'１２３'", "'properties/１２３'",
+                                     "9223372036854775808", "'9223372036854775808'", "'12 3'",
+                                     "' 12x'", "'0'", "-0", "1e3", "'٣'", "'properties/'"])
+def test_property_ids_must_be_plain_decimal(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"client: P\nproperty: {written}\ncurrency: USD\n"
+                    f"goals: [{{event: purchase, tier: macro, value: event}}]\n")
+    _, problems, text = _problems([path])
+    assert [(p.line, p.column) for p in problems] == [(2, 11)], text
+
+
+def test_the_largest_property_id_loads(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(GOOD.format(pid=2 ** 63 - 1) + "rate_basis: users\n")
+    assert load_spec(path).properties == (f"properties/{2 ** 63 - 1}",)
+    path.write_text(GOOD.format(pid=1).replace("property: 1", "properties: [017, '0018']"))
+    assert load_spec(path).properties == ("properties/17", "properties/18")
+
+
+@pytest.mark.parametrize("raw", ["１２３", "+123", "1_000", "0x1F", 2 ** 63, str(2 ** 63), "0",
+                                 "properties/0", 0, "12 3", "123abc", " 123\n4", 10 ** 5000],
+                         ids=lambda raw: repr(raw)[:20] if not isinstance(raw, int) or raw < 10 ** 100 else "huge")
+def test_property_name_refuses_what_ga_never_has(raw: Any) -> None:
+    from ga_sync.model import property_name
+    with pytest.raises(ValueError) as caught:
+        property_name(raw)
+    assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize(("name", "part"), [
+    ("price_per_m²", "(e.g. `price_per_m2`)"),
+    ("café_visit", "(e.g. `cafe_visit`)"),
+    ("ＳＩＧＮ_ＵＰ", "(e.g. `SIGN_UP`)"),
+    ("é", "must start with a letter (A-Z or a-z)"),
+    ("a\u200bb", "contains U+200B"),
+    ("日本語", "contains `日`, `本`, `語`"),
+    ("google_m²", "starts with `google_`"),
+    ("x" * 100_000 + "²", "is 100001 characters long"),
+])
+def test_non_ascii_event_names(name: str, part: str) -> None:
+    messages = _runs_within(5, lambda: check_event_name(name))
+    assert messages and any(part in m for m in messages), messages
+    assert all(len(m) < 300 for m in messages)
