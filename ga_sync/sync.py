@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events
 from ga_sync.clients import Connection
-from ga_sync.errors import GaSyncError
+from ga_sync.errors import Cancelled, GaSyncError
 from ga_sync.model import Plan, PropertyPlan, Spec
 from ga_sync.plan import diff
 
@@ -39,39 +39,93 @@ def targets(specs: Iterable[Spec]) -> list[Target]:
     return [Target(s, p) for s in specs for p in s.properties]
 
 
+#: Seconds an interrupted run waits for the calls on the wire to come back (so their outcome
+#: is journaled) before it returns anyway: a hung endpoint must not hold Ctrl-C hostage.
+GRACE = 0.5
+
+
+def is_cancelled(error: BaseException | None) -> bool:
+    """The item was not done because the run was interrupted: not a failure, not to be shown
+    as one (a progress line, an error list) but as "not done"."""
+    return isinstance(error, Cancelled)
+
+
 def run_each(items: Sequence[T], work: Callable[[T], R], *, concurrency: int = DEFAULT_CONCURRENCY,
              on_done: Callable[[T, R | None, GaSyncError | None], None] | None = None,
-             cancel: threading.Event | None = None,
+             cancel: threading.Event | None = None, grace: float = GRACE,
              ) -> list[tuple[T, R | None, GaSyncError | None]]:
-    """Run `work` on every item on a thread pool, keeping input order in the result.
+    """Run `work` on every item on up to `concurrency` worker threads, keeping input order.
 
-    A GaSyncError of one item is captured and returned beside it; any other exception is a
-    bug and propagates. On Ctrl-C (or any exception in the waiting thread) `cancel` is set, so
-    the workers send no further calls, items not started are dropped, and the interrupt is
-    re-raised once the calls already on the wire have come back.
+    A GaSyncError of one item is captured and returned beside it (a `Cancelled` one means the
+    item was not done, see `is_cancelled`); any other exception is a bug and propagates.
+    `on_done` is called as each item finishes, except for cancelled items and once the run is
+    interrupted (nothing is reported as done or FAILED after Ctrl-C).
+
+    The workers are daemon threads and the calling thread only waits, so Ctrl-C (or SIGTERM
+    raised as KeyboardInterrupt) is seen at once, whatever the network does: `cancel` is set so
+    no further call is sent and no further item started, the calls on the wire get `grace`
+    seconds to come back, and the interrupt is re-raised. A call still hung after that is
+    abandoned with its thread; the process can exit without waiting for it.
     """
+    cancel = cancel if cancel is not None else threading.Event()
+    results: list[tuple[T, R | None, GaSyncError | None] | None] = [None] * len(items)
+    lock = threading.Lock()
+    pending = iter(range(len(items)))
+    finished = threading.Event()
+    bugs: list[BaseException] = []
+
     def one(item: T) -> tuple[T, R | None, GaSyncError | None]:
         try:
-            out = (item, work(item), None)
+            out: tuple[T, R | None, GaSyncError | None] = (item, work(item), None)
         except GaSyncError as err:
             out = (item, None, err)
-        if on_done:
+        if on_done and not cancel.is_set() and not is_cancelled(out[2]):
             on_done(*out)
         return out
 
-    if concurrency <= 1 or len(items) <= 1:
-        return [one(i) for i in items]
-    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(items)))
+    def worker() -> None:
+        try:
+            while True:
+                with lock:
+                    i = None if bugs or cancel.is_set() else next(pending, None)
+                if i is None:
+                    return
+                results[i] = one(items[i])
+        except BaseException as bug:  # noqa: BLE001 - handed to the waiting thread
+            with lock:
+                bugs.append(bug)
+            finished.set()
+        finally:
+            with lock:
+                live[0] -= 1
+                if live[0] == 0:
+                    finished.set()
+
+    if not items:
+        return []
+    threads = [threading.Thread(target=worker, name=f"ga-sync-worker-{n}", daemon=True)
+               for n in range(max(1, min(concurrency, len(items))))]
+    live = [len(threads)]
     try:
-        futures = [pool.submit(one, i) for i in items]
-        return [f.result() for f in futures]
+        for t in threads:
+            t.start()
+        finished.wait()  # interruptible: Ctrl-C lands here at once
+        if bugs:
+            raise bugs[0]
     except BaseException:
-        if cancel is not None:
-            cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        cancel.set()
+        _join(threads, grace)
         raise
-    finally:
-        pool.shutdown(wait=True)
+    # cancelled by someone else (not Ctrl-C here): the items never started were not done
+    return [r if r is not None else (items[i], None, Cancelled("not done: interrupted"))
+            for i, r in enumerate(results)]
+
+
+def _join(threads: list[threading.Thread], seconds: float) -> None:
+    """Wait at most `seconds` in all for `threads`; a second Ctrl-C cuts the wait short."""
+    deadline = time.monotonic() + seconds
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
 
 
 def plan_target(conn: Connection, target: Target, *, prune: bool) -> PropertyPlan:
@@ -82,8 +136,11 @@ def plan_target(conn: Connection, target: Target, *, prune: bool) -> PropertyPla
 def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
              concurrency: int = DEFAULT_CONCURRENCY,
              on_done: Callable[..., None] | None = None) -> tuple[Plan, list[Failure]]:
+    """Plan every property; a property that failed is a Failure beside the plan. An interrupted
+    run raises Cancelled: a plan missing the properties not read would read as complete."""
     results = run_each(targets(specs), lambda t: plan_target(conn, t, prune=prune),
                        concurrency=concurrency, on_done=on_done, cancel=conn.retry.cancel)
+    _raise_if_cancelled(results, "planned")
     plans = [r for _, r, e in results if r is not None]
     failures = [Failure(t.property, t.spec.client, str(e)) for t, _, e in results if e is not None]
     return Plan(tuple(plans)), failures
@@ -92,12 +149,24 @@ def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
 def apply_all(conn: Connection, plan: Plan, journal: Journal, *,
               concurrency: int = DEFAULT_CONCURRENCY,
               on_done: Callable[..., None] | None = None) -> list[ApplyResult]:
+    """Apply every property's changes; a property that failed has all its changes failed. An
+    interrupted run raises Cancelled (the journal shows what was done): the changes not
+    attempted are not failures."""
     todo = [p for p in plan.properties if p.changes]
     results = run_each(todo, lambda p: apply_plan(conn, p, journal), concurrency=concurrency,
                        on_done=on_done, cancel=conn.retry.cancel)
+    _raise_if_cancelled(results, "applied")
     out = []
     for p, r, e in results:
         if r is None:
             r = ApplyResult(p.property, p.client, failed=[(c, str(e)) for c in p.changes])
         out.append(r)
     return out
+
+
+def _raise_if_cancelled(results: Sequence[tuple[object, object, GaSyncError | None]],
+                        done: str) -> None:
+    cancelled = sum(1 for _, _, e in results if is_cancelled(e))
+    if cancelled:
+        raise Cancelled(f"interrupted: {cancelled} of {len(results)} "
+                        f"propert{'ies' if len(results) != 1 else 'y'} not {done}")

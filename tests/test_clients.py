@@ -125,7 +125,7 @@ def test_hourly_exhaustion_stops_at_once():
 def test_retries_are_bounded_in_count_and_time():
     p, clock = policy(attempts=4)
     errs = [_http_error(gexc.ServiceUnavailable) for _ in range(10)]
-    with pytest.raises(ApiError, match="refused"):
+    with pytest.raises(ApiError, match="HTTP 503, even after retries"):
         call(flaky(*errs), policy=p, paced=False)
     assert p.retried == 3
     p, clock = policy(deadline=0.0)
