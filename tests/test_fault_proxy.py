@@ -62,7 +62,7 @@ RAW = ["Traceback", "<html", "<!DOCTYPE", "</", "<center>", "JSONDecodeError", "
        "Expecting value", "Unterminated string", "json.decoder", "google.protobuf",
        "TypeError", "AttributeError", "KeyError", "ValueError", "IndexError",
        "RemoteDisconnected", "ConnectionResetError", "urllib3", "HTTPConnectionPool",
-       "object has no attribute", "Failed to parse", "$alt=json"]
+       "object has no attribute", "$alt=json"]
 
 
 @dataclass
