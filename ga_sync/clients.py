@@ -216,7 +216,7 @@ def _credentials_from_file(setting: str, scope: str, warnings: list[str] | None)
         raise CredentialsError(
             f"credentials file {path} is a {kind} key but is incomplete or malformed "
             f"({type(e).__name__}); download a fresh key") from None
-    if kind in _ADC_ONLY_TYPES:
+    if isinstance(kind, str) and kind in _ADC_ONLY_TYPES:
         raise CredentialsError(
             f"credentials file {path} is an {kind} credential, which ga-sync reads only as "
             f"application default credentials: unset {CREDENTIALS_ENV} and set "
@@ -662,7 +662,7 @@ def _failure_kind(exc: BaseException) -> str | None:
     import requests
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as aexc
-    if is_malformed(exc):
+    if is_malformed(exc) or isinstance(exc, MalformedAnswer):  # ours, raised inside `fn`
         return "malformed"
     if isinstance(exc, aexc.GoogleAuthError):
         return "auth"
@@ -721,7 +721,10 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
                              type(exc).__name__)
                     policy.wait(delay)
                     continue
-            raise translate(exc, property=property, what=what) from exc
+            error = translate(exc, property=property, what=what)
+            if error is exc:
+                raise
+            raise error from exc
 
 
 def endpoint_down(down: EndpointDown, *, property: str | None, what: str,
@@ -742,6 +745,8 @@ def translate(exc: BaseException, *, property: str | None, what: str) -> GaSyncE
     from google.api_core import exceptions as gexc
 
     where = f" for {property}" if property else ""
+    if isinstance(exc, GaSyncError):
+        return exc
     if is_malformed(exc):
         return _malformed(exc, where=where, property=property, what=what)
     if _failure_kind(exc) == "auth":

@@ -90,3 +90,59 @@ def test_interrupted_apply_then_rerun(sandbox_state, tmp_path, sig):
     again = [json.loads(x) for x in journal.read_text().splitlines()]
     rerun_applied = [x for x in again[len(lines):] if x["outcome"] == "applied"]
     assert len(rerun_applied) == N_PROPS * len(GOALS) - present  # exactly what was missing
+
+
+class HungEndpoint:
+    """Accepts every connection and never answers: a dead proxy, a black-holed load balancer."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("command, sig", [
+    ("plan", signal.SIGINT), ("report", signal.SIGINT), ("audit", signal.SIGINT),
+    ("plan", signal.SIGTERM), ("report", signal.SIGTERM), ("audit", signal.SIGTERM)])
+def test_interrupt_with_a_hung_endpoint_exits_130_within_2_seconds(tmp_path, command, sig):
+    """Calls on the wire that never come back do not hold the interrupt: exit 130 in < 2 s,
+    and no property is listed as FAILED because it was cancelled."""
+    specs = _spec_dir(tmp_path)
+    hung = HungEndpoint()
+    try:
+        env = {**os.environ, "GA_SYNC_ADMIN_ENDPOINT": hung.url, "GA_SYNC_DATA_ENDPOINT": hung.url,
+               "GA_SYNC_CREDENTIALS": "anonymous", "GA_SYNC_STORE": str(tmp_path / "h.duckdb")}
+        cmd = [sys.executable, "-m", "ga_sync", command, str(specs), "--concurrency", "4"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=tmp_path)
+        deadline = time.time() + 30
+        while time.time() < deadline and len(hung.conns) < 4:  # every worker is stuck on a call
+            time.sleep(0.05)
+        assert len(hung.conns) >= 4
+        t0 = time.time()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        stop_seconds = time.time() - t0
+    finally:
+        hung.close()
+    assert proc.returncode == 130, err
+    assert stop_seconds < 2, stop_seconds
+    assert "Interrupted" in err
+    assert "FAILED" not in err and "error:" not in err and "Traceback" not in err

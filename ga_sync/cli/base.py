@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - older typer on the click package
     from click.exceptions import UsageError  # type: ignore[no-redef]
 
 from ga_sync import __version__
-from ga_sync.errors import GaSyncError
+from ga_sync.errors import Cancelled, GaSyncError
 
 if TYPE_CHECKING:
     from ga_sync.model import Spec
@@ -46,16 +46,24 @@ class Group(typer.core.TyperGroup):
         except UsageError as e:
             e.exit_code = 1
             raise
+        except Cancelled:  # the library's word for an interrupted run: not an error
+            _interrupted(ctx)
         except GaSyncError as error:
             err(f"Error: {error}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            if ctx.invoked_subcommand == "apply":
-                err("Interrupted: no further change was started. Run the same command again to "
-                    "finish; the journal shows what was done.")
-            else:
-                err("Interrupted.")
-            raise typer.Exit(130) from None
+            _interrupted(ctx)
+
+
+def _interrupted(ctx: Any) -> None:
+    """Ctrl-C or SIGTERM: say what state things are in, exit 130. Properties not done are not
+    listed as failed (run_each reports nothing after the interrupt)."""
+    if ctx.invoked_subcommand == "apply":
+        err("Interrupted: no further change was started. Run the same command again to "
+            "finish; the journal shows what was done.")
+    else:
+        err("Interrupted.")
+    raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -280,14 +288,28 @@ def property_hint(value: str) -> str:
 
 
 def interrupt_on_sigterm() -> None:
-    """SIGTERM (kill, a stopped cron job or container) stops like Ctrl-C: nothing half-journaled."""
+    """SIGTERM (kill, a stopped cron job or container) stops like Ctrl-C: nothing half-journaled.
+
+    The first signal raises KeyboardInterrupt in the main thread (which only waits while
+    workers call GA, so it is seen at once); a second SIGINT or SIGTERM while that is being
+    handled ends the process on the spot with exit 130. SIGINT left ignored by the parent
+    (nohup, a background job) stays ignored.
+    """
+    import os
     import signal
 
+    seen: list[int] = []
+
     def handler(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if len(seen) > 1:
+            os._exit(130)
         raise KeyboardInterrupt
 
     try:
         signal.signal(signal.SIGTERM, handler)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread (embedded use): leave signals alone
         pass
 
