@@ -545,8 +545,8 @@ class RetryPolicy:
     An answer that cannot be parsed (HTML, cut-off JSON, wrong shape) is retried
     `malformed_retries` times only: a truncated answer can be a network glitch, but a captive
     portal or a proxy in the way answers the same every time, and a whole retry budget spent on
-    it per property is wasted. A dead endpoint is not retried at all once `Circuit` gives up on
-    it.
+    it per property is wasted. A read timeout is not retried (`read_timeout_retries`). A dead
+    endpoint is not retried at all once `Circuit` gives up on it.
     """
 
     attempts: int = 6
@@ -557,6 +557,11 @@ class RetryPolicy:
     #: GA's quotas refill per minute, so half-second retries would only burn more quota.
     rate_limit_floor: float = 5.0
     malformed_retries: int = 1
+    #: A call that connected but got no answer within its timeout (30 s Admin, 60 s Data) is
+    #: not tried again: the same wait rarely ends differently, and a hung property must cost
+    #: one timeout, not minutes. Refused or reset connections keep the full budget (they fail
+    #: in milliseconds, and `Circuit` cuts them short when the endpoint is down).
+    read_timeout_retries: int = 0
     sleep: Callable[[float], None] | None = None  # None: wait on `cancel` (Ctrl-C ends waits)
     pacer: Pacer | None = None  # Admin API quota pacing; None = unpaced
     cancel: threading.Event = field(default_factory=threading.Event)  # set: start no new call
@@ -626,6 +631,13 @@ def is_transient(exc: BaseException) -> bool:
                       | requests.exceptions.ChunkedEncodingError)
 
 
+def is_read_timeout(exc: BaseException) -> bool:
+    """Connected, but no answer (or no end of it) within the call's timeout."""
+    import requests
+    return isinstance(exc, requests.exceptions.ReadTimeout) or (
+        isinstance(exc, requests.ConnectionError) and "read timed out" in str(exc).lower())
+
+
 def is_long_exhaustion(exc: BaseException) -> bool:
     """A Data API quota that refills per hour or per day: waiting seconds will not help."""
     msg = str(getattr(exc, "message", exc)).lower()
@@ -687,7 +699,7 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
     start = time.monotonic()
     paced_wait = 0.0
     attempt = 0
-    malformed = 0
+    malformed = timeouts = 0
     while True:
         policy.check()
         if paced and policy.pacer is not None:
@@ -703,9 +715,13 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
             if kind is None:
                 raise
             elapsed = time.monotonic() - start - paced_wait
-            again = attempt + 1 < policy.attempts and (
-                malformed < policy.malformed_retries if kind == "malformed"
-                else is_transient(exc))
+            if kind == "malformed":
+                worth = malformed < policy.malformed_retries
+            elif is_read_timeout(exc):
+                worth = timeouts < policy.read_timeout_retries
+            else:
+                worth = is_transient(exc)
+            again = attempt + 1 < policy.attempts and worth
             if again:
                 wait_at_least = retry_after(exc)
                 if wait_at_least is None and is_rate_limit(exc):
@@ -714,6 +730,7 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy, property: str | None = Non
                 if elapsed + delay <= policy.deadline:
                     attempt += 1
                     malformed += kind == "malformed"
+                    timeouts += is_read_timeout(exc)
                     policy.retried += 1
                     if is_rate_limit(exc):
                         policy.rate_limited += 1

@@ -585,3 +585,14 @@ def test_plan_all_raises_cancelled_instead_of_a_partial_plan(sandbox_state, ga_e
     conn.retry.cancel.set()
     with pytest.raises(Cancelled, match="not planned"):
         plan_all(conn, _specs(3))
+
+
+def test_a_read_timeout_is_not_retried_but_a_refused_connection_is():
+    p, _ = policy()
+    fn = raising(requests.exceptions.ReadTimeout("Read timed out. (read timeout=30)"), result="ok")
+    with pytest.raises(ApiError, match="no answer within the timeout"):
+        call(fn, policy=p, property=P, paced=False)
+    assert len(fn.calls) == 1  # a hung property costs one timeout, not six
+    p, _ = policy()
+    fn = raising(requests.ConnectionError("[Errno 111] Connection refused"))
+    assert call(fn, policy=p, paced=False) == "ok" and p.retried == 1
