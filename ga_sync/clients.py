@@ -402,6 +402,7 @@ class EndpointDown(Exception):
 class _HostState:
     failures: int = 0
     last: str = ""
+    subjects: set[str] = field(default_factory=set)  # properties (or paths) that failed
     opened_at: float | None = None
     probing: bool = False
 
@@ -410,9 +411,10 @@ class Circuit:
     """Fail fast on a dead endpoint: run-wide, per endpoint host.
 
     After `threshold` network failures in a row (refused, reset, timed out) with no answer in
-    between, requests to that host fail at once with `EndpointDown` instead of each property
-    spending its whole retry budget (a hung endpoint costs ~2 minutes per concurrency slot
-    otherwise). Any HTTP answer, even a 5xx, closes the circuit: an endpoint that answers is
+    between, concerning at least two properties (or paths), requests to that host fail at once
+    with `EndpointDown` instead of each property spending its whole retry budget (a hung
+    endpoint costs ~2 minutes per concurrency slot otherwise). One property whose requests
+    alone fail (a proxy mangling it) never opens the circuit for the others. Any HTTP answer, even a 5xx, closes the circuit: an endpoint that answers is
     not down, and its rate limits and server errors keep their own retries. After `cooldown`
     seconds one request is let through as a probe, so a long run survives an outage.
     """
@@ -434,12 +436,13 @@ class Circuit:
                 return
             raise EndpointDown(host, st.failures, st.last)
 
-    def failure(self, host: str, kind: str) -> None:
+    def failure(self, host: str, kind: str, subject: str = "") -> None:
         with self._lock:
             st = self._hosts.setdefault(host, _HostState())
             st.failures += 1
             st.last = kind
-            if st.failures >= self.threshold:
+            st.subjects.add(subject)
+            if st.failures >= self.threshold and (len(st.subjects) > 1 or st.opened_at):
                 if st.opened_at is None:
                     log.warning("%s is down (%d network failures in a row, last: %s): not "
                                 "sending it more requests", host, st.failures, kind)
@@ -461,6 +464,12 @@ def endpoint_of(url: str | None) -> str | None:
         return None
     m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^/?#@]*@)?([^/?#]*)", url)
     return redact_url(m.group(1) + m.group(2)) if m else None
+
+
+def subject_of(url: str | None) -> str:
+    """What a request is about, for `Circuit`: its property, else its path."""
+    m = re.search(r"/(properties/\d+)", url or "")
+    return m.group(1) if m else re.sub(r"[?#].*", "", re.sub(r"^[a-z]+://[^/]*", "", url or ""))
 
 
 def _split_timeout(timeout: Any) -> Any:
@@ -494,7 +503,7 @@ def guard_session(session: Any, circuit: Circuit) -> None:
                     response = super().send(request, stream=stream,
                                             timeout=_split_timeout(timeout), **kwargs)
                 except (requests.ConnectionError, requests.Timeout) as exc:
-                    self.circuit.failure(host, network_kind(exc))
+                    self.circuit.failure(host, network_kind(exc), subject_of(request.url))
                     raise
                 self.circuit.success(host)
                 _last.response = response

@@ -384,13 +384,13 @@ def test_circuit_opens_after_consecutive_failures_and_probes_after_cooldown():
     clock = FakeClock()
     c = Circuit(threshold=3, cooldown=30, clock=clock)
     host = "https://ga.example"
-    c.failure(host, "connection refused")
-    c.failure(host, "connection refused")
+    c.failure(host, "connection refused", "properties/1")
+    c.failure(host, "connection refused", "properties/2")
     c.success(host)  # an answer in between: not down
-    c.failure(host, "connection refused")
-    c.failure(host, "connection refused")
+    c.failure(host, "connection refused", "properties/1")
+    c.failure(host, "connection refused", "properties/2")
     c.before(host)
-    c.failure(host, "connection refused")
+    c.failure(host, "connection refused", "properties/3")
     with pytest.raises(EndpointDown) as e:
         c.before(host)
     assert e.value.failures == 3 and "connection refused" in str(e.value)
@@ -399,8 +399,21 @@ def test_circuit_opens_after_consecutive_failures_and_probes_after_cooldown():
     c.before(host)  # the probe
     with pytest.raises(EndpointDown):
         c.before(host)  # only one probe at a time
+    c.failure(host, "connection refused", "properties/3")  # the probe failed: open again
+    with pytest.raises(EndpointDown):
+        c.before(host)
+    clock.now += 30
+    c.before(host)
     c.success(host)
     c.before(host)
+
+
+def test_one_propertys_failures_alone_never_open_the_circuit():
+    """A proxy resetting one property's requests must not take the endpoint down for others."""
+    c = Circuit(threshold=3)
+    for _ in range(10):
+        c.failure("https://ga.example", "connection closed without an answer", "properties/9")
+    c.before("https://ga.example")
 
 
 def test_endpoint_down_is_not_retried_and_says_not_tried():
