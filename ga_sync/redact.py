@@ -10,7 +10,7 @@ import re
 #: What a message may quote of text that came from elsewhere, at most.
 EXCERPT_MAX = 60
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]*@")
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://)[^/\s@]{0,512}@")
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.DOTALL)
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
@@ -36,7 +36,7 @@ def redact(text: str) -> str:
 
 def excerpt(text: str, limit: int = EXCERPT_MAX) -> str:
     """A short, one-line, redacted excerpt of outside text, for an error message."""
-    one_line = " ".join(redact(str(text)).split())
+    one_line = " ".join(redact(str(text)[: limit * 8]).split())
     if len(one_line) > limit:
         one_line = one_line[: max(0, limit - 1)].rstrip() + "…"
     return one_line
