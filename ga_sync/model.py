@@ -195,12 +195,15 @@ class Change:
 
 @dataclass(frozen=True)
 class PropertyPlan:
+    """One property's changes, the key events left alone, and what GA would refuse (`warnings`)."""
+
     property: str
     client: str
     changes: tuple[Change, ...]
     unmanaged: tuple[str, ...] = ()
     protected: tuple[str, ...] = ()
     existing_managed: int = 0  # key events in the property that the spec names (for the safety threshold)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {
@@ -209,12 +212,28 @@ class PropertyPlan:
             "changes": [c.to_json() for c in self.changes],
             "unmanaged": list(self.unmanaged),
             "protected": list(self.protected),
+            "warnings": list(self.warnings),
         }
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A property that could not be worked on, and why, in words for people."""
+
+    property: str
+    client: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"property": self.property, "client": self.client, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Plan:
+    """What apply would change, per property; `errors` are the properties that could not be read."""
+
     properties: tuple[PropertyPlan, ...]
+    errors: tuple[Failure, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -224,8 +243,28 @@ class Plan:
         return sum(1 for p in self.properties for c in p.changes if c.action == action)
 
     def to_json(self) -> dict:
-        return {
+        """The plan JSON contract (README): `errors` only when some property was not read."""
+        out = {
             "version": 1,
             "properties": [p.to_json() for p in self.properties],
             "summary": {a: self.count(a) for a in (CREATE, UPDATE, DELETE)},
         }
+        if self.errors:
+            out["errors"] = [e.to_json() for e in self.errors]
+        return out
+
+    def to_frame(self):  # -> pandas.DataFrame
+        """One row per change: property, client, action, event, then the counting method,
+        value and currency before and after (None where there is no before or after)."""
+        import pandas as pd
+        columns = ["property", "client", "action", "event", "counting_before", "value_before",
+                   "currency_before", "counting_after", "value_after", "currency_after"]
+        rows = []
+        for p in self.properties:
+            for c in p.changes:
+                b, a = c.before, c.after
+                rows.append([p.property, p.client, c.action, c.event,
+                             b.counting if b else None, b.value if b else None,
+                             b.currency if b else None, a.counting if a else None,
+                             a.value if a else None, a.currency if a else None])
+        return pd.DataFrame(rows, columns=columns)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from ga_sync.errors import UnsafePlan
 from ga_sync.model import (
@@ -30,16 +29,6 @@ from ga_sync.model import (
 SAFETY_SHARE = 0.30
 #: ... once the property has at least this many key events.
 SAFETY_MIN_EXISTING = 10
-
-
-@dataclass(frozen=True)
-class CheckedPropertyPlan(PropertyPlan):
-    """A PropertyPlan with what `diff` found GA would refuse, as sentences for people.
-
-    `warnings` is rendered in every plan format (a `warnings` list per property in the JSON).
-    """
-
-    warnings: tuple[str, ...] = ()
 
 
 def limit_warnings(existing: Iterable[KeyEventState], changes: Sequence[Change],
@@ -132,7 +121,7 @@ def diff(
             protected.append(event)
 
     changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.event))
-    return CheckedPropertyPlan(
+    return PropertyPlan(
         property=property,
         client=client,
         changes=tuple(changes),

@@ -72,7 +72,8 @@ def test_plan_json_contract():
         "property": P, "client": "Acme",
         "changes": [{"action": "create", "event": "x", "before": None,
                      "after": {"counting": "once_per_event", "value": None, "currency": None}}],
-        "unmanaged": ["y"], "protected": []}], "summary": {"create": 1, "update": 0, "delete": 0}}
+        "unmanaged": ["y"], "protected": [], "warnings": []}],
+        "summary": {"create": 1, "update": 0, "delete": 0}}
 
 
 @pytest.mark.parametrize("existing,touched,unsafe", [

@@ -33,8 +33,8 @@ def describe(change: Change) -> str:
 
 
 def warnings_of(p: PropertyPlan) -> list[str]:
-    """The plan's warnings for one property (`plan.CheckedPropertyPlan`; none for a bare one)."""
-    return list(getattr(p, "warnings", ()))
+    """The plan's warnings for one property."""
+    return list(p.warnings)
 
 
 def summary_line(plan: Plan) -> str:
@@ -116,10 +116,8 @@ def to_json(data: Any) -> str:
 
 
 def plan_json(plan: Plan, failures: list[Any] | None = None) -> str:
-    """The plan JSON contract (README), plus a `warnings` list per property."""
+    """The plan JSON contract (README); `failures` if given, else the plan's own `errors`."""
     data = plan.to_json()
-    for p, entry in zip(plan.properties, data["properties"]):
-        entry["warnings"] = warnings_of(p)
     if failures:
         data["errors"] = [{"property": f.property, "client": f.client, "message": f.message}
                           for f in failures]
