@@ -11,7 +11,7 @@ from typing import TypeVar
 from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events
 from ga_sync.clients import Connection
 from ga_sync.errors import Cancelled, GaSyncError
-from ga_sync.model import Plan, PropertyPlan, Spec
+from ga_sync.model import Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
 from ga_sync.plan import diff
 
 T = TypeVar("T")
@@ -26,13 +26,6 @@ class Target:
 
     spec: Spec
     property: str
-
-
-@dataclass(frozen=True)
-class Failure:
-    property: str
-    client: str
-    message: str
 
 
 def targets(specs: Iterable[Spec]) -> list[Target]:
