@@ -106,6 +106,7 @@ class Spec:
     currency: str
     goals: tuple[Goal, ...]
     rate_basis: str = SESSIONS
+    service_level: str | None = None  # "standard" or "analytics_360" when the spec says so
     path: Path | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

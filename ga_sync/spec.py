@@ -798,6 +798,8 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
         currency=merged.fields["currency"][0],
         goals=tuple(goals),
         rate_basis=merged.fields.get("rate_basis", (SESSIONS, root))[0],
+        service_level=merged.fields["service_level"][0] if "service_level" in merged.fields
+        else None,
         path=Path(file),
         warnings=tuple(dict.fromkeys(str(p) for p in problems if p.severity == "warning")),
     )

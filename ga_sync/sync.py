@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events
 from ga_sync.clients import Connection
-from ga_sync.errors import Cancelled, GaSyncError
+from ga_sync.errors import Cancelled, GaSyncError, JournalError
 from ga_sync.model import Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
 from ga_sync.plan import diff
 
@@ -123,8 +123,11 @@ def _join(threads: list[threading.Thread], seconds: float) -> None:
 
 
 def plan_target(conn: Connection, target: Target, *, prune: bool) -> PropertyPlan:
+    from ga_sync.spec import KEY_EVENT_LIMITS
     existing = read_key_events(conn, target.property)
-    return diff(target.property, target.spec.client, target.spec.desired(), existing, prune=prune)
+    level = target.spec.service_level
+    return diff(target.property, target.spec.client, target.spec.desired(), existing, prune=prune,
+                key_event_limit=KEY_EVENT_LIMITS[level] if level else None)
 
 
 def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
@@ -149,6 +152,9 @@ def apply_all(conn: Connection, plan: Plan, journal: Journal, *,
     todo = [p for p in plan.properties if p.changes]
     results = run_each(todo, lambda p: apply_plan(conn, p, journal), concurrency=concurrency,
                        on_done=on_done, cancel=conn.retry.cancel)
+    stopped = next((e for _, _, e in results if isinstance(e, JournalError)), None)
+    if stopped is not None:  # the journal failed: the run stopped on purpose, say why
+        raise stopped
     _raise_if_cancelled(results, "applied")
     out = []
     for p, r, e in results:

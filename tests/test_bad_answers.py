@@ -659,3 +659,21 @@ def test_short_write_is_cut_back(tmp_path, monkeypatch):
     with pytest.raises(JournalError, match="only 17 of .* bytes .* The line was not kept"):
         journal.record(BAD_P, change, "applied")
     assert path.read_bytes() == before
+
+
+def test_a_journal_failure_stops_the_whole_run_with_its_own_message(ga, conn, sandbox_state,
+                                                                    tmp_path, monkeypatch):
+    """Across properties applied together: the run raises the JournalError (exit 1 in the CLI,
+    not 130 as for an interruption), and no property is left half-applied without a word."""
+    from ga_sync.model import Plan
+    from ga_sync.sync import apply_all
+
+    path = tmp_path / "journal.jsonl"
+    FillsUp(monkeypatch, room=0)
+    plan = Plan((creates("alpha", "beta"), creates("gamma", prop=GOOD_P)))
+    with pytest.raises(JournalError) as e:
+        apply_all(conn, plan, Journal(path), concurrency=1)
+    assert "was not sent to GA" in str(e.value)
+    assert not isinstance(e.value, Cancelled)
+    assert sandbox_state.properties[BAD].key_event_by_name("alpha") is None
+    assert sandbox_state.properties[GOOD].key_event_by_name("gamma") is None
