@@ -235,10 +235,14 @@ def _as_date(value: DateLike | None, what: str) -> date | None:
 
 
 def period_chooser(start: DateLike | None = None, end: DateLike | None = None, *,
-                   last_week: bool = False, last_days: int | None = None
-                   ) -> Callable[[date], Period]:
-    """A function of a property's 'today' -> the period to report, after checking the choice."""
-    from ga_sync.report import check_dates
+                   last_week: bool = False, last_days: int | None = None,
+                   compare: bool = False) -> Callable[[date], Period]:
+    """A function of a property's 'today' -> the period to report, after checking the choice.
+
+    Dates GA4 cannot have data for (before its first day, after today, or a previous period
+    reaching before its first day) are refused here, before anything is pulled.
+    """
+    from ga_sync.report import check_dates, check_period
     from ga_sync.report import last_days as days_before
     from ga_sync.report import last_week as week_before
 
@@ -249,15 +253,36 @@ def period_chooser(start: DateLike | None = None, end: DateLike | None = None, *
     if first is not None or last is not None:
         if first is None or last is None:
             raise GaSyncError("a period needs both a start and an end date")
-        fixed = check_dates(first, last)
+        fixed = check_dates(first, last, compare=compare)
         return lambda today: fixed
     if last_days is not None:
         if not isinstance(last_days, int) or isinstance(last_days, bool) or not \
                 1 <= last_days <= 3650:
             raise GaSyncError(f"last_days must be a whole number of days from 1 to 3650, "
                               f"not {last_days!r}")
-        return lambda today: days_before(today, last_days)
-    return week_before
+        n = last_days
+
+        def choose(today: date) -> Period:
+            return days_before(today, n)
+    else:
+        choose = week_before
+    check_period(choose(date.today()), compare=compare, today=date.today())
+    return choose
+
+
+def _fx_rates(fx: Any) -> dict[tuple[str, str], float] | None:
+    """`{"USD:EUR": 0.92}`, `{("USD", "EUR"): 0.92}` or `["USD:EUR=0.92"]` -> {(from, to): rate}."""
+    from ga_sync.report import parse_fx
+    if not fx:
+        return None
+    if isinstance(fx, Mapping):
+        texts = [f"{k[0]}:{k[1]}={v}" if isinstance(k, tuple) else f"{k}={v}"
+                 for k, v in fx.items()]
+    elif isinstance(fx, str):
+        texts = [fx]
+    else:
+        texts = [str(x) for x in fx]
+    return parse_fx(texts)
 
 
 @dataclass
@@ -268,6 +293,7 @@ class ReportRun:
     errors: list[Any] = field(default_factory=list)  # Failure(property, client, message)
     specs: dict[str, Spec] = field(default_factory=dict, repr=False)  # property -> its spec
     warnings: list[str] = field(default_factory=list)  # run-wide, e.g. the store was not written
+    stored: Path | None = None  # the history store this run was saved in
 
     @property
     def ok(self) -> bool:
@@ -334,52 +360,55 @@ class ReportRun:
         out = pd.concat(frames, ignore_index=True)
         return out.sort_values(["property", "date", "event"], kind="stable").reset_index(drop=True)
 
-    def save(self, store: str | os.PathLike[str] | None = None) -> Path:
-        """Keep this run's daily rows in the history store (replacing the same days).
+    def save(self, store: str | os.PathLike[str] | None = None, *, weeks: int = 0,
+             wait: float = 5.0) -> dict[str, pd.DataFrame]:
+        """Keep this run's daily rows in the history store (replacing the same days); with
+        `weeks`, also return per property the last `weeks` complete weeks stored up to this
+        run's end (what the HTML report charts). The store is opened, written and closed at
+        once, waiting up to `wait` seconds for another process's write lock.
 
         Raises `StoreError` when the store cannot be opened or written.
         """
         from ga_sync.history import Store
         path = Path(store) if store is not None else settings.store_path()
-        with Store(path) as db:
+        weekly: dict[str, pd.DataFrame] = {}
+        with Store(path, wait=wait) as db:
             for r in self.results:
                 db.save(r, self.specs[r.property])
-        return path
-
-    def weekly(self, weeks: int = 12, store: str | os.PathLike[str] | None = None
-               ) -> dict[str, pd.DataFrame]:
-        """Per property, the last `weeks` complete weeks from the store up to this run's end."""
-        from ga_sync.history import Store
-        path = Path(store) if store is not None else settings.store_path()
-        out = {}
-        with Store(path) as db:
-            for r in self.results:
+            for r in self.results if weeks else ():
                 w = db.weekly(self.specs[r.property], weeks,
                               today=r.period.end + timedelta(days=1))
-                out[r.property] = w[w["property"] == r.property] if "property" in w else w
-        return out
+                weekly[r.property] = w[w["property"] == r.property] if "property" in w else w
+        self.stored = path
+        return weekly
 
 
 def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = None,
            end: DateLike | None = None, *, last_week: bool = False, last_days: int | None = None,
-           compare: str | None = None, store: str | os.PathLike[str] | bool | None = None,
+           compare: str | None = None, fx: Any = None,
+           store: str | os.PathLike[str] | bool | None = None,
            concurrency: int | None = None, on_progress: Progress | None = None,
            ) -> ReportRun:
     """Macro and micro conversions, rates and economic value for every property of `specs`.
 
     The period is `start`..`end` (dates or ISO strings, inclusive), or `last_days=N`, or the
     last complete ISO week (`last_week=True`, the default), in each property's time zone.
-    `compare="previous"` adds the period of equal length just before. The run is kept in the
-    history store (`store`: a path; None, the default store; False, not kept); a store that
-    cannot be written is a warning in `run.warnings`, not a lost report.
+    `compare="previous"` adds the period of equal length just before. `fx` gives exchange
+    rates for event values GA reports in another currency than the spec's
+    (`{"USD:EUR": 0.92}`: 1 USD = 0.92 EUR); without one such values stay out of the totals.
+    The run is kept in the history store (`store`: a path; None, the default store; False,
+    not kept); a store that cannot be written is a warning in `run.warnings`, not a lost report.
     """
     from ga_sync.admin import read_key_events, read_property
-    from ga_sync.report import report_property, today_in
-    from ga_sync.sync import Failure, run_each, targets
+    from ga_sync.report import check_period, report_property, today_in
+    from ga_sync.sync import Failure, is_cancelled, run_each, targets
 
     if compare not in (None, "previous"):
         raise GaSyncError(f"compare must be 'previous' or None, not {compare!r}")
-    choose = period_chooser(start, end, last_week=last_week, last_days=last_days)
+    comparing = compare is not None
+    choose = period_chooser(start, end, last_week=last_week, last_days=last_days,
+                            compare=comparing)
+    rates = _fx_rates(fx)
     items = targets(specs)
 
     def work(t: Any) -> ReportResult:
@@ -389,15 +418,16 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
         if period.end > today:
             raise GaSyncError(f"the period {period} ends after today ({today} in the "
                               f"property's time zone, {info.time_zone}): GA has no data yet")
-        return report_property(conn, t.spec, t.property, period, compare=compare is not None,
+        check_period(period, compare=comparing, today=today)
+        return report_property(conn, t.spec, t.property, period, compare=comparing,
                                today=today, time_zone=info.time_zone,
-                               key_events=read_key_events(conn, t.property))
+                               key_events=read_key_events(conn, t.property), fx=rates)
 
     done = run_each(items, work, concurrency=concurrency or DEFAULT_REPORT_CONCURRENCY,
                     cancel=conn.retry.cancel, on_done=_advance(on_progress))
     run = ReportRun(results=[r for _, r, _ in done if r is not None],
                     errors=[Failure(t.property, t.spec.client, str(e))
-                            for t, _, e in done if e is not None],
+                            for t, _, e in done if e is not None and not is_cancelled(e)],
                     specs={t.property: t.spec for t in items})
     if store is not False and run.results:
         try:
@@ -422,7 +452,7 @@ def audit(conn: Connection, specs: Sequence[Spec], days: int = 28, *,
 
 
 def history(specs: Sequence[Spec], weeks: int = 12, store: str | os.PathLike[str] | None = None,
-            *, today: date | None = None) -> pd.DataFrame:
+            *, today: date | None = None, wait: float = 10.0) -> pd.DataFrame:
     """Weekly macro/micro conversions, rates and value from the history store; no GA call.
 
     One row per property x ISO week (oldest first), with the client; tiers and rate basis
@@ -434,10 +464,12 @@ def history(specs: Sequence[Spec], weeks: int = 12, store: str | os.PathLike[str
     path = Path(store) if store is not None else settings.store_path()
     if not path.exists():
         from ga_sync.errors import StoreError
-        raise StoreError(f"no history store at {path}: pull a report first (every report is "
-                         "kept there), or name another store")
+        raise StoreError(f"no history store at {path}: run 'ga-sync report' first (it keeps "
+                         "every pull there), or name another store")
     frames = []
-    with Store(path, read_only=True) as db:
+    # Read-only: no write lock taken, so a report may save meanwhile; DuckDB refuses to open
+    # while a report holds the write lock, which lasts only while it saves: retry briefly.
+    with Store(path, read_only=True, wait=wait) as db:
         for s in specs:
             frames.append(db.weekly(s, weeks, today=today).assign(client=s.client))
     columns = ["property", "client"] + [c for c in WEEKLY_COLUMNS if c != "property"]

@@ -838,7 +838,7 @@ def check_dates(start: date, end: date, *, compare: bool = False,
     period must start on or after 2015-08-14 too.
     """
     if end < start:
-        raise GaSyncError(f"--end {end} is before --start {start}")
+        raise GaSyncError(f"the period ends ({end}) before it starts ({start}): swap the dates")
     period = Period(start, end)
     check_period(period, compare=compare, today=today)
     return period
@@ -856,6 +856,6 @@ def check_period(period: Period, *, compare: bool = False, today: date | None = 
     if compare:
         before = period.previous()
         if before.start < EARLIEST_DATE:
-            raise GaSyncError(f"--compare previous would compare with {before}, which starts "
+            raise GaSyncError(f"comparing with the previous period would compare with {before}, which starts "
                               f"before {EARLIEST_DATE}, GA4's first day: start the period on or "
                               f"after {EARLIEST_DATE + timedelta(days=period.days)}")

@@ -103,7 +103,7 @@ def test_history_without_store_is_a_clear_error(spec_file, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--start", "2026-10-01"], "--start and --end go together"),
-    (["--start", "2026-10-10", "--end", "2026-10-01"], "is before --start"),
+    (["--start", "2026-10-10", "--end", "2026-10-01"], "before it starts"),
     (["--last-week", "--last-days", "3"], "give one of"),
     (["--start", "10/01/2026", "--end", "2026-10-02"], "write it as YYYY-MM-DD"),
 ])

@@ -364,7 +364,7 @@ def test_json_never_holds_nan_and_minus_zero_prints_as_zero():
     (["--start", "9999-12-31", "--end", "9999-12-31", "--compare", "previous"], "ends after today"),
     (["--start", "2015-08-13", "--end", "2015-08-20"], "starts before 2015-08-14"),
     (["--start", "2015-08-14", "--end", "2015-08-20", "--compare", "previous"],
-     "--compare previous would compare with 2015-08-07..2015-08-13"),
+     "previous period would compare with 2015-08-07..2015-08-13"),
     (["--last-days", "3650", "--compare", "previous"], "2015-08-14"),
 ])
 def test_dates_ga4_cannot_have_are_clear_errors(spec_file, sandbox, args, message):

@@ -178,7 +178,8 @@ def test_parse_types_as_names_or_numbers():
 
 
 def test_paging_when_rows_exceed_a_page(conn, sandbox_state, monkeypatch):
-    import ga_sync.report as report_mod
+    import importlib
+    report_mod = importlib.import_module("ga_sync.report")
     monkeypatch.setattr(report_mod, "PAGE_LIMIT", 5)  # 14 days x 5 events = 70 daily rows
     s = spec("sessions")
     period = Period(date(2026, 10, 5), date(2026, 10, 18))

@@ -104,6 +104,12 @@ class AuditResult:
         return {"version": 1, "findings": [f.to_json() for f in self.findings],
                 "summary": summary}
 
+    def to_frame(self) -> Any:
+        """One row per finding: property, client, check, severity, subject, message, fix."""
+        import pandas as pd
+        columns = ["property", "client", "check", "severity", "subject", "message", "fix"]
+        return pd.DataFrame([f.to_json() for f in self.findings], columns=columns)
+
 
 def audit_targets(specs: Sequence[Spec], properties: Iterable[str] = ()) -> list[AuditTarget]:
     """Each spec's properties, then the extra properties no spec names (spec-free)."""

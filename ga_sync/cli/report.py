@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -32,43 +31,22 @@ class Compare(str, Enum):
     previous = "previous"
 
 
-def _iso_date(value: Optional[str], flag: str) -> Any:
-    if value is None:
-        return None
-    from datetime import date
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise GaSyncError(f"{flag} {value!r} is not a date; write it as YYYY-MM-DD") from None
-
-
-def _period_chooser(start: Any, end: Any, last_week: bool, last_days: Optional[int],
-                    compare: bool = False) -> Any:
-    """A function of the property's 'today' -> Period, after checking the flags make sense.
-
-    Dates GA4 cannot have data for (before 2015-08-14, after today, or a previous period
-    reaching before 2015-08-14) are refused here, before anything is pulled.
-    """
-    from datetime import date
-    from ga_sync.report import (Period, check_dates, check_period, last_days as days_before,
-                                last_week as week_before)
+def _check_flags(start: Optional[str], end: Optional[str], last_week: bool,
+                 last_days: Optional[int]) -> None:
+    """The period flags make sense together (the dates themselves are the library's to check)."""
     chosen = sum([start is not None or end is not None, last_week, last_days is not None])
     if chosen > 1:
         raise GaSyncError("give one of --start/--end, --last-week or --last-days")
-    if start is not None or end is not None:
-        if start is None or end is None:
-            raise GaSyncError("--start and --end go together")
-        fixed: Period = check_dates(start, end, compare=compare)
-        return lambda today: fixed
-    if last_days is not None:
-        n = last_days
-
-        def choose(today: Any) -> Period:
-            return days_before(today, n)
-    else:
-        choose = week_before
-    check_period(choose(date.today()), compare=compare, today=date.today())
-    return choose
+    if (start is None) != (end is None):
+        raise GaSyncError("--start and --end go together")
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is not None:
+            from datetime import date
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise GaSyncError(f"{flag} {value!r} is not a date; write it as YYYY-MM-DD"
+                                  ) from None
 
 
 @app.command()
@@ -101,48 +79,31 @@ def report(
       ga-sync report goal_specs/ --format html -o weekly.html
       ga-sync report goal_specs/ --fx USD:EUR=0.92
     """
-    from ga_sync.admin import read_key_events, read_property
-    from ga_sync.report import check_period, parse_fx, report_property, today_in
-    from ga_sync.sync import run_each, targets
+    from ga_sync import api
+    from ga_sync.report import parse_fx
 
+    _check_flags(start, end, last_week, last_days)
     rates = parse_fx(fx)
-    choose = _period_chooser(_iso_date(start, "--start"), _iso_date(end, "--end"), last_week,
-                             last_days, compare is not None)
     if output is not None:
         check_output(output)
     elif fmt is ReportFormat.html:
         check_output(Path("ga-sync-report.html"))  # the default file goes to this folder
+    api.period_chooser(start, end, last_week=last_week, last_days=last_days,
+                       compare=compare is not None)  # refuse impossible dates before loading
     specs = load(paths)
     conn = connect()
-    items = targets(specs)
-
-    def work(t: Any) -> Any:
-        info = read_property(conn, t.property)
-        today = today_in(info.time_zone)
-        period = choose(today)
-        if period.end > today:
-            raise GaSyncError(f"the period {period} ends after today ({today} in the "
-                              f"property's time zone, {info.time_zone}): GA has no data yet")
-        check_period(period, compare=compare is not None, today=today)
-        return report_property(conn, t.spec, t.property, period,
-                               compare=compare is not None, today=today,
-                               time_zone=info.time_zone,
-                               key_events=read_key_events(conn, t.property), fx=rates)
-
-    with Progress(len(items), "reporting") as bar:
-        done = run_each(items, work, concurrency=concurrency, cancel=conn.retry.cancel,
-                        on_done=lambda t, r, e: bar.advance(t.property, e is not None))
-    results = [r for _, r, _ in done if r is not None]
-    failures = [(t, e) for t, _, e in done if e is not None]
+    with Progress(sum(len(s.properties) for s in specs), "reporting") as bar:
+        run = api.report(conn, specs, start, end, last_week=last_week, last_days=last_days,
+                         compare=compare.value if compare else None, fx=rates, store=False,
+                         concurrency=concurrency, on_progress=bar.advance)
+    results = run.results
     if base.VERBOSE:
         for r in results:
             typer.echo(f"{r.property}: {_quota_line(r.quota)}", err=True)
 
-    pulled = [(t, r) for t, r, _ in done if r is not None]
     keep = not no_store and bool(results)
-    history = _History(store, pulled, fmt is ReportFormat.html)
-    errors = [{"property": t.property, "client": t.spec.client, "message": str(e)}
-              for t, e in failures]
+    history = _History(run, store, fmt is ReportFormat.html)
+    errors = [e.to_json() for e in run.errors]
     try:
         # The HTML charts read the weeks from the store, so it is saved first; everything
         # else is written first and the store (best-effort) comes after.
@@ -167,9 +128,9 @@ def report(
         if keep and history.path is None and not history.failed:
             history.save()
     finally:
-        for t, e in failures:
-            err(f"error: {t.property} ({t.spec.client}): {e}")
-    if failures:
+        for e in run.errors:
+            err(f"error: {e.property} ({e.client}): {e.message}")
+    if run.errors:
         raise typer.Exit(1)
     exit_if_invalid(specs)
 
@@ -181,32 +142,24 @@ class _History:
     saving (`ga-sync history` can read in between).
     """
 
-    def __init__(self, store: Optional[Path], pulled: list, weekly: bool):
-        self.store, self.pulled, self.want_weekly = store, pulled, weekly
+    def __init__(self, run: Any, store: Optional[Path], weekly: bool):
+        self.run, self.store, self.want_weekly = run, store, weekly
         self.path: Optional[Path] = None  # set once saved
         self.failed = False
         self.weekly: dict = {}
 
     def save(self) -> None:
         from ga_sync.errors import StoreError
-        from ga_sync.history import Store, default_store_path
-        path = self.store or default_store_path()
         try:
-            with Store(path, wait=5.0) as db:
-                for t, r in self.pulled:
-                    db.save(r, t.spec)
-                if self.want_weekly:
-                    for t, r in self.pulled:
-                        w = db.weekly(t.spec, 12, today=r.period.end + timedelta(days=1))
-                        self.weekly[t.property] = w[w["property"] == t.property] if "property" in w else w
+            self.weekly = self.run.save(self.store, weeks=12 if self.want_weekly else 0)
         except StoreError as e:
             self.failed = True
             self.weekly = {}
             warn(f"{e} The report is complete; only this pull is not kept in the history.")
             return
-        n = len(self.pulled)
-        self.path = path
-        typer.echo(f"stored {n} pull{'s' if n != 1 else ''} in {path}", err=True)
+        n = len(self.run.results)
+        self.path = self.run.stored
+        typer.echo(f"stored {n} pull{'s' if n != 1 else ''} in {self.path}", err=True)
 
 
 def _render_report(fmt: ReportFormat, results: list, errors: list, weekly: dict) -> str:
@@ -247,26 +200,18 @@ def history(
     Example:
       ga-sync history goal_specs/acme-outdoor.yaml --weeks 12
     """
-    from ga_sync.history import Store, default_store_path
+    from ga_sync import api
     from ga_sync.render import report as rr
     specs = load(paths)
-    path = store or default_store_path()
-    if not path.exists():
-        raise GaSyncError(f"no history store at {path}: run 'ga-sync report' first (it keeps "
-                          "every pull there), or pass --store")
-    # Read-only: no write lock taken, so a report may save meanwhile; DuckDB refuses to open
-    # while a report holds the write lock, which lasts only while it saves: retry briefly.
-    with Store(path, read_only=True, wait=10.0) as db:
-        frames = [(s, db.weekly(s, weeks)) for s in specs]
+    weekly = api.history(specs, weeks, store)
+    frames = [(s, weekly[weekly["property"].isin(s.properties)]
+               .drop(columns="client").reset_index(drop=True)) for s in specs]
     if fmt is HistoryFormat.json:
         from ga_sync.render.report import dumps
         typer.echo(dumps({"version": 1, "history": [
             {"client": s.client, "weeks": json_records(df)} for s, df in frames]}), nl=False)
     elif fmt is HistoryFormat.csv:
-        import pandas as pd
-        df = pd.concat([df.assign(client=s.client) for s, df in frames], ignore_index=True)
-        df = df[["property", "client"] + [c for c in df.columns if c not in ("property", "client")]]
-        typer.echo(df.to_csv(index=False, date_format="%Y-%m-%d"), nl=False)
+        typer.echo(weekly.to_csv(index=False, date_format="%Y-%m-%d"), nl=False)
     else:
         typer.echo("\n".join(rr.history_table(df, s) for s, df in frames), nl=False)
     exit_if_invalid(specs)
