@@ -14,7 +14,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,6 @@ def run_apply(specs_dir: Path, *, window: float, latency_ms: float, fault_rate: 
     """
     from ga_sync.admin import Journal
     from ga_sync.clients import connect
-    from ga_sync.demo import env_vars, sandbox_env
     from ga_sync.plan import check_safety
     from ga_sync.sandbox.faults import QuotaLimits
     from ga_sync.spec import load_specs
@@ -246,3 +246,29 @@ def machine() -> str:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
+
+
+@contextmanager
+def env_vars(**values: str) -> Iterator[None]:
+    """Set environment variables for the block, then restore them (as a user's shell would)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
+    """A sandbox server in this process, with ga-sync's endpoints pointed at it."""
+    from ga_sync.demo import sandbox_server
+
+    with sandbox_server(state, **server_options) as server, \
+            env_vars(GA_SYNC_ADMIN_ENDPOINT=server.url, GA_SYNC_DATA_ENDPOINT=server.url,
+                     GA_SYNC_CREDENTIALS="anonymous"):
+        yield server

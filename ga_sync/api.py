@@ -196,6 +196,21 @@ class ApplyResult:
                                            "message"])
 
 
+def check_apply(plan: Plan, force: bool = False, *,
+                journal: str | os.PathLike[str] | None = None) -> Path:
+    """What `apply` checks before its first change, for a caller that asks a person in between:
+    the safety threshold (`UnsafePlan` unless `force`) and a writable journal (`JournalError`).
+    Returns the journal's path."""
+    from ga_sync.admin import Journal
+    from ga_sync.plan import check_safety
+    if not force:
+        check_safety(plan)
+    path = Path(journal) if journal is not None else settings.journal_path()
+    if plan.has_changes:
+        Journal(path).check()
+    return path
+
+
 def apply(conn: Connection, plan: Plan, force: bool = False, *,
           journal: str | os.PathLike[str] | None = None, concurrency: int | None = None,
           on_progress: Progress | None = None) -> ApplyResult:
@@ -203,19 +218,16 @@ def apply(conn: Connection, plan: Plan, force: bool = False, *,
 
     Refuses (`UnsafePlan`) a plan that changes or deletes more than 30% of a property's key
     events unless `force`; refuses (`JournalError`) before any change when the journal cannot
-    be written. `journal` defaults to $GA_SYNC_JOURNAL or the user data folder.
+    be written. `journal` defaults to $GA_SYNC_JOURNAL or the user data folder. A change GA
+    refused is in the result (`failed`), not an exception.
     """
     from ga_sync.admin import Journal
-    from ga_sync.plan import check_safety
     from ga_sync.sync import DEFAULT_CONCURRENCY, apply_all
 
-    if not force:
-        check_safety(plan)
-    path = Path(journal) if journal is not None else settings.journal_path()
-    book = Journal(path)
-    if plan.has_changes:
-        book.check()
-    results = apply_all(_writer(conn), plan, book,
+    path = check_apply(plan, force, journal=journal)
+    if not plan.has_changes:
+        return ApplyResult([], path, tuple(plan.errors))
+    results = apply_all(_writer(conn), plan, Journal(path),
                         concurrency=concurrency or DEFAULT_CONCURRENCY,
                         on_done=_advance(on_progress))
     return ApplyResult(list(results), path, tuple(plan.errors))
@@ -478,10 +490,50 @@ def history(specs: Sequence[Spec], weeks: int = 12, store: str | os.PathLike[str
     return pd.concat(frames, ignore_index=True)[columns]
 
 
+# --------------------------------------------------------------------------- onboarding
+
+
+def properties(conn: Connection) -> list[Any]:
+    """Every GA4 property the credentials can see (all accounts, all pages): `PropertySummary`
+    objects with property, display_name, account, account_name, property_type."""
+    from ga_sync.admin import list_properties
+    return list_properties(conn)
+
+
+def dump(conn: Connection, property: str, *, client: str | None = None) -> Any:
+    """A goal spec (YAML text, `.text`) from a live property's key events, for onboarding.
+
+    Key events a spec cannot hold are in `.left_out` (they stay unmanaged). Raises
+    `GaSyncError` when the property has no key events a spec can hold.
+    """
+    from ga_sync.admin import read_key_events, read_property
+    from ga_sync.dump import dump_property
+    from ga_sync.model import property_name
+    try:
+        name = property_name(property)
+    except ValueError:
+        raise GaSyncError(f"{property!r} is not a GA4 property id: use the numeric id, e.g. "
+                          "123456789") from None
+    info = read_property(conn, name)
+    key_events = read_key_events(conn, name)
+    if not key_events:
+        raise GaSyncError(f"{name} has no key events, so there is nothing to dump; write its "
+                          "spec by hand (see docs/spec.md)")
+    from dataclasses import replace
+    dumped = dump_property(client=client or info.display_name or name, properties=[name],
+                           currency=info.currency, goals=key_events)
+    if len(dumped.left_out) == len(key_events):
+        raise GaSyncError(f"every key event of {name} was left out ("
+                          + "; ".join(str(x) for x in dumped.left_out[:5])
+                          + "), so the spec would have no goals; write it by hand "
+                          "(see docs/spec.md)")
+    return replace(dumped, key_events=len(key_events))
+
+
 def _error_json(error: Any) -> dict[str, Any]:
     return {"property": getattr(error, "property", None), "client": getattr(error, "client", None),
             "message": getattr(error, "message", None) or str(error)}
 
 
-__all__ = ["ApplyResult", "ReportRun", "apply", "audit", "connect", "history", "load_specs",
-           "period_chooser", "plan", "report", "validate"]
+__all__ = ["ApplyResult", "ReportRun", "apply", "audit", "check_apply", "connect", "dump",
+           "history", "load_specs", "period_chooser", "plan", "properties", "report", "validate"]

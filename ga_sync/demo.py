@@ -5,7 +5,6 @@ The CLI passes `echo`; this module writes nothing to the terminal by itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,31 +23,14 @@ def bundled_specs_dir() -> Path:
 
 
 @contextmanager
-def env_vars(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextmanager
-def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
-    """Run a sandbox server in this process and point ga-sync's endpoints at it."""
+def sandbox_server(state: Any, **server_options: Any) -> Iterator[Any]:
+    """Run a sandbox server in this process for the duration of the block."""
     from ga_sync.sandbox.server import SandboxServer
 
     server = SandboxServer(state, **server_options)
     server.start()
     try:
-        with env_vars(GA_SYNC_ADMIN_ENDPOINT=server.url, GA_SYNC_DATA_ENDPOINT=server.url,
-                      GA_SYNC_CREDENTIALS="anonymous"):
-            yield server
+        yield server
     finally:
         server.stop()
 
@@ -71,13 +53,10 @@ def _add_drift(state: Any, spec: Spec) -> None:
 
 
 def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
+    import ga_sync
     from ga_sync import render
-    from ga_sync.admin import Journal, read_key_events, read_property
-    from ga_sync.clients import connect
+    from ga_sync.api import dump
     from ga_sync.sandbox.state import SandboxState
-    from ga_sync.dump import dump_spec
-    from ga_sync.spec import load_specs
-    from ga_sync.sync import apply_all, plan_all
 
     specs_dir = specs_dir or bundled_specs_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -91,7 +70,7 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         echo(f"== {title}")
 
     step(f"1. Validate the goal specs in {specs_dir}")
-    specs = load_specs([specs_dir])
+    specs = ga_sync.load_specs([specs_dir])
     goals = sum(len(s.goals) for s in specs)
     for s in specs:
         macro = sum(1 for g in s.goals if g.tier == "macro")
@@ -103,42 +82,38 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
     seed_properties(state, specs)
     _add_drift(state, specs[0])
     state.save()
-    with sandbox_env(state) as server:
+    with sandbox_server(state) as server:
         step(f"2. Start the GA4 sandbox at {server.url} with {len(state.properties)} fresh "
              "properties (the first one hand-configured with drift)")
-        conn = connect()  # read-only, like every command but apply
-        writer = connect(write=True)  # the edit scope, for apply only
+        conn = ga_sync.connect(admin_endpoint=server.url, data_endpoint=server.url,
+                               credentials="anonymous", env={})
 
         step("3. Plan: what would change in GA")
-        the_plan, failures = plan_all(conn, specs)
+        the_plan = ga_sync.plan(conn, specs)
         echo(render.plan_text(the_plan).rstrip())
-        _fail_on(failures)
+        _fail_on(the_plan.errors)
 
         step("4. Apply")
-        results = apply_all(writer, the_plan, Journal(journal_file))
-        applied = sum(len(r.applied) for r in results)
-        failed = [(r.property, c.event, m) for r in results for c, m in r.failed]
-        echo(f"Applied {applied} changes, {len(failed)} failed. Journal: {journal_file}")
+        result = ga_sync.apply(conn, the_plan, journal=journal_file)  # the edit scope, by itself
+        failed = [(r.property, c.event, m) for r in result.properties for c, m in r.failed]
+        echo(f"Applied {result.applied} changes, {len(failed)} failed. Journal: {journal_file}")
         if failed:
             raise RuntimeError(f"demo apply failed: {failed}")
 
         step("5. Plan again: nothing left to do")
-        again, failures = plan_all(conn, specs)
-        _fail_on(failures)
+        again = ga_sync.plan(conn, specs)
+        _fail_on(again.errors)
         echo(render.plan_text(again).rstrip())
         if again.has_changes:
             raise RuntimeError("demo: the second plan still has changes")
 
         step("6. Dump a live property back to a spec (onboarding an existing client)")
         first = specs[0]
-        info = read_property(conn, first.properties[0])
         dumped = directory / "dumped.yaml"
-        dumped.write_text(dump_spec(client=first.client, properties=[first.properties[0]],
-                                    currency=info.currency,
-                                    goals=read_key_events(conn, first.properties[0])),
+        dumped.write_text(dump(conn, first.properties[0], client=first.client).text,
                           encoding="utf-8")
-        check, failures = plan_all(conn, load_specs([dumped]))
-        _fail_on(failures)
+        check = ga_sync.plan(conn, ga_sync.load_specs([dumped]))
+        _fail_on(check.errors)
         echo(f"wrote {dumped}; planning it against the property: "
              + ("no changes" if not check.has_changes else "CHANGES (unexpected)"))
 
@@ -159,50 +134,37 @@ def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
     """Pull last week against the week before, keep eight weeks of history, write the HTML."""
     from datetime import timedelta
 
-    from ga_sync.admin import read_key_events, read_property
-    from ga_sync.history import Store
+    import ga_sync
     from ga_sync.render.html import report_html
     from ga_sync.render.report import report_table
-    from ga_sync.report import Period, last_week, report_property, today_in
-    from ga_sync.sync import Failure, run_each, targets
 
     week = timedelta(weeks=1)
-
-    def work(t: Any) -> Any:
-        info = read_property(conn, t.property)
-        today = today_in(info.time_zone)
-        return report_property(conn, t.spec, t.property, last_week(today), compare=True,
-                               today=today, time_zone=info.time_zone,
-                               key_events=read_key_events(conn, t.property))
-
-    done = run_each(targets(specs), work)
-    _fail_on([Failure(t.property, t.spec.client, str(e)) for t, _, e in done if e is not None])
-    results = [r for _, r, _ in done if r is not None]
-    weekly = {}
-    with Store(directory / "history.duckdb") as db:
-        for t, r, _ in done:
-            db.save(r, t.spec)
-            for back in range(2, 8):  # the earlier weeks a weekly cron job would have stored
-                earlier = Period(r.period.start - back * week, r.period.end - back * week)
-                db.save(report_property(conn, t.spec, t.property, earlier,
-                                        today=r.period.end + week), t.spec)
-            w = db.weekly(t.spec, 8, today=r.period.end + timedelta(days=1))
-            weekly[t.property] = w[w["property"] == t.property]
-    echo(report_table(results[:1]).rstrip())
-    echo(f"(and {len(results) - 1} more properties in the HTML report)")
+    store = directory / "history.duckdb"
+    run = ga_sync.report(conn, specs, last_week=True, compare="previous", store=False)
+    _fail_on(run.errors)
+    # the earlier weeks a weekly cron job would have stored, per distinct period reported
+    for period in sorted({r.period for r in run.results}, key=lambda p: p.start):
+        same = [s for s in specs if any(r.period == period for r in run.results
+                                         if r.property in s.properties)]
+        for back in range(2, 8):
+            earlier = ga_sync.report(conn, same, start=period.start - back * week,
+                                     end=period.end - back * week, store=store)
+            _fail_on(earlier.errors + [w for w in earlier.warnings])
+    weekly = run.save(store, weeks=8)
+    echo(report_table(run.results[:1]).rstrip())
+    echo(f"(and {len(run.results) - 1} more properties in the HTML report)")
     html = directory / "report.html"
-    html.write_text(report_html(results, weekly=weekly), encoding="utf-8")
+    html.write_text(report_html(run.results, weekly=weekly), encoding="utf-8")
     return html
 
 
 def _audit(conn: Any, state: Any, specs: list[Spec], directory: Path, echo: Echo) -> None:
     """Audit the freshly synced clients (expect nothing serious), then the messy scenario."""
-    from ga_sync.audit import audit_all
+    import ga_sync
     from ga_sync.render.audit import audit_text
     from ga_sync.sandbox.scenarios import scenario_spec_yaml, seed_scenario
-    from ga_sync.spec import load_specs
 
-    clean = audit_all(conn, specs)
+    clean = ga_sync.audit(conn, specs)
     counts = {k: clean.count(k) for k in ("error", "warning")}
     echo(f"{len(specs)} client specs: " + ", ".join(
         f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items()) + f", {clean.count('info')} info")
@@ -213,9 +175,10 @@ def _audit(conn: Any, state: Any, specs: list[Spec], directory: Path, echo: Echo
     spec_file.write_text(scenario_spec_yaml("messy", ids), encoding="utf-8")
     echo(f"A new client's property, set up by hand years ago ({spec_file}):")
     echo("")
-    echo(audit_text(audit_all(conn, load_specs([spec_file]))).rstrip())
+    echo(audit_text(ga_sync.audit(conn, ga_sync.load_specs([spec_file]))).rstrip())
 
 
-def _fail_on(failures: list[Any]) -> None:
+def _fail_on(failures: Any) -> None:
     if failures:
-        raise RuntimeError("demo: " + "; ".join(f"{f.property}: {f.message}" for f in failures))
+        raise RuntimeError("demo: " + "; ".join(
+            f"{f.property}: {f.message}" if hasattr(f, "property") else str(f) for f in failures))

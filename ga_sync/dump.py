@@ -75,6 +75,7 @@ class Dump:
     text: str
     currency: str
     left_out: tuple[LeftOut, ...] = ()
+    key_events: int = 0  # key events read from the property (kept + left out)
 
 
 def _keeper(spellings: list[str]) -> str:

@@ -39,7 +39,8 @@ def audit(
       ga-sync audit --property 123456789 --format markdown
       ga-sync audit goal_specs/ --fail-on warning --format json
     """
-    from ga_sync.audit import audit_all, exit_code
+    from ga_sync import api
+    from ga_sync.audit import exit_code
     from ga_sync.model import property_name
     from ga_sync.render.audit import audit_json, audit_markdown, audit_text
 
@@ -55,8 +56,8 @@ def audit(
     conn = connect()
     total = sum(len(s.properties) for s in specs) + len(names)
     with Progress(total, "auditing") as bar:
-        result = audit_all(conn, specs, properties=names, days=days, concurrency=concurrency,
-                           on_done=lambda t, r, e: bar.advance(t.property, e is not None))
+        result = api.audit(conn, specs, days, properties=names, concurrency=concurrency,
+                           on_progress=bar.advance)
     render = {PlanFormat.json: audit_json, PlanFormat.markdown: audit_markdown}.get(fmt, audit_text)
     typer.echo(render(result), nl=False)
     code = exit_code(result.findings, fail_on.value)

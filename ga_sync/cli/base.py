@@ -132,8 +132,9 @@ def load(paths: list[Path]) -> Specs:
     GaSyncError (exit 1 before anything is sent to GA); otherwise the command runs on the
     valid specs and ends with `exit_if_invalid` (exit 1).
     """
-    from ga_sync.spec import validate_paths
-    valid, problems = validate_paths(paths)
+    from ga_sync import api
+    from ga_sync.settings import extends_path
+    valid, problems = api.validate(paths, bases=extends_path())
     for p in problems:
         typer.echo(str(p), err=True)
     specs = Specs(valid)
@@ -232,8 +233,8 @@ def write_output(path: Path, text: str, *, lost: str = "") -> None:
 
 
 def connect(write: bool = False) -> Any:
-    from ga_sync.clients import connect as make_connection
-    conn = make_connection(write=write)
+    from ga_sync import api
+    conn = api.connect(write=write)
     for w in conn.warnings:
         warn(w)
     return conn

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -26,8 +25,9 @@ def validate(paths: list[Path] = SPECS_ARG) -> None:
     Example:
       ga-sync validate goal_specs/
     """
-    from ga_sync.spec import validate_paths
-    specs, problems = validate_paths(paths)
+    from ga_sync import api
+    from ga_sync.settings import extends_path
+    specs, problems = api.validate(paths, bases=extends_path())
     for p in problems:
         typer.echo(str(p), err=p.severity == "error")
     errors = [p for p in problems if p.severity == "error"]
@@ -44,11 +44,11 @@ def validate(paths: list[Path] = SPECS_ARG) -> None:
 
 
 def _make_plan(specs: list["Spec"], prune: bool, concurrency: int, conn: Any) -> tuple[Any, list]:
-    from ga_sync.sync import plan_all, targets
-    total = len(targets(specs))
-    with Progress(total, "planning") as bar:
-        return plan_all(conn, specs, prune=prune, concurrency=concurrency,
-                        on_done=lambda t, r, e: bar.advance(t.property, e is not None))
+    from ga_sync import api
+    with Progress(sum(len(s.properties) for s in specs), "planning") as bar:
+        the_plan = api.plan(conn, specs, prune, concurrency=concurrency,
+                            on_progress=bar.advance)
+    return the_plan, list(the_plan.errors)
 
 
 @app.command()
@@ -88,14 +88,6 @@ def plan(
         raise typer.Exit(2)
 
 
-def _default_journal() -> Path:
-    env = os.environ.get("GA_SYNC_JOURNAL")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_dir
-    return Path(user_data_dir("ga-sync")) / "journal.jsonl"
-
-
 @app.command()
 def apply(
     paths: list[Path] = SPECS_ARG,
@@ -115,10 +107,7 @@ def apply(
       ga-sync apply goal_specs/acme-outdoor.yaml
       ga-sync apply goal_specs/ --yes --journal /var/log/ga-sync.jsonl
     """
-    from ga_sync import render
-    from ga_sync.admin import Journal
-    from ga_sync.plan import check_safety
-    from ga_sync.sync import apply_all
+    from ga_sync import api, render
 
     specs = load(paths)
     conn = connect(write=True)
@@ -129,23 +118,18 @@ def apply(
         if not failures:
             exit_if_invalid(specs)
         raise typer.Exit(1 if failures else 0)
-    if not force:
-        check_safety(the_plan)
-    journal_path = journal or _default_journal()
-    the_journal = Journal(journal_path)
-    the_journal.check()  # a journal that cannot be written stops apply before the question
+    # the safety threshold and a writable journal are checked before the question
+    journal_path = api.check_apply(the_plan, force, journal=journal)
     if not yes:
         if not _can_ask():
             err("refusing to apply: no terminal to confirm on. Pass --yes to apply without asking.")
             raise typer.Exit(1)
         _confirm("Apply these changes? [y/N]: ")
-    todo = [p for p in the_plan.properties if p.changes]
-    with Progress(len(todo), "applying") as bar:
-        results = apply_all(conn, the_plan, the_journal, concurrency=concurrency,
-                            on_done=lambda p, r, e: bar.advance(p.property, e is not None or (r is not None and not r.ok)))
-    applied = sum(len(r.applied) for r in results)
-    reconciled = sum(len(r.reconciled) for r in results)
-    failed = sum(len(r.failed) for r in results)
+    with Progress(sum(1 for p in the_plan.properties if p.changes), "applying") as bar:
+        result = api.apply(conn, the_plan, force=True, journal=journal_path,
+                           concurrency=concurrency, on_progress=bar.advance)
+    results = result.properties
+    applied, reconciled, failed = result.applied, result.reconciled, result.failed
     for r in results:
         for change, message in r.failed:
             err(f"error: {r.property} ({r.client}): {change.action} {change.event}: {message}")
@@ -203,32 +187,23 @@ def dump(
     Example:
       ga-sync dump 123456789 -o goal_specs/new-client.yaml
     """
-    from ga_sync.admin import read_key_events, read_property
+    from ga_sync import api
     from ga_sync.model import property_name
-    from ga_sync.dump import dump_property
     try:
-        name = property_name(property)
+        property_name(property)
     except ValueError:
         raise GaSyncError(property_hint(property)) from None
     if output is not None:
         check_output(output, overwrite=force)
     conn = connect()
-    info = read_property(conn, name)
-    key_events = read_key_events(conn, name)
-    if not key_events:
-        raise GaSyncError(f"{name} has no key events, so there is nothing to dump; write its "
-                          "spec by hand (see docs/spec.md)")
-    dumped = dump_property(client=client or info.display_name or name, properties=[name],
-                           currency=info.currency, goals=key_events)
+    dumped = api.dump(conn, property, client=client)
     for item in dumped.left_out:
         warn(f"left out: {item}")
-    if not len(key_events) - len(dumped.left_out):
-        raise GaSyncError(f"every key event of {name} was left out (see above), so the spec "
-                          "would have no goals; write it by hand (see docs/spec.md)")
+    kept = dumped.key_events - len(dumped.left_out)
     if output:
         write_output(output, dumped.text)
-        typer.echo(f"wrote {output} ({len(key_events) - len(dumped.left_out)} of "
-                   f"{len(key_events)} key events from {name})", err=True)
+        typer.echo(f"wrote {output} ({kept} of {dumped.key_events} key events from "
+                   f"{property_name(property)})", err=True)
     else:
         typer.echo(dumped.text, nl=False)
 
@@ -243,10 +218,9 @@ def properties(
     Example:
       ga-sync properties --format json
     """
-    from ga_sync import render
-    from ga_sync.admin import list_properties
+    from ga_sync import api, render
     conn = connect()
-    rows = list_properties(conn)
+    rows = api.properties(conn)
     if fmt is PlanFormat.json:
         typer.echo(render.to_json({"version": 1, "properties": [
             {"property": r.property, "display_name": r.display_name, "account": r.account,
