@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from faultproxy import MODES, FaultProxy, api_of, repeat_token, wrong_shape
-from ga_sync.demo import seed_properties
+from ga_sync.sandbox.seed import seed_properties
 from ga_sync.sandbox.server import SandboxServer
 from ga_sync.sandbox.state import SandboxState
 from ga_sync.spec import load_specs

@@ -158,3 +158,37 @@ def _spec(folder: Path, name: str, property_id: int) -> Path:
     path.write_text(f"client: Ghost\nproperties: [{property_id}]\ncurrency: USD\n"
                     "goals:\n  - event: sign_up\n    tier: micro\n    value: 5\n")
     return path
+
+
+def test_no_module_outside_cli_prints_prompts_or_changes_the_environment() -> None:
+    """Only ga_sync/cli talks to the terminal; the library never writes to os.environ."""
+    import ast
+
+    package = ROOT / "ga_sync"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.is_relative_to(package / "cli"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id in ("print", "input", "breakpoint"):
+                    name = f.id
+                elif isinstance(f, ast.Attribute):
+                    owner = ast.unparse(f.value)
+                    if owner in ("typer", "click", "sys.stdout", "sys.stderr") or \
+                            (owner == "os" and f.attr in ("putenv", "unsetenv")) or \
+                            (owner == "os.environ" and f.attr in ("update", "pop", "setdefault",
+                                                                  "clear", "__setitem__")):
+                        name = f"{owner}.{f.attr}"
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+                targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) \
+                    else [node.target]
+                for t in targets:
+                    if isinstance(t, ast.Subscript) and ast.unparse(t.value) == "os.environ":
+                        name = "os.environ[...] ="
+            if name:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert not offenders, "\n".join(offenders)

@@ -31,7 +31,7 @@ def sandbox(
     Example:
       ga-sync sandbox --port 8765 --seed goal_specs/
     """
-    from ga_sync.demo import seed_properties
+    from ga_sync.sandbox.seed import seed_properties
     from ga_sync.sandbox.server import SandboxServer
 
     st = _open_state(state)
