@@ -154,7 +154,7 @@ def read_property(conn: Connection, property: str) -> PropertyInfo:
     does not know, is a MalformedAnswer for this property. An unspecified service level reads
     as standard (the lower key-event limit); a missing currency as USD, GA's default.
     """
-    from ga_sync.report import zone_of
+    from ga_sync.periods import zone_of
 
     client = conn.admin()
     p = call(lambda: client.get_property(name=property, timeout=TIMEOUT), policy=conn.retry,

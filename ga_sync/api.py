@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ga_sync.audit.run import AuditResult
     from ga_sync.clients import Connection
     from ga_sync.errors import Problem
-    from ga_sync.report import Period, ReportResult
+    from ga_sync.periods import Period
+    from ga_sync.report import ReportResult
 
 PathsLike = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 DateLike = date | str
@@ -254,9 +255,9 @@ def period_chooser(start: DateLike | None = None, end: DateLike | None = None, *
     Dates GA4 cannot have data for (before its first day, after today, or a previous period
     reaching before its first day) are refused here, before anything is pulled.
     """
-    from ga_sync.report import check_dates, check_period
-    from ga_sync.report import last_days as days_before
-    from ga_sync.report import last_week as week_before
+    from ga_sync.periods import check_dates, check_period
+    from ga_sync.periods import last_days as days_before
+    from ga_sync.periods import last_week as week_before
 
     first, last = _as_date(start, "start"), _as_date(end, "end")
     chosen = sum([first is not None or last is not None, bool(last_week), last_days is not None])
@@ -412,7 +413,8 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
     not kept); a store that cannot be written is a warning in `run.warnings`, not a lost report.
     """
     from ga_sync.admin import read_key_events, read_property
-    from ga_sync.report import check_period, report_property, today_in
+    from ga_sync.periods import check_period, today_in
+    from ga_sync.report import report_property
     from ga_sync.sync import Failure, is_cancelled, run_each, targets
 
     if compare not in (None, "previous"):

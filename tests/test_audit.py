@@ -37,7 +37,7 @@ from ga_sync.audit import (
 from ga_sync.clients import RetryPolicy, connect
 from ga_sync.model import Goal, KeyEventSettings, KeyEventState, PropertyInfo, Spec
 from ga_sync.render.audit import audit_json, audit_markdown, audit_text
-from ga_sync.report import Period
+from ga_sync.periods import Period
 from ga_sync.sandbox.scenarios import scenario_spec_yaml, seed_scenario
 from ga_sync.sandbox.server import SandboxServer
 from ga_sync.sandbox.traffic import event_log, make_traffic

@@ -29,7 +29,7 @@ import pytest
 import ga_sync.admin as admin_mod
 import importlib
 
-report_mod = importlib.import_module("ga_sync.report")  # the module; ga_sync.report is the API
+from ga_sync import data as data_mod
 from ga_sync.admin import Journal, apply_plan, read_key_events, read_property
 from ga_sync.audit import audit_all
 from ga_sync.clients import RetryPolicy, connect
@@ -38,7 +38,8 @@ from ga_sync.model import (CREATE, Change, Goal, KeyEventSettings, KeyEventState
                            PropertyPlan, Spec)
 from ga_sync.plan import diff
 from ga_sync.render.plan import plan_json, plan_markdown, plan_text
-from ga_sync.report import Period, report_property, today_in
+from ga_sync.periods import Period, today_in
+from ga_sync.report import report_property
 from ga_sync.sandbox.traffic import make_traffic
 from ga_sync.sync import plan_all
 
@@ -262,7 +263,7 @@ def test_row_count_that_lies_does_not_page_forever(ga, conn):
 
 
 def test_row_count_that_lies_with_new_rows_stops_at_the_page_cap(ga, conn, monkeypatch):
-    monkeypatch.setattr(report_mod, "MAX_PAGES", 3)
+    monkeypatch.setattr(data_mod, "MAX_PAGES", 3)
 
     def lie(a: dict) -> None:
         for r in a["reports"]:

@@ -179,7 +179,8 @@ def test_report_http(data_target):
     """One batchRunReports call with the five requests report.py documents, and nothing else."""
     from datetime import date
 
-    from ga_sync.report import Period, report_property
+    from ga_sync.periods import Period
+    from ga_sync.report import report_property
 
     property, record_mode = data_target
     if record_mode == "none" and not (CASSETTES / "data_report.yaml").exists():

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ga_sync.cli import app
-from ga_sync.report import last_week
+from ga_sync.periods import last_week
 from ga_sync.sandbox.traffic import make_traffic
 
 SPEC = """\

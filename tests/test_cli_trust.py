@@ -20,7 +20,7 @@ import requests
 from typer.testing import CliRunner
 
 from ga_sync.cli import app
-from ga_sync.report import last_days
+from ga_sync.periods import last_days
 from ga_sync.sandbox.traffic import make_traffic
 
 SPEC = """\
@@ -334,7 +334,8 @@ def test_history_keeps_unconverted_values_out_of_its_totals(usd_property, tmp_pa
 def test_json_never_holds_nan_and_minus_zero_prints_as_zero():
     from ga_sync.model import MACRO
     from ga_sync.render.report import fmt_money, report_json, report_table
-    from ga_sync.report import GoalResult, Period, ReportResult, TierResult
+    from ga_sync.periods import Period
+    from ga_sync.report import GoalResult, ReportResult, TierResult
 
     goal = GoalResult("refund", MACRO, 0.0, math.nan, -0.0, "once_per_event")
     tier = TierResult(0.0, math.inf, math.nan, -0.0)

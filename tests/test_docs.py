@@ -77,7 +77,8 @@ def test_readme_json_contracts_match_what_the_tool_writes():
     from ga_sync.audit import AuditResult  # noqa: F401  (import check: the module exists)
     from ga_sync.model import KeyEventSettings, KeyEventState, Plan
     from ga_sync.plan import diff
-    from ga_sync.report import Period, ReportResult, TierResult, GoalResult
+    from ga_sync.periods import Period
+    from ga_sync.report import ReportResult, TierResult, GoalResult
 
     blocks = {tuple(sorted(b)): b for b in _json_blocks(README)}
     plan_doc = blocks[("properties", "summary", "version")]

@@ -19,7 +19,8 @@ from ga_sync.errors import GaSyncError
 from ga_sync.history import Store, default_store_path, week_window
 from ga_sync.model import MACRO, MICRO, USERS, Goal, Spec
 from ga_sync.render.report import history_table
-from ga_sync.report import GoalResult, Period, ReportResult, TierResult
+from ga_sync.periods import Period
+from ga_sync.report import GoalResult, ReportResult, TierResult
 
 P1, P2 = "properties/111", "properties/222"
 SPEC = Spec(client="Acme Outdoor", properties=(P1, P2), currency="EUR",

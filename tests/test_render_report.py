@@ -21,7 +21,8 @@ import pytest
 from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, USERS, Goal, Spec
 from ga_sync.render.html import rate_series, report_html
 from ga_sync.render.report import report_csv, report_json, report_table
-from ga_sync.report import GoalResult, Period, ReportResult, TierResult, Warning_
+from ga_sync.periods import Period
+from ga_sync.report import GoalResult, ReportResult, TierResult, Warning_
 
 SPEC = Spec(client="Acme Outdoor", properties=("properties/123456789",), currency="USD",
             goals=(Goal("purchase", MACRO, None), Goal("sign_up", MICRO, 5.0, ONCE_PER_SESSION),

@@ -15,7 +15,10 @@ from google.analytics.admin_v1beta.types import KeyEvent
 
 from ga_sync.clients import connect
 from ga_sync.model import Goal, Spec
-from ga_sync.report import (Period, build_requests, last_week, parse_report, report_property)
+from ga_sync.data import parse_report
+from ga_sync.periods import Period, last_week
+from ga_sync.report import report_property
+from ga_sync.sources.data_api import build_requests
 from ga_sync.sandbox.traffic import event_log, make_traffic
 
 PID = "987654321"
@@ -178,9 +181,8 @@ def test_parse_types_as_names_or_numbers():
 
 
 def test_paging_when_rows_exceed_a_page(conn, sandbox_state, monkeypatch):
-    import importlib
-    report_mod = importlib.import_module("ga_sync.report")
-    monkeypatch.setattr(report_mod, "PAGE_LIMIT", 5)  # 14 days x 5 events = 70 daily rows
+    from ga_sync import data
+    monkeypatch.setattr(data, "PAGE_LIMIT", 5)  # 14 days x 5 events = 70 daily rows
     s = spec("sessions")
     period = Period(date(2026, 10, 5), date(2026, 10, 18))
     result = report_property(conn, s, PROP, period, today=date(2026, 11, 22))
@@ -225,19 +227,27 @@ def test_warnings_say_why_with_the_live_key_events(conn, sandbox_state, admin_cl
 
 def test_trust_flags_from_response_metadata():
     """Thresholding, '(other)' rows and sampling come from GA's response metadata."""
-    from ga_sync.report import ParsedReport, ReportResult, TierResult, _warnings
+    from ga_sync.data import ParsedReport
+    from ga_sync.report import ReportResult, TierResult, _warnings
+    from ga_sync.sources.data_api import to_facts
 
-    def parsed(meta):
-        return ParsedReport(columns={}, metric_types={}, row_count=0, totals=[], metadata=meta,
-                            quota=None)
+    columns = {"totals": ("date", "sessions", "totalUsers"),
+               "events": ("eventName", "eventCount", "sessions", "eventValue", "keyEvents"),
+               "daily": ("date", "eventName", "eventCount", "sessions", "eventValue")}
+
+    def parsed(name, meta):
+        return ParsedReport(columns={c: [] for c in columns[name]}, metric_types={},
+                            row_count=0, totals=[], metadata=meta, quota=None)
     s = spec("sessions")
     tier = TierResult(0, 0, 0, 0)
-    result = ReportResult(PROP, "c", Period(date(2026, 11, 2), date(2026, 11, 8)), "USD",
-                          "sessions", 0, 0, [], tier, tier, 0, 0)
-    reports = {"totals": parsed({"subjectToThresholding": True}),
-               "events": parsed({"dataLossFromOtherRow": True}),
-               "daily": parsed({"samplingMetadatas": [{"samplesReadCount": "10"}]})}
-    codes = [w.code for w in _warnings(result, reports, date(2026, 11, 22), s, 0, False)]
+    period = Period(date(2026, 11, 2), date(2026, 11, 8))
+    result = ReportResult(PROP, "c", period, "USD", "sessions", 0, 0, [], tier, tier, 0, 0)
+    reports = {"totals": parsed("totals", {"subjectToThresholding": True}),
+               "events": parsed("events", {"dataLossFromOtherRow": True}),
+               "daily": parsed("daily", {"samplingMetadatas": [{"samplesReadCount": "10"}]})}
+    facts = to_facts(PROP, [period], reports)
+    assert (facts.thresholded, facts.other_row, facts.sampled) == (True, True, True)
+    codes = [w.code for w in _warnings(result, facts, date(2026, 11, 22), s, 0)]
     assert codes == ["thresholded", "other-row", "sampled", "no-data"]
-    clean = {k: parsed({}) for k in reports}
-    assert [w.code for w in _warnings(result, clean, date(2026, 11, 22), s, 0, False)] == ["no-data"]
+    clean = to_facts(PROP, [period], {k: parsed(k, {}) for k in reports})
+    assert [w.code for w in _warnings(result, clean, date(2026, 11, 22), s, 0)] == ["no-data"]

@@ -31,7 +31,7 @@ from ga_sync.clients import (READONLY_SCOPE, SERVER_TEXT_MAX, Circuit, EndpointD
                              load_credentials)
 from ga_sync.errors import ApiError, Cancelled, CredentialsError, GaSyncError, MalformedAnswer
 from ga_sync.model import Goal, Spec
-from ga_sync.report import _post
+from ga_sync.data import post
 from ga_sync.sync import is_cancelled, plan_all, run_each
 
 P = "properties/123"
@@ -251,11 +251,11 @@ def test_admin_answers_that_are_not_ga_answers(endpoint, answer, says):
 def test_data_api_html_and_truncated_answers(endpoint):
     endpoint.answer = (200, "text/html", PORTAL)
     with pytest.raises(MalformedAnswer) as e:
-        _post(conn_to(endpoint.url), P, "batchRunReports", {"requests": []})
+        post(conn_to(endpoint.url), P, "batchRunReports", {"requests": []})
     assert P in str(e.value) and "letmein" not in str(e.value)
     endpoint.answer = (200, "application/json", b'{"reports": [{"rows": [')
     with pytest.raises(MalformedAnswer) as e:
-        _post(conn_to(endpoint.url), P, "batchRunReports", {"requests": []})
+        post(conn_to(endpoint.url), P, "batchRunReports", {"requests": []})
     assert P in str(e.value)
 
 

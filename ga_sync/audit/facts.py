@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from ga_sync.admin import read_data_retention, read_key_events, read_property
@@ -21,7 +21,8 @@ from ga_sync.audit.findings import CHECKS, Finding
 from ga_sync.clients import Connection
 from ga_sync.errors import GaSyncError
 from ga_sync.model import KeyEventState, PropertyInfo, Spec, property_name
-from ga_sync.report import PROCESSING_DAYS, Period, _malformed, _post, parse_report, today_in
+from ga_sync.data import malformed, parse_report, post
+from ga_sync.periods import Period, complete_days, today_in
 
 DEFAULT_DAYS = 28
 EVENTS_LIMIT = 10_000  # rows of the per-event report; GA keeps at most 500 event names
@@ -34,8 +35,6 @@ PII_PARAMS = (r"e-?mail|email_?address|phone|tel|mobile|first_?name|last_?name|s
               r"full_?name|address|post_?code|zip_?code|ssn|password|pwd")
 PII_PARAM_PATTERN = rf"[?&;]({PII_PARAMS})=[^&#]"
 PII_PATTERN = f"{EMAIL_PATTERN}|{PII_PARAM_PATTERN}"
-
-
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,7 @@ def audit_period(today: date, days: int = DEFAULT_DAYS) -> Period:
     """
     if days < 1:
         raise GaSyncError(f"--days must be at least 1, not {days}")
-    end = today - timedelta(days=PROCESSING_DAYS + 1)
-    return Period(end - timedelta(days=days - 1), end)
+    return complete_days(today, days)
 
 
 def _date_range(period: Period) -> list[dict[str, str]]:
@@ -136,7 +134,7 @@ def facts_from_reports(reports: Sequence[Any], *, property: str | None = None,
     """
     what = "the audit's reports (batchRunReports)"
     if len(reports) != len(REPORT_NAMES):
-        raise _malformed(property, what, f"{len(reports)} reports for {len(REPORT_NAMES)} "
+        raise malformed(property, what, f"{len(reports)} reports for {len(REPORT_NAMES)} "
                          "requests")
     asked: Sequence[dict[str, Any] | None] = requests or [None] * len(REPORT_NAMES)
     events_r, sessions_r, pii_r = (
@@ -173,10 +171,10 @@ def gather(conn: Connection, property: str, spec: Spec | None = None,
     if period is None:
         period = audit_period(today or today_in(info.time_zone, property=prop), days)
     requests = build_requests(period)
-    answer = _post(conn, prop, "batchRunReports", {"requests": requests})
+    answer = post(conn, prop, "batchRunReports", {"requests": requests})
     reports = answer.get("reports")
     if not isinstance(reports, list):
-        raise _malformed(prop, "the audit's reports (batchRunReports)", "no list of reports")
+        raise malformed(prop, "the audit's reports (batchRunReports)", "no list of reports")
     client = spec.client if spec is not None else (info.display_name or prop)
     return PropertyFacts(property=prop, client=client, info=info, key_events=key_events,
                          retention=retention, period=period, spec=spec,

@@ -17,7 +17,7 @@ from ga_sync.audit.findings import ERROR, SEVERITIES, Finding
 from ga_sync.clients import Connection
 from ga_sync.errors import ApiError, Cancelled, GaSyncError, MalformedAnswer
 from ga_sync.model import Spec, property_name
-from ga_sync.report import Period
+from ga_sync.periods import Period
 from ga_sync.sync import run_each
 
 

@@ -1,0 +1,77 @@
+"""The facts one property's report is computed from, whatever the source (Data API, BigQuery).
+
+A source (see `ga_sync.sources`) turns its own answers into `ReportFacts`: raw event counts,
+never GA's key-event numbers or rates, so the report (report.py) computes conversions, rates and
+value from the spec the same way for every source. Tables are pandas DataFrames with the
+columns named below; dates are `datetime.date` in the property's time zone; event values are
+in the property's currency (`ReportFacts.currency`).
+
+Per period (`PeriodFacts`), one per period asked for, in the order asked:
+
+  sessions, users     the period's totals, de-duplicated (users cannot be summed from days)
+  tier_sessions       {tier: sessions with at least one event of that tier}, de-duplicated;
+                      a tier with no goals may be missing (read as 0)
+  events              one row per event over the whole period (index `event`):
+                      count, sessions (with the event), value, and key_events (GA's own
+                      key-event count) when the source has it
+  days                one row per day with traffic: date, sessions, users
+  daily               one row per day x event: date, event, count, sessions, value
+
+And once per pull: what the source says about itself (currency, time zone, thresholded,
+sampled, other-row, quota).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ga_sync.periods import Period
+
+#: Columns of `PeriodFacts.events` (indexed by event); `key_events` only when the source has it.
+EVENT_COLUMNS = ("count", "sessions", "value")
+KEY_EVENTS = "key_events"
+#: Columns of `PeriodFacts.days`.
+DAY_COLUMNS = ("date", "sessions", "users")
+#: Columns of `PeriodFacts.daily`.
+DAILY_COLUMNS = ("date", "event", "count", "sessions", "value")
+
+
+@dataclass(frozen=True)
+class PeriodFacts:
+    """One property's facts over one period (see the module docstring for the tables)."""
+
+    period: Period
+    sessions: int
+    users: int
+    tier_sessions: dict[str, float]
+    events: Any  # DataFrame indexed by event: count, sessions, value (+ key_events)
+    days: Any  # DataFrame: date, sessions, users
+    daily: Any  # DataFrame: date, event, count, sessions, value
+
+    @property
+    def has_key_events(self) -> bool:
+        """Whether the source gave GA's own key-event counts (the BigQuery export does not)."""
+        return KEY_EVENTS in self.events
+
+
+@dataclass(frozen=True)
+class ReportFacts:
+    """Everything one pull of one property returned, for one or more periods."""
+
+    property: str
+    periods: Sequence[PeriodFacts]
+    currency: str | None = None  # the property's, which event values are in; None: unknown
+    time_zone: str | None = None  # the property's, as the source says; None: unknown
+    thresholded: bool = False  # small counts may be withheld
+    sampled: bool = False  # the numbers are estimates
+    other_row: bool = False  # some rows were folded into '(other)'
+    quota: dict[str, Any] | None = field(default=None)  # what the pull cost, if the source says
+    source: str = ""  # which source produced them, e.g. "data_api"
+
+
+def empty_events() -> Any:
+    """An events table with no rows (a source with nothing to say about events)."""
+    import pandas as pd
+    return pd.DataFrame({c: [] for c in EVENT_COLUMNS}, index=pd.Index([], name="event"))
