@@ -19,6 +19,7 @@ EXTENDS_PATH_ENV = "GA_SYNC_EXTENDS_PATH"
 ADMIN_REQUESTS_ENV = "GA_SYNC_ADMIN_REQUESTS_PER_MINUTE"
 ADMIN_WRITES_ENV = "GA_SYNC_ADMIN_WRITES_PER_MINUTE"
 QUOTA_WINDOW_ENV = "GA_SYNC_QUOTA_WINDOW"
+QUOTA_LEDGER_ENV = "GA_SYNC_QUOTA_LEDGER"
 
 #: Every variable ga-sync reads, with what it means (the README's table is checked against it).
 VARIABLES = {
@@ -31,6 +32,7 @@ VARIABLES = {
     ADMIN_REQUESTS_ENV: "Admin API requests per minute to stay under",
     ADMIN_WRITES_ENV: "Admin API writes per minute to stay under",
     QUOTA_WINDOW_ENV: "length of the quota window in seconds",
+    QUOTA_LEDGER_ENV: "the quota ledger shared by ga-sync processes (a file), or `off`",
 }
 
 
