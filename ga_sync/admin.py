@@ -21,6 +21,7 @@ from typing import Any
 
 from ga_sync.clients import Connection, call
 from ga_sync.errors import ApiError, Cancelled, JournalError, MalformedAnswer
+from ga_sync.garules import GA_SERVICE_LEVELS, GA_STANDARD
 from ga_sync.model import (
     CREATE,
     DELETE,
@@ -41,9 +42,6 @@ TIMEOUT = 30.0  # seconds; the Admin client has no default timeout
 #: At most this many pages of one list (200 items each): a server that keeps answering with new
 #: page tokens cannot make a read endless.
 MAX_PAGES = 500
-#: The service levels ga-sync knows; unspecified (or missing) reads as standard, the lower
-#: key-event limit, so limit warnings come early rather than late.
-SERVICE_LEVELS = ("GOOGLE_ANALYTICS_STANDARD", "GOOGLE_ANALYTICS_360")
 
 _COUNTING_NAMES = {1: ONCE_PER_EVENT, 2: ONCE_PER_SESSION,
                    "ONCE_PER_EVENT": ONCE_PER_EVENT, "ONCE_PER_SESSION": ONCE_PER_SESSION}
@@ -163,8 +161,10 @@ def read_property(conn: Connection, property: str) -> PropertyInfo:
     raw_level = p.service_level
     level = getattr(raw_level, "name", None)
     if level in (None, "SERVICE_LEVEL_UNSPECIFIED") and not raw_level:
-        level = "GOOGLE_ANALYTICS_STANDARD"
-    if level not in SERVICE_LEVELS:
+        # unspecified (or missing) reads as standard, the lower key-event limit, so limit
+        # warnings come early rather than late
+        level = GA_STANDARD
+    if level not in GA_SERVICE_LEVELS:
         raise MalformedAnswer(
             f"{property} has the service level {excerpt(repr(raw_level), 40)}, which ga-sync "
             "does not know (it knows GOOGLE_ANALYTICS_STANDARD and GOOGLE_ANALYTICS_360). "

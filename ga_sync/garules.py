@@ -41,6 +41,10 @@ BROWSING_EVENTS = frozenset({"page_view", "session_start", "first_visit", "user_
 STANDARD = "standard"
 ANALYTICS_360 = "analytics_360"
 SERVICE_LEVELS = (STANDARD, ANALYTICS_360)
+#: The Admin API's service levels (`Property.serviceLevel`).
+GA_STANDARD = "GOOGLE_ANALYTICS_STANDARD"
+GA_360 = "GOOGLE_ANALYTICS_360"
+GA_SERVICE_LEVELS = (GA_STANDARD, GA_360)
 #: Custom key events a property may have, by service level.
 KEY_EVENT_LIMITS = {STANDARD: 30, ANALYTICS_360: 50}
 #: Key events GA creates itself; they do not count against the custom limit.

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import garules
 from .redact import excerpt
 
 MACRO = "macro"
@@ -162,11 +163,12 @@ class PropertyInfo:
     display_name: str = ""
     time_zone: str = "UTC"
     currency: str = "USD"
-    service_level: str = "GOOGLE_ANALYTICS_STANDARD"
+    service_level: str = garules.GA_STANDARD
 
     @property
     def key_event_limit(self) -> int:
-        return 50 if "360" in self.service_level else 30
+        """GA's custom key-event limit for this property (30, or 50 on Analytics 360)."""
+        return garules.key_event_limit(self.service_level)
 
 
 CREATE = "create"

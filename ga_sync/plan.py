@@ -37,11 +37,11 @@ def limit_warnings(existing: Iterable[KeyEventState], changes: Sequence[Change],
 
     Counts custom key events (GA's own, like `purchase`, do not count): those there now, plus
     creates, minus deletes of custom ones. `key_event_limit` is the property's limit (30, or 50
-    on Analytics 360; see `spec.KEY_EVENT_LIMITS` and `PropertyInfo.key_event_limit`). Unknown
+    on Analytics 360; see `garules.KEY_EVENT_LIMITS` and `PropertyInfo.key_event_limit`). Unknown
     (None): a property that already has more than 30 is read as Analytics 360, any other as
     standard, and the message says which limit applies to which.
     """
-    from ga_sync.spec import ANALYTICS_360, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS, STANDARD
+    from ga_sync.garules import ANALYTICS_360, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS, STANDARD
 
     live = {k.event: k for k in existing}
     now = sum(1 for k in live.values() if k.custom)

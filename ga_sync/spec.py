@@ -24,11 +24,11 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .currencies import CURRENCY_CODES
 from .errors import Problem, SpecError
+from .garules import (ANALYTICS_360, BROWSING_EVENTS, DEFAULT_KEY_EVENTS, EVENT_NAME_MAX,
+                      KEY_EVENT_LIMITS, RESERVED_PREFIXES, SERVICE_LEVELS, STANDARD)
 from .redact import excerpt
-from .spec_rules import (BROWSING_EVENTS, EVENT_NAME_MAX, EVENT_VALUE, RESERVED_PREFIXES,
-                         VALUE_MAX, check_event_name, choice, did_you_mean, error, kind,
-                         parse_property, parse_value, quote, quote_path, show,
-                         warning)
+from .spec_rules import (EVENT_VALUE, VALUE_MAX, check_event_name, choice, did_you_mean, error,
+                         kind, parse_property, parse_value, quote, quote_path, show, warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
@@ -62,14 +62,6 @@ TOP_LEVEL_KEYS = ("client", "property", "properties", "currency", "rate_basis", 
                   "extends", "goals")
 GOAL_KEYS = ("event", "tier", "value", "counting", "category", "description")
 REQUIRED_GOAL_KEYS = ("event", "tier", "value")
-
-STANDARD = "standard"
-ANALYTICS_360 = "analytics_360"
-SERVICE_LEVELS = (STANDARD, ANALYTICS_360)
-# https://support.google.com/analytics/answer/12946393 (custom key events per property)
-KEY_EVENT_LIMITS = {STANDARD: 30, ANALYTICS_360: 50}
-# Key events GA creates itself; they do not count against the custom limit.
-DEFAULT_KEY_EVENTS = frozenset({"purchase"})
 
 # Limits that keep one odd file from costing unbounded time or memory (docs/spec.md, "Limits").
 # The YAML parser reads about 10 µs a byte and slower per value, so the budgets are in both.

@@ -18,22 +18,16 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarint import ScalarInt
 
 from .errors import Problem
+from .garules import EVENT_NAME, EVENT_NAME_MAX, NOT_NAME_CHARS, RESERVED_PREFIXES
 from .model import PROPERTY_ID_MAX, Location, property_id, property_name
 from .redact import EXCERPT_MAX, excerpt, redact
 
 EVENT_VALUE = "event"
-EVENT_NAME_MAX = 40
 #: The most one conversion may be worth, in the spec's currency: more is a typo, not a value.
 VALUE_MAX = 1e12
-RESERVED_PREFIXES = ("firebase_", "google_", "ga_", "_")
-# Collected automatically on every web session: counting them as success measures browsing.
-BROWSING_EVENTS = frozenset({"page_view", "session_start", "first_visit", "user_engagement", "scroll"})
 
 _MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,}\Z", re.IGNORECASE)
 _UA_ID = re.compile(r"UA-[0-9]+(-[0-9]+)?\Z", re.IGNORECASE)
-# GA's rule, in ASCII: `str.isalpha()` and `\w` would also let `é` or `²` through.
-_EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 # Words joined by underscores (`downloaded_the_annual_report`): a name, not a secret, so it is
 # quoted as written even when longer than the run of characters redact() takes for a token.
 _WORDY = re.compile(r"[A-Za-z0-9]{0,20}(?:_[A-Za-z0-9]{0,20})*\Z")
@@ -121,14 +115,14 @@ def show(raw: Any) -> str:
 
 def _acceptable(name: str) -> bool:
     """True when GA takes `name` as a key event name; never recursive, so any input ends."""
-    return (len(name) <= EVENT_NAME_MAX and bool(_EVENT_NAME.match(name))
+    return (len(name) <= EVENT_NAME_MAX and bool(EVENT_NAME.match(name))
             and not name.startswith(RESERVED_PREFIXES))
 
 
 def _ascii_name(name: str) -> str:
     """`café visit` -> `cafe_visit`, `price_per_m²` -> `price_per_m2`: a name GA could take."""
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    return _NOT_NAME_CHARS.sub("_", plain).strip("_")
+    return NOT_NAME_CHARS.sub("_", plain).strip("_")
 
 
 def _char(ch: str) -> str:
@@ -158,7 +152,7 @@ def check_event_name(name: str) -> list[str]:
                         f"its own events; rename the event{hint} in the site's tagging and here")
     elif not ("a" <= name[0] <= "z" or "A" <= name[0] <= "Z"):
         problems.append(f"event name `{shown}` must start with a letter (A-Z or a-z)")
-    bad = sorted(set("".join(_NOT_NAME_CHARS.findall(name))))
+    bad = sorted(set("".join(NOT_NAME_CHARS.findall(name))))
     if bad:
         listed = ", ".join(_char(ch) for ch in bad[:8]) + (", …" if len(bad) > 8 else "")
         fixed = _ascii_name(name)

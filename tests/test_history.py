@@ -16,7 +16,9 @@ import pytest
 from platformdirs import user_data_dir
 
 from ga_sync.errors import GaSyncError
-from ga_sync.history import Store, default_store_path, week_window
+from ga_sync import settings
+from ga_sync.history import Store
+from ga_sync.periods import week_window
 from ga_sync.model import MACRO, MICRO, USERS, Goal, Spec
 from ga_sync.render.report import history_table
 from ga_sync.periods import Period
@@ -180,7 +182,7 @@ def test_history_survives_reopening(tmp_path: Path) -> None:
 
 
 def test_default_store_path_is_in_user_data_dir() -> None:
-    assert default_store_path() == Path(user_data_dir("ga-sync")) / "history.duckdb"
+    assert settings.store_path({}) == Path(user_data_dir("ga-sync")) / "history.duckdb"
 
 
 # --------------------------------------------------------------------------- weekly

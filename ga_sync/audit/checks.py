@@ -17,7 +17,8 @@ from ga_sync.audit.facts import PII_PARAMS, PropertyFacts
 from ga_sync.audit.findings import CHECKS, LIMIT_SHARE, PAGEVIEW_SHARE, Finding
 from ga_sync.model import ONCE_PER_SESSION, KeyEventSettings, KeyEventState
 from ga_sync.plan import same_settings
-from ga_sync.spec import BROWSING_EVENTS, EVENT_NAME_MAX, check_event_name
+from ga_sync.garules import BROWSING_EVENTS, EVENT_NAME_MAX
+from ga_sync.spec_rules import check_event_name
 
 
 def is_default_key_event(ke: KeyEventState) -> bool:
