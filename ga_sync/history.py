@@ -47,8 +47,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ga_sync import settings
 from ga_sync.errors import GaSyncError, StoreError
 from ga_sync.model import MACRO, MICRO, USERS, Spec
+from ga_sync.periods import week_window
 
 if TYPE_CHECKING:
     import duckdb
@@ -86,26 +88,6 @@ CREATE TABLE IF NOT EXISTS daily_totals (
     PRIMARY KEY (property, date)
 );
 """
-
-
-def default_store_path() -> Path:
-    """Where `ga-sync` keeps history unless told otherwise: the per-user data directory."""
-    from platformdirs import user_data_dir
-    return Path(user_data_dir("ga-sync")) / "history.duckdb"
-
-
-def monday(day: date) -> date:
-    """The Monday starting the ISO week of `day`."""
-    return day - timedelta(days=day.weekday())
-
-
-def week_window(weeks: int, today: date) -> list[date]:
-    """The Mondays of the last `weeks` complete ISO weeks before `today`, oldest first.
-
-    The current week is left out like `report.last_week` does: GA is still filling it.
-    """
-    this_monday = monday(today)
-    return [this_monday - timedelta(weeks=n) for n in range(weeks, 0, -1)]
 
 
 def store_error(path: str | Path, exc: BaseException, doing: str = "open") -> StoreError:
@@ -155,7 +137,8 @@ class Store:
                  wait: float = 0.0) -> None:
         import duckdb
 
-        self.path = default_store_path() if path is None else path
+        # no path: the default store in the user data folder (no environment read here)
+        self.path = settings.store_path({}) if path is None else path
         self.read_only = read_only
         target = str(self.path)
         if target != ":memory:" and not read_only:
