@@ -71,7 +71,18 @@ class ReportFacts:
     source: str = ""  # which source produced them, e.g. "data_api"
 
 
-def empty_events() -> Any:
-    """An events table with no rows (a source with nothing to say about events)."""
-    import pandas as pd
-    return pd.DataFrame({c: [] for c in EVENT_COLUMNS}, index=pd.Index([], name="event"))
+def check(facts: ReportFacts, periods: Sequence[Period]) -> None:
+    """Raise ValueError when a source's facts do not have the shape described above: one
+    `PeriodFacts` per period asked for, in order, each table with its columns. A bug in the
+    source, never a user's mistake."""
+    if [pf.period for pf in facts.periods] != list(periods):
+        raise ValueError(f"the {facts.source or 'source'} facts are for "
+                         f"{[str(pf.period) for pf in facts.periods]}, not for "
+                         f"{[str(p) for p in periods]}")
+    for pf in facts.periods:
+        for table, columns in (("events", EVENT_COLUMNS), ("days", DAY_COLUMNS),
+                               ("daily", DAILY_COLUMNS)):
+            missing = [c for c in columns if c not in getattr(pf, table)]
+            if missing:
+                raise ValueError(f"the {facts.source or 'source'} facts' {table} table for "
+                                 f"{pf.period} has no {', '.join(missing)} column")

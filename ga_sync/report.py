@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from ga_sync.errors import GaSyncError
-from ga_sync.facts import KEY_EVENTS, PeriodFacts, ReportFacts
+from ga_sync.facts import KEY_EVENTS, PeriodFacts, ReportFacts, check
 from ga_sync.garules import PROCESSING_DAYS
 from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, USERS, KeyEventState, Spec
 from ga_sync.periods import Period, still_processing, today_in
@@ -344,13 +344,14 @@ def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec,
     if result.sessions == 0:
         out.append(Warning_("no-data", "The property returned no data for this period."))
         return out
-    ev = facts.periods[index].events
+    pf = facts.periods[index]
+    ev = pf.events
     for g, r in zip(spec.goals, result.goals):
         if r.conversions == 0:
             out.append(Warning_("never-occurred", f"Goal event '{g.event}' did not occur in the "
                                 "period: check the tag fires.", g.event))
             continue
-        if KEY_EVENTS not in ev or g.event not in ev.index:
+        if not pf.has_key_events or g.event not in ev.index:
             continue  # the source has no key-event counts (or none for this event)
         ga_count = float(ev.loc[g.event][KEY_EVENTS])
         warning = _key_event_warning(g, r.conversions, ga_count,
@@ -375,6 +376,7 @@ def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
     """
     periods = [period, period.previous()] if compare else [period]
     facts = (source or default_source()).pull(conn, spec, property, periods)
+    check(facts, periods)
     today = today or today_in(time_zone or facts.time_zone or "UTC", property=property)
     marked = {k.event: k for k in key_events} if key_events is not None else None
     results = []
