@@ -100,8 +100,8 @@ def last_days(today: date, n: int) -> Period:
     try:
         return Period(today - timedelta(days=n), today - timedelta(days=1))
     except OverflowError:
-        raise GaSyncError(f"--last-days {n} starts before GA4's first day, {EARLIEST_DATE}"
-                          ) from None
+        raise GaSyncError(f"the last {n} days start before GA4's first day, {EARLIEST_DATE}: "
+                          "ask for fewer days") from None
 
 
 def complete_days(today: date, days: int) -> Period:

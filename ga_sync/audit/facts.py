@@ -90,7 +90,7 @@ def audit_period(today: date, days: int = DEFAULT_DAYS) -> Period:
     (https://support.google.com/analytics/answer/11198161), so they are skipped.
     """
     if days < 1:
-        raise GaSyncError(f"--days must be at least 1, not {days}")
+        raise GaSyncError(f"the audit window must be at least 1 day, not {days}")
     return complete_days(today, days)
 
 
