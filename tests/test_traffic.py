@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ga_sync.sandbox.traffic import PII_QUERY, event_log, make_traffic
+from ga_sync.sandbox.traffic import (NUMBER_COLUMNS, PII_QUERY, SESSION_COLUMNS, event_log,
+                                     make_traffic)
+from ga_sync.sandbox.visitors import channel_group
 
 GOALS = [
     ("purchase", "macro", None),
@@ -45,7 +47,8 @@ def test_profile_is_plain_json(profile: dict) -> None:
 
 def test_columns_and_types(log: pd.DataFrame) -> None:
     assert list(log.columns) == ["date", "user_id", "session_id", "event_name", "value",
-                                 "page_path", "page_location", "country"]
+                                 "page_path", "page_location", "country", *SESSION_COLUMNS,
+                                 *NUMBER_COLUMNS]
     assert (log.groupby("session_id").country.nunique() == 1).all()
     assert log.date.astype(str).str.fullmatch(r"\d{8}").all()
     assert log.date.min() == START.strftime("%Y%m%d") and log.date.max() == END.strftime("%Y%m%d")

@@ -23,7 +23,7 @@ import numpy as np
 from google.analytics.data_v1beta.types import analytics_data_api as api_types
 from google.protobuf import json_format
 
-from ga_sync.sandbox import query
+from ga_sync.sandbox import catalog, query
 from ga_sync.sandbox.routing import ApiError, Route, route
 
 MAX_BATCH = 5
@@ -360,26 +360,17 @@ def batch_run_reports(state: Any, match: "re.Match[str]", query_params: dict[str
 
 
 def metadata(record: query.PropertyLike | None, as_numbers: bool) -> dict[str, Any]:
-    """getMetadata: the engine's dimensions and metrics; a property also lists its own
-    per-key-event metrics, which `properties/0` (the universal list) does not."""
+    """getMetadata: GA's real list (catalog.py, as recorded from the live API); a property
+    also lists its own per-key-event metrics, which `properties/0` (the universal list) does
+    not. The sandbox has no custom dimensions or metrics, so there are none to add."""
     pid = record.id if record is not None else "0"
-    dims = [{"apiName": name, "uiName": ui, "description": desc, "category": cat}
-            for name, (ui, cat, desc) in query.DIMENSIONS.items()]
-    deprecated = {v: k for k, v in query.DEPRECATED.items()}
-    for d in dims:
-        if d["apiName"] in deprecated:
-            d["deprecatedApiNames"] = [deprecated[d["apiName"]]]
+    meta = catalog.universal()
+    dims = [dict(d) for d in meta["dimensions"]]
 
     def mtype(t: str) -> str | int:
         return query.METRIC_TYPE_NUMBERS[t] if as_numbers else t
 
-    mets = []
-    for name, (t, ui, cat, desc) in query.METRICS.items():
-        m: dict[str, Any] = {"apiName": name, "uiName": ui, "description": desc}
-        if name in deprecated:
-            m["deprecatedApiNames"] = [deprecated[name]]
-        m.update({"type": mtype(t), "category": cat})
-        mets.append(m)
+    mets = [{k: (mtype(v) if k == "type" else v) for k, v in m.items()} for m in meta["metrics"]]
     if record is not None:
         for event in sorted(query.key_event_methods(record)):
             mets.append({"apiName": f"keyEvents:{event}", "uiName": f"Key events ({event})",

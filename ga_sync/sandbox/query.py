@@ -24,8 +24,11 @@ import numpy as np
 import pandas as pd
 from google.analytics.data_v1beta.types import data as data_types
 
+from ga_sync.sandbox import fields
+from ga_sync.sandbox.catalog import DEPRECATED, DIMENSIONS, METRICS, incompatible
 from ga_sync.sandbox.routing import ApiError
-from ga_sync.sandbox.traffic import PURCHASE_LIKE, event_log, fingerprint
+from ga_sync.sandbox.traffic import (NUMBER_COLUMNS, PURCHASE_LIKE, SESSION_COLUMNS, event_log,
+                                     fingerprint)
 
 MAX_DIMENSIONS = 9
 MAX_METRICS = 10
@@ -36,50 +39,6 @@ FIRST_DATE = date(2015, 8, 14)  # GA's Data API has no data before this day
 SCHEMA_URL = "https://developers.google.com/analytics/devguides/reporting/data/v1/api-schema"
 ONCE_PER_SESSION = 2
 
-# name -> (uiName, category, description); the subset of GA's metadata the engine computes.
-DIMENSIONS: dict[str, tuple[str, str, str]] = {
-    "country": ("Country", "Geography",
-                "The country from which the user activity originated."),
-    "date": ("Date", "Time", "The date of the event, formatted as YYYYMMDD."),
-    "dayOfWeek": ("Day of week", "Time", "The integer day of the week, 0 (Sunday) to 6."),
-    "eventName": ("Event name", "Event", "The name of the event."),
-    "isKeyEvent": ("Is key event", "Event", "The string `true` if the event is a key event."),
-    "pageLocation": ("Page location", "Page / Screen",
-                     "The protocol, hostname, page path, and query string for web pages visited."),
-    "pagePath": ("Page path", "Page / Screen",
-                 "The portion of the URL between the hostname and query string."),
-    "pagePathPlusQueryString": ("Page path + query string", "Page / Screen",
-                                "The portion of the URL following the hostname."),
-}
-# name -> (MetricType name, uiName, category, description)
-METRICS: dict[str, tuple[str, str, str, str]] = {
-    "activeUsers": ("TYPE_INTEGER", "Active users", "User",
-                    "The number of distinct users who visited your site or app."),
-    "eventCount": ("TYPE_INTEGER", "Event count", "Event", "The count of events."),
-    "eventCountPerUser": ("TYPE_FLOAT", "Event count per user", "Event",
-                          "The average number of events per user (Event count / Active users)."),
-    "eventValue": ("TYPE_FLOAT", "Event value", "Event",
-                   "The sum of the event parameter named `value`."),
-    "eventsPerSession": ("TYPE_FLOAT", "Events per session", "Event",
-                         "The average number of events per session (Event count / Sessions)."),
-    "keyEvents": ("TYPE_FLOAT", "Key events", "Event", "The count of key events."),
-    "newUsers": ("TYPE_INTEGER", "New users", "User",
-                 "The number of users who interacted with your site for the first time."),
-    "purchaseRevenue": ("TYPE_CURRENCY", "Purchase revenue", "Ecommerce",
-                        "The sum of the `value` parameter of purchase events."),
-    "screenPageViews": ("TYPE_INTEGER", "Views", "Page / Screen",
-                        "The number of web pages your users viewed (page_view events)."),
-    "sessionKeyEventRate": ("TYPE_FLOAT", "Session key event rate", "Session",
-                            "The percentage of sessions in which any key event was triggered."),
-    "sessions": ("TYPE_INTEGER", "Sessions", "Session",
-                 "The number of sessions that began on your site or app."),
-    "totalUsers": ("TYPE_INTEGER", "Total users", "User",
-                   "The number of distinct users who have logged at least one event."),
-    "userKeyEventRate": ("TYPE_FLOAT", "User key event rate", "User",
-                         "The percentage of users who triggered any key event."),
-}
-DEPRECATED = {"conversions": "keyEvents", "sessionConversionRate": "sessionKeyEventRate",
-              "userConversionRate": "userKeyEventRate", "isConversionEvent": "isKeyEvent"}
 PER_EVENT_METRICS = ("keyEvents", "sessionKeyEventRate")
 METRIC_TYPE_NUMBERS = {t.name: t.value for t in data_types.MetricType}
 _DATE_AGO = re.compile(r"^(\d+)daysAgo$")
@@ -194,6 +153,11 @@ def plan_request(record: PropertyLike, req: Any, today: date | None = None) -> P
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise bad(f"Duplicate {kind} name: {sorted(dup)[0]}.")
+    clash = incompatible(canon_dims, [m.partition(":")[0] for m in canon_mets])
+    if clash:
+        raise bad(f"Please remove {clash[0]} to make the request compatible. The request's "
+                  "dimensions & metrics are incompatible. To learn more, see "
+                  "https://ga-dev-tools.google/ga4/dimensions-metrics-explorer/")
     if not req.date_ranges:
         raise bad("Must specify at least one date range.")
     if len(req.date_ranges) > MAX_DATE_RANGES:
@@ -272,6 +236,11 @@ def _base(record: PropertyLike, lo: date, hi: date) -> tuple[dict[str, np.ndarra
             "path": list(log["page_path"].cat.categories),
             "location": list(log["page_location"].cat.categories),
             "country": list(log["country"].cat.categories)}
+    for name in SESSION_COLUMNS:  # the session's attributes (fields.py reads them)
+        cols[name] = log[name].cat.codes.to_numpy(np.int64)
+        cats[name] = list(log[name].cat.categories)
+    for name in NUMBER_COLUMNS:
+        cols[name] = log[name].to_numpy()
     with _BASES_LOCK:
         _BASES[key] = (cols, cats)
         while len(_BASES) > 6:
@@ -361,8 +330,10 @@ def load_events(record: PropertyLike, plan: Plan, today: date) -> Events:
         empty["value"] = np.empty(0)
         empty["kmethod"] = np.empty(0, dtype=np.int64)
         empty["kvalue"] = np.empty(0)
+        empty.update(fields.empty_columns())
         return Events(empty, {"date": [], "event": [], "path": [], "location": [],
-                              "country": [], "range": names})
+                              "country": [], "range": names,
+                              **{k: [] for k in SESSION_COLUMNS}})
     base, cats = _base(record, lo, hi)
     base = _with_key_events(_today_so_far(base, cats, record, today), cats, record)
     parts = []
@@ -401,6 +372,8 @@ def dimension_codes(ev: Events, name: str, key_events: dict[str, int]) -> tuple[
         "dayOfWeek": ("date", _weekday),
         "pagePathPlusQueryString": ("location", _after_host),
     }
+    if name not in derive:
+        return fields.dimension_codes(ev, name)
     col, fn = derive[name]
     mapped = [fn(c) for c in ev.categories[col]]
     cats = sorted(set(mapped))
@@ -464,7 +437,7 @@ def dimension_mask(ev: Events, expr: Any, key_events: dict[str, int]) -> np.ndar
         raise bad("A filter expression must set one of andGroup, orGroup, notExpression or "
                   "filter.")
     name = DEPRECATED.get(expr.filter.field_name, expr.filter.field_name)
-    if name not in DIMENSIONS and name != "dateRange":
+    if name not in DIMENSIONS and name not in ("dateRange", "minutesAgo"):
         raise bad(f"Field {expr.filter.field_name} is not a valid dimension. For a list of "
                   f"valid dimensions and metrics, see {SCHEMA_URL}")
     codes, cats = dimension_codes(ev, name, key_events)
@@ -566,8 +539,8 @@ def aggregate(ev: Events, groups: np.ndarray, n: int, metrics: list[str],
             out = _ratio(get("eventCount"), get("activeUsers"))
         elif name == "eventsPerSession":
             out = _ratio(get("eventCount"), get("sessions"))
-        else:  # validated earlier; reaching here is a bug
-            raise KeyError(name)
+        else:  # the model's other metrics, or 0 for what it has no data for
+            out = fields.metric(name, ev, groups, n, get)
         cache[name] = out
         return out
 

@@ -43,6 +43,7 @@ the goal's numeric value or None; `order_value` (when `value` is None) is the me
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ga_sync.sandbox import visitors
 
 VERSION = 1
 # Events every web session produces, GA4's automatically collected ones.
@@ -213,6 +216,17 @@ def _catalog(profile: dict[str, Any]) -> _Catalog:
 
 
 _Day = dict[str, np.ndarray]
+# Per-event copies of the session's attributes (visitors.py), and their types.
+_VISITOR_DTYPES = {"place": np.int16, "language": np.int16, "device": np.int16, "source": np.int16,
+                   "first_source": np.int16, "landing": np.int32, "new": np.bool_,
+                   "duration": np.float64, "engagement_ms": np.int64, "start": np.int32}
+# event_log's columns of session attributes (categorical) and numbers, which reports read.
+SESSION_COLUMNS = ("region", "city", "language", "device_category", "operating_system", "browser",
+                   "session_source", "session_medium", "session_campaign",
+                   "session_default_channel_group", "first_user_source", "first_user_medium",
+                   "first_user_campaign", "first_user_default_channel_group", "landing_page",
+                   "landing_page_query", "new_vs_returning")
+NUMBER_COLUMNS = ("engagement_time_msec", "session_duration", "session_start")
 
 
 def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
@@ -220,7 +234,8 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     if day < date.fromisoformat(profile["start"]):
         return {k: np.empty(0, dtype=t) for k, t in
                 (("session", np.int64), ("user", np.int64), ("event", np.int16),
-                 ("value", float), ("page", np.int32), ("country", np.int16))}
+                 ("value", float), ("page", np.int32), ("country", np.int16),
+                 *((k, v) for k, v in _VISITOR_DTYPES.items()))}
     rng = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal()])
     mean = profile["daily_sessions"] * profile["weekday_factors"][day.weekday()]
     mean *= max(0.2, 1.0 + profile["noise"] * rng.standard_normal())
@@ -269,8 +284,20 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     order = np.argsort(s_all, kind="stable")  # events grouped by session, in firing order
     s_all = s_all[order]
     country = rng.choice(len(cat.countries), size=n, p=cat.country_weights).astype(np.int16)
-    return {"session": session[s_all], "user": user[s_all], "event": ev[order],
-            "value": value[order], "page": page[order], "country": country[s_all]}
+    out = {"session": session[s_all], "user": user[s_all], "event": ev[order],
+           "value": value[order], "page": page[order], "country": country[s_all]}
+    # Session attributes come from their own random stream: the events above stay as they were.
+    who = visitors.draw_sessions(profile["seed"], day, visitors.tables(cat.countries), country,
+                                 new, user, engaged, pv_count)
+    who["landing"] = landing
+    who["new"] = new
+    for k, dtype in _VISITOR_DTYPES.items():
+        if k != "engagement_ms":
+            out[k] = who[k][s_all].astype(dtype)
+    # engagement time travels on the session's user_engagement event, as engagement_time_msec
+    on = ev[order] == code["user_engagement"]
+    out["engagement_ms"] = np.where(on, who["engagement_ms"][s_all], 0).astype(np.int64)
+    return out
 
 
 class _DayCache:
@@ -323,17 +350,22 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
     Columns: `date` ('YYYYMMDD' strings, ordered categorical), `user_id` and `session_id` (int64; a
     session never spans two days), `event_name` (categorical), `value` (float, NaN when the event
     carries no `value` parameter), `page_path` (no query string, as GA's pagePath) and
-    `page_location` (full URL with query string), `country` (the session's), all categorical.
-    Rows of a session are
+    `page_location` (full URL with query string), `country` (the session's), all categorical;
+    then the session's attributes (`SESSION_COLUMNS`, categorical: region, city, language,
+    device category / operating system / browser, session source / medium / campaign / default
+    channel group, the user's first source / medium / campaign / channel group, landing page
+    with and without query string, `new_vs_returning`) and `NUMBER_COLUMNS`:
+    `engagement_time_msec` (on user_engagement events, 0 elsewhere), `session_duration`
+    (seconds) and `session_start` (seconds after local midnight). Rows of a session are
     contiguous. `time_zone` only names the days' zone: days are generated whole, so the
     property's zone never shifts an event from one day to another.
     """
     columns = ["date", "user_id", "session_id", "event_name", "value", "page_path",
-               "page_location", "country"]
+               "page_location", "country", *SESSION_COLUMNS, *NUMBER_COLUMNS]
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if traffic is None or not days:
-        frame = pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object)
-                              for c in columns})
+        frame = pd.DataFrame({c: pd.Series(dtype=float if c == "value" or c in NUMBER_COLUMNS
+                                           else object) for c in columns})
         frame.attrs["time_zone"] = time_zone
         return frame
     key = fingerprint(traffic)
@@ -356,6 +388,46 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
                                                    categories=list(cat.locations)),
         "country": pd.Categorical.from_codes(np.concatenate([c["country"] for c in chunks]),
                                              categories=list(cat.countries)),
+        **_visitor_columns(cat, chunks),
     })
     frame.attrs["time_zone"] = time_zone
     return frame
+
+
+def _lookup(codes: np.ndarray, values: Sequence[str]) -> pd.Categorical:
+    """Codes into `values` (which may repeat) as a categorical of the distinct values."""
+    distinct = list(dict.fromkeys(values))
+    where = np.array([distinct.index(v) for v in values] or [0], dtype=np.int64)
+    return pd.Categorical.from_codes(where[codes] if codes.size else codes.astype(np.int64),
+                                     categories=distinct)
+
+
+def _visitor_columns(cat: _Catalog, chunks: list[_Day]) -> dict[str, Any]:
+    """The session attributes of `SESSION_COLUMNS` and `NUMBER_COLUMNS`, event by event."""
+    tabs = visitors.tables(cat.countries)
+    col = {k: np.concatenate([c[k] for c in chunks]) for k in _VISITOR_DTYPES}
+    place, dev, src, first = col["place"], col["device"], col["source"], col["first_source"]
+    channels = [visitors.channel_group(*s) for s in tabs.sources]
+    path_query = [re.sub(r"^[a-z]+://[^/]+", "", loc) or "/" for loc in cat.locations]
+    return {
+        "region": _lookup(place, [r for r, _ in tabs.places]),
+        "city": _lookup(place, [c for _, c in tabs.places]),
+        "language": _lookup(col["language"], tabs.languages),
+        "device_category": _lookup(dev, [d[0] for d in tabs.devices]),
+        "operating_system": _lookup(dev, [d[1] for d in tabs.devices]),
+        "browser": _lookup(dev, [d[2] for d in tabs.devices]),
+        "session_source": _lookup(src, [s[0] for s in tabs.sources]),
+        "session_medium": _lookup(src, [s[1] for s in tabs.sources]),
+        "session_campaign": _lookup(src, [s[2] for s in tabs.sources]),
+        "session_default_channel_group": _lookup(src, channels),
+        "first_user_source": _lookup(first, [s[0] for s in tabs.sources]),
+        "first_user_medium": _lookup(first, [s[1] for s in tabs.sources]),
+        "first_user_campaign": _lookup(first, [s[2] for s in tabs.sources]),
+        "first_user_default_channel_group": _lookup(first, channels),
+        "landing_page": _lookup(cat.page_path_code[col["landing"]], list(cat.paths)),
+        "landing_page_query": _lookup(cat.page_location_code[col["landing"]], path_query),
+        "new_vs_returning": _lookup((~col["new"]).astype(np.int64), ["new", "returning"]),
+        "engagement_time_msec": col["engagement_ms"],
+        "session_duration": col["duration"],
+        "session_start": col["start"],
+    }
