@@ -71,6 +71,37 @@ def write_specs(directory: Path, properties: int) -> Path:
     return directory
 
 
+@contextmanager
+def env_vars(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
+    """Run a sandbox server in this process and point ga-sync's endpoints at it (anonymous
+    credentials), as a user's environment would."""
+    from ga_sync.sandbox.server import SandboxServer
+
+    server = SandboxServer(state, **server_options)
+    server.start()
+    try:
+        with env_vars(GA_SYNC_ADMIN_ENDPOINT=server.url, GA_SYNC_DATA_ENDPOINT=server.url,
+                      GA_SYNC_CREDENTIALS="anonymous"):
+            yield server
+    finally:
+        server.stop()
+
+
 def seed_state(specs: Sequence[Spec]) -> Any:
     """A fresh in-memory sandbox with the specs' properties, each with one drifted key event."""
     from google.analytics.admin_v1beta.types import KeyEvent

@@ -118,7 +118,11 @@ class QuotaLedger:
                     granted = min(granted, max(0, room))
                 if granted > 0:
                     for b in buckets:
-                        mine.setdefault(b, []).append([stamp, granted, self.owner])
+                        entries = mine.setdefault(b, [])
+                        if entries and entries[-1][0] == stamp and entries[-1][2] == self.owner:
+                            entries[-1][1] += granted
+                        else:
+                            entries.append([stamp, granted, self.owner])
                 self._prune(keys, now)
                 self._write(keys)
                 self.operations += 1
@@ -137,10 +141,11 @@ class QuotaLedger:
         return sum(e[1] for e in entries if e[0] > now - window)
 
     def _take_back(self, entries: list[list[Any]], stamp: float, n: int) -> None:
-        for e in entries:
-            if e[2] == self.owner and e[0] == stamp:
-                e[1] -= min(n, e[1])
-                break
+        for e in entries:  # entries of one owner and stamp are alike: take from any of them
+            if n > 0 and e[2] == self.owner and e[0] == stamp:
+                taken = min(n, e[1])
+                e[1] -= taken
+                n -= taken
         entries[:] = [e for e in entries if e[1] > 0]
 
     @staticmethod
