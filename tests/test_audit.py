@@ -387,7 +387,7 @@ def test_no_access_is_one_finding_and_the_others_are_audited(messy, conn):
     assert "403" in denied[0].message
     assert len(by_prop[f"properties/{ids[0]}"]) > 10
     (missing,) = by_prop["properties/999999999"]
-    assert missing.check == "no-access" and "404" in missing.message and missing.client == ""
+    assert missing.check == "no-access" and "403" in missing.message and missing.client == ""
     assert result.to_json()["summary"]["properties"] == 3
 
 

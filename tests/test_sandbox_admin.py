@@ -105,10 +105,12 @@ def test_property_360_and_data_retention(admin_client: AnalyticsAdminServiceClie
     assert drs.event_data_retention == t.DataRetentionSettings.RetentionDuration.TWO_MONTHS
 
 
-def test_unknown_property_is_not_found(admin_client: AnalyticsAdminServiceClient) -> None:
-    with pytest.raises(gexc.NotFound):
+def test_unknown_property_is_permission_denied(admin_client: AnalyticsAdminServiceClient) -> None:
+    # GA does not tell a property that does not exist from one the caller cannot see (recorded)
+    with pytest.raises(gexc.Forbidden) as err:
         admin_client.get_property(name="properties/123456")
-    with pytest.raises(gexc.NotFound):
+    assert "sufficient permissions" in err.value.message
+    with pytest.raises(gexc.Forbidden):
         list(admin_client.list_key_events(parent="properties/123456"))
 
 
@@ -435,7 +437,7 @@ def test_control_api_seeds_and_resets(sandbox: SandboxServer, admin_client: Anal
     assert bad.status_code == 400 and "colour" in bad.json()["error"]["message"]
     assert requests.post(f"{base}/reset").json() == {}
     assert requests.get(f"{base}/health").json()["properties"] == 0
-    with pytest.raises(gexc.NotFound):
+    with pytest.raises(gexc.Forbidden):
         admin_client.get_property(name="properties/424242")
 
 

@@ -487,7 +487,7 @@ def test_metadata(client: Any, prop: Any, sandbox: Any) -> None:
     r = requests.get(f"{sandbox.url}/v1beta/properties/0/metadata", params={"$alt": "json"}, timeout=10)
     assert list(r.json()) == list(real)  # same keys, same order
     T.Metadata.from_json(r.text, ignore_unknown_fields=False)
-    with pytest.raises(exceptions.NotFound):
+    with pytest.raises(exceptions.Forbidden):
         client.get_metadata(name="properties/999999/metadata")
 
 

@@ -363,11 +363,11 @@ def delete_key_event(state: SandboxState, match: re.Match[str], query: dict[str,
         return 200, {}
 
 
-_P = r"/v1beta/properties/(?P<pid>[^/:]+)"
+_P = r"/v1(?:alpha|beta)/properties/(?P<pid>[^/:]+)"  # v1alpha serves the same resources
 _KE = _P + r"/keyEvents/(?P<kid>\d+)"
 
 ROUTES: list[Route] = [
-    route("GET", r"/v1beta/accountSummaries", list_account_summaries, api="admin"),
+    route("GET", r"/v1(?:alpha|beta)/accountSummaries", list_account_summaries, api="admin"),
     route("GET", _P, get_property, api="admin"),
     route("GET", _P + r"/dataRetentionSettings", get_data_retention_settings, api="admin"),
     route("GET", _P + r"/keyEvents", list_key_events, api="admin"),

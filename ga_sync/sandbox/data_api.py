@@ -113,36 +113,43 @@ def build_report(record: query.PropertyLike, req: Any, *, enums_as_numbers: bool
         metadata["subjectToThresholding"] = True
     row_count = 0
     if traffic is not None:
-        ev = query.load_events(record, plan, today)
-        if req.HasField("dimension_filter"):
-            ev = ev.take(query.dimension_mask(ev, req.dimension_filter, plan.key_events))
-        dims = [query.dimension_codes(ev, d, plan.key_events) for d in plan.dimensions]
-        groups, first = query.group_ids([c for c, _ in dims], [len(k) for _, k in dims], len(ev))
-        n = int(first.size) if len(ev) else 0
-        values = query.aggregate(ev, groups, n, plan.metrics, plan.key_events) if n else {
-            m: np.empty(0) for m in plan.metrics}
-        table_dims = [(codes[first], cats) for codes, cats in dims] if n else []
-        keep = np.arange(n)
-        if n and plan.metrics and not req.keep_empty_rows:
-            # GA: "If false or unspecified, each row with all metrics equal to 0 will not be
-            # returned" (RunReportRequest.keep_empty_rows)
-            keep = np.flatnonzero(np.any([values[m][:n] != 0 for m in plan.metrics], axis=0))
-        if keep.size and req.HasField("metric_filter"):
-            keep = keep[query.metric_mask(req.metric_filter, values, plan, n)[keep]]
-        if keep.size:
-            sub_dims = [(codes[keep], cats) for codes, cats in table_dims]
-            sub_vals = {m: v[keep] for m, v in values.items()}
-            order = keep[query.order_rows(req, plan, sub_dims, sub_vals, keep.size)]
-            row_count = int(order.size)
-            page = order[plan.offset:plan.offset + plan.limit]
-            rows = _rows(table_dims, _format_columns(values, plan, page), page)
-            if rows:
-                out["rows"] = rows
-            out.update(_aggregations(req, plan, ev, values, table_dims, keep))
+        row_count = fill_rows(out, query.load_events(record, plan, today), req, plan)
     if row_count:
         out["rowCount"] = row_count
     out["metadata"] = metadata
     return out, plan, row_count
+
+
+def fill_rows(out: dict[str, Any], ev: query.Events, req: Any, plan: query.Plan) -> int:
+    """Filter, group, aggregate, order and page `ev` into `out` (rows, totals...); returns
+    rowCount. `req` is a RunReportRequest or RunRealtimeReportRequest (raw protobuf)."""
+    row_count = 0
+    if req.HasField("dimension_filter"):
+        ev = ev.take(query.dimension_mask(ev, req.dimension_filter, plan.key_events))
+    dims = [query.dimension_codes(ev, d, plan.key_events) for d in plan.dimensions]
+    groups, first = query.group_ids([c for c, _ in dims], [len(k) for _, k in dims], len(ev))
+    n = int(first.size) if len(ev) else 0
+    values = query.aggregate(ev, groups, n, plan.metrics, plan.key_events) if n else {
+        m: np.empty(0) for m in plan.metrics}
+    table_dims = [(codes[first], cats) for codes, cats in dims] if n else []
+    keep = np.arange(n)
+    if n and plan.metrics and not getattr(req, "keep_empty_rows", False):
+        # GA: "If false or unspecified, each row with all metrics equal to 0 will not be
+        # returned" (RunReportRequest.keep_empty_rows)
+        keep = np.flatnonzero(np.any([values[m][:n] != 0 for m in plan.metrics], axis=0))
+    if keep.size and req.HasField("metric_filter"):
+        keep = keep[query.metric_mask(req.metric_filter, values, plan, n)[keep]]
+    if keep.size:
+        sub_dims = [(codes[keep], cats) for codes, cats in table_dims]
+        sub_vals = {m: v[keep] for m, v in values.items()}
+        order = keep[query.order_rows(req, plan, sub_dims, sub_vals, keep.size)]
+        row_count = int(order.size)
+        page = order[plan.offset:plan.offset + plan.limit]
+        rows = _rows(table_dims, _format_columns(values, plan, page), page)
+        if rows:
+            out["rows"] = rows
+        out.update(_aggregations(req, plan, ev, values, table_dims, keep))
+    return row_count
 
 
 def _aggregations(req: Any, plan: query.Plan, ev: query.Events, values: dict[str, np.ndarray],

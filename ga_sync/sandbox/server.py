@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ga_sync.sandbox import admin_api
-from ga_sync.sandbox import data_api
+from ga_sync.sandbox import admin_api, admin_resources
+from ga_sync.sandbox import data_api, reports_api
 from ga_sync.sandbox.faults import (
     LOST_RESPONSE,
     UNAVAILABLE,
@@ -83,7 +83,8 @@ _ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "
 
 def default_routes() -> list[Route]:
     """The Admin API routes, then the Data API's (looked up now, so late additions are seen)."""
-    return list(admin_api.ROUTES) + list(data_api.ROUTES)
+    return (list(admin_api.ROUTES) + list(admin_resources.ROUTES) + list(data_api.ROUTES)
+            + list(reports_api.ROUTES))
 
 
 def _jwt_claims(token: str) -> dict[str, Any] | None:
@@ -382,12 +383,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
+        if not parts.path.startswith("/_sandbox/"):
+            self.send_header("Vary", "Origin, X-Origin, Referer")  # as GA's answers (recorded)
         for name, value in extra.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+    def version_string(self) -> str:
+        return self.server_version  # "ESF", as GA's front end signs its answers
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)

@@ -266,16 +266,15 @@ class SandboxState:
     def property(self, pid: str | int) -> PropertyRecord:
         """The property `pid` (digits or "properties/N"), as the caller may see it.
 
-        Raises the ApiError GA would answer: 403 PERMISSION_DENIED for a denied property, 404
-        NOT_FOUND for an unknown one.
+        Raises the ApiError GA would answer, 403 PERMISSION_DENIED, both for a denied property
+        and for one that does not exist: GA does not tell the two apart (recorded, see
+        tests/fixtures/real/errors/).
         """
         key = _property_id(pid)
         with self.lock:
-            if key in self.denied:
-                raise ApiError(403, PERMISSION_DENIED_MESSAGE)
             record = self.properties.get(key)
-            if record is None:
-                raise ApiError(404, NOT_FOUND_MESSAGE)
+            if key in self.denied or record is None:
+                raise ApiError(403, PERMISSION_DENIED_MESSAGE)
             return record
 
     def deny(self, pid: str | int) -> None:
