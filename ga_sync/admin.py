@@ -157,6 +157,11 @@ def read_property(conn: Connection, property: str) -> PropertyInfo:
     client = conn.admin()
     p = call(lambda: client.get_property(name=property, timeout=TIMEOUT), policy=conn.retry,
              property=property, what="read the property")
+    if not p.name and not p.time_zone and not p.display_name:
+        raise MalformedAnswer(
+            f"GA's answer to reading {property} was empty (no name, no time zone): not a "
+            "property. Try again later; if it keeps happening, check what answers at "
+            "GA_SYNC_ADMIN_ENDPOINT (a proxy in the way?).", property=property)
     zone_of(p.time_zone, property=property)
     raw_level = p.service_level
     level = getattr(raw_level, "name", None)

@@ -295,7 +295,7 @@ def _fx_rates(fx: Any) -> dict[tuple[str, str], float] | None:
         texts = [fx]
     else:
         texts = [str(x) for x in fx]
-    return parse_fx(texts)
+    return parse_fx(texts, what="the exchange rate")
 
 
 @dataclass

@@ -124,7 +124,7 @@ def _ratio(a: float, b: float) -> float:
 FxRates = Mapping[tuple[str, str], float]
 
 
-def parse_fx(values: Sequence[str]) -> dict[tuple[str, str], float]:
+def parse_fx(values: Sequence[str], *, what: str = "--fx") -> dict[tuple[str, str], float]:
     """`["USD:EUR=0.92"]` -> {("USD", "EUR"): 0.92}: 1 USD is 0.92 EUR. ISO 4217 codes, rate > 0."""
     from ga_sync.currencies import CURRENCY_CODES
     out: dict[tuple[str, str], float] = {}
@@ -137,19 +137,19 @@ def parse_fx(values: Sequence[str]) -> dict[tuple[str, str], float]:
         except ValueError:
             rate = math.nan
         if not sep or not colon or not source or not target:
-            raise GaSyncError(f"--fx {text!r} is not a rate: write FROM:TO=RATE, e.g. "
-                              "--fx USD:EUR=0.92 for 1 USD = 0.92 EUR")
+            raise GaSyncError(f"{what} {text!r} is not a rate: write FROM:TO=RATE, e.g. "
+                              f"USD:EUR=0.92 for 1 USD = 0.92 EUR")
         for code in (source, target):
             if code not in CURRENCY_CODES:
-                raise GaSyncError(f"--fx {text!r}: {code!r} is not an ISO 4217 currency code "
+                raise GaSyncError(f"{what} {text!r}: {code!r} is not an ISO 4217 currency code "
                                   "(e.g. USD, EUR, GBP)")
         if not math.isfinite(rate) or rate <= 0:
-            raise GaSyncError(f"--fx {text!r}: the rate must be a number above 0, e.g. "
-                              f"--fx {source}:{target}=0.92")
+            raise GaSyncError(f"{what} {text!r}: the rate must be a number above 0, e.g. "
+                              f"{source}:{target}=0.92")
         if source == target and rate != 1:
-            raise GaSyncError(f"--fx {text!r}: 1 {source} is 1 {source}")
+            raise GaSyncError(f"{what} {text!r}: 1 {source} is 1 {source}")
         if out.get((source, target), rate) != rate:
-            raise GaSyncError(f"--fx gives two rates for {source}:{target}; give one")
+            raise GaSyncError(f"{what} gives two rates for {source}:{target}; give one")
         out[(source, target)] = rate
     return out
 
