@@ -290,3 +290,82 @@ def test_history_table_renders_weeks_rounded(store: Store) -> None:
     empty = next(ln for ln in text.splitlines() if ln.strip().startswith("2026-11-16"))
     assert empty.split()[1:3] == ["0", "-"]
     assert text.count("no history stored") == 1  # P2 has none
+
+
+# --------------------------------------------------------------------------- many specs, one query
+
+
+def test_weekly_many_equals_weekly_per_spec(store: Store) -> None:
+    """One query for many specs gives each spec's rows, in order, with its client: the same
+    numbers as `weekly` spec by spec, even for a property two specs share with other tiers,
+    currency and rate basis."""
+    other = Spec(client="Other Client", properties=(P2, "properties/333"), currency="USD",
+                 rate_basis=USERS, goals=(Goal("sign_up", MACRO, 5.0), Goal("purchase", MICRO, None)))
+    store.save(result(make_rows(date(2026, 10, 20), 40, seed=31), period(date(2026, 10, 20), 40)),
+               SPEC)
+    store.save(result(make_rows(date(2026, 10, 28), 30, seed=32), period(date(2026, 10, 28), 30),
+                      P2, currency="USD"), other)
+    specs = [SPEC, other, replace(SPEC, client="Again")]
+    many = store.weekly_many(specs, 5, today=TODAY)
+    assert list(many.columns[:2]) == ["property", "client"]
+    one_by_one = pd.concat([store.weekly(s, 5, today=TODAY).assign(client=s.client)
+                            for s in specs], ignore_index=True)
+    pd.testing.assert_frame_equal(many, one_by_one[list(many.columns)], check_exact=True)
+    assert list(many["client"].unique()) == ["Acme Outdoor", "Other Client", "Again"]
+    assert len(many) == (2 + 2 + 2) * 5
+    assert store.weekly_many([], 5, today=TODAY).empty
+    with pytest.raises(GaSyncError, match="--weeks"):
+        store.weekly_many(specs, 0)
+
+
+OLD_KEYED_SCHEMA = """
+CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE daily_events (property VARCHAR NOT NULL, date DATE NOT NULL, event VARCHAR NOT NULL,
+    tier VARCHAR NOT NULL, conversions DOUBLE NOT NULL, value DOUBLE NOT NULL,
+    sessions BIGINT NOT NULL, users BIGINT NOT NULL, currency VARCHAR NOT NULL,
+    pulled_at TIMESTAMP NOT NULL, PRIMARY KEY (property, date, event));
+CREATE TABLE daily_totals (property VARCHAR NOT NULL, date DATE NOT NULL,
+    sessions BIGINT NOT NULL, users BIGINT NOT NULL, currency VARCHAR NOT NULL,
+    pulled_at TIMESTAMP NOT NULL, PRIMARY KEY (property, date));
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def test_store_of_an_older_version_loses_its_key_index_not_its_rows(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(OLD_KEYED_SCHEMA)
+    con.close()
+    rows = make_rows(date(2026, 11, 2), 21, seed=41)
+    with Store(path) as s:  # opened for writing: the index goes, once
+        s.save(result(rows, period(date(2026, 11, 2), 21)), SPEC)
+        before = stored(s)
+    con = duckdb.connect(str(path), read_only=True)
+    keys = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = "
+                       "'PRIMARY KEY' AND table_name LIKE 'daily%'").fetchone()
+    con.close()
+    assert keys == (0,)
+    with Store(path) as s:
+        s.save(result(rows, period(date(2026, 11, 2), 21)), SPEC)
+        assert stored(s) == before
+        counts = s.counts()
+    assert counts["daily_totals"] == 21
+    with Store(path, read_only=True) as s:
+        assert stored(s) == before
+
+
+def test_store_stays_compact_across_repulls(tmp_path: Path) -> None:
+    """Re-pulling the same days replaces rows without growing the file (no key index to
+    rewrite, a checkpoint when the writer closes; no DuckDB log left behind)."""
+    path = tmp_path / "h.duckdb"
+    sizes = []
+    for k in range(6):
+        with Store(path) as s:
+            for prop in (P1, P2):
+                s.save(result(make_rows(date(2026, 6, 1), 180, seed=50 + k), period(date(2026, 6, 1), 180),
+                              prop), SPEC)
+        assert not Path(str(path) + ".wal").exists()
+        sizes.append(path.stat().st_size)
+    assert max(sizes[1:]) <= 1.1 * sizes[1], sizes
