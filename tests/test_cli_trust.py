@@ -451,3 +451,25 @@ def test_failed_property_names_property_and_client_on_stderr(spec_file, tmp_path
     assert data["errors"][0]["property"] == "properties/111222333"
     assert data["errors"][0]["client"] == "Gone Co"
     assert [x["client"] for x in data["reports"]] == ["Trust Shop"]
+
+
+def test_extends_outside_the_tree_needs_GA_SYNC_EXTENDS_PATH(tmp_path, monkeypatch):
+    """A shared base in another folder is refused until that folder is named, then it loads."""
+    shared = tmp_path / "shared"
+    specs = tmp_path / "specs"
+    shared.mkdir()
+    specs.mkdir()
+    (shared / "_agency.yaml").write_text(
+        "goals:\n  - event: newsletter_signup\n    tier: micro\n    value: 2\n")
+    (specs / "client.yaml").write_text(
+        "client: Shared Base Ltd\nproperties: [123456789]\ncurrency: EUR\n"
+        "extends: ../shared/_agency.yaml\n"
+        "goals:\n  - event: purchase\n    tier: macro\n    value: event\n")
+    monkeypatch.delenv("GA_SYNC_EXTENDS_PATH", raising=False)
+    refused = run("validate", specs)
+    assert refused.exit_code == 1
+    assert "outside the spec folder" in refused.output and "GA_SYNC_EXTENDS_PATH" in refused.output
+    monkeypatch.setenv("GA_SYNC_EXTENDS_PATH", str(shared))
+    allowed = run("validate", specs)
+    assert allowed.exit_code == 0, allowed.output
+    assert "ok: 1 spec, 1 property, 2 goals" in allowed.output
