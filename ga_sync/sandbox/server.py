@@ -129,7 +129,10 @@ class SandboxServer:
         self.token_scopes: dict[str, list[str]] = {}  # credentials seen, with their scopes
         self.scopes_seen: Counter[str] = Counter()  # GA requests by the scopes they carried
         self._tokens_lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
+        # A listen backlog of 128, not socketserver's 5: 16-32 clients connecting at once
+        # overflowed 5 and stalled a second in SYN retries.
+        self._httpd = type("SandboxHTTPServer", (ThreadingHTTPServer,), {"request_queue_size": 128})(
+            (host, port), _RequestHandler)
         self._httpd.daemon_threads = True
         self._httpd.sandbox = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None

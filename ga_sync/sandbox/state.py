@@ -7,15 +7,33 @@ handler may call other locked methods). Key events are kept as the official prot
 
 The file format is plain JSON (key events in proto3 JSON) and is written atomically (temp file
 + os.replace), so a crash never leaves half a state file behind.
+
+Writes do not rewrite that file. Rewriting and fsyncing the whole file after every write cost
+6.2 ms under the lock, serializing concurrent clients. Instead, `save()` appends what changed
+since the last save (a key event, a property, the accounts, ...) as one line to a write-ahead
+log beside the file (`FILE.wal`) and fsyncs it; concurrent savers share one fsync. A write is
+acknowledged only after its `save()`, so a killed sandbox loses no acknowledged write: the next
+`SandboxState(FILE)` replays the log over the file. The log is folded into the file (compacted)
+when it grows past the file's size, when a state is opened, on `close()` and at exit. Every
+compaction starts a new log generation, named in both files, so a log that was already folded
+in (a crash between the two steps) is never replayed twice.
+
+What changed is noticed, not declared: properties are kept in a dict and key events in dicts
+that note every assignment and deletion, and a property notes assignments to its attributes.
+Changing a stored object in place without assigning it (e.g. `ke.counting_method = 2` on a key
+event already stored) is not noticed; the handlers replace key events, never edit them.
 """
 
 from __future__ import annotations
 
+import atexit
+import base64
 import datetime as _dt
 import json
 import os
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +110,53 @@ class AccountRecord:
         return f"accounts/{self.id}"
 
 
+class _KeyEvents(dict):
+    """A property's key events by id: every assignment and deletion is noted for the log."""
+
+    __slots__ = ("note",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.note: Any = None  # called with the key event id that changed
+
+    def _changed(self, kid: str) -> None:
+        if self.note is not None:
+            self.note(kid)
+
+    def __setitem__(self, kid: str, value: KeyEvent) -> None:
+        super().__setitem__(kid, value)
+        self._changed(kid)
+
+    def __delitem__(self, kid: str) -> None:
+        super().__delitem__(kid)
+        self._changed(kid)
+
+    def pop(self, kid: str, *default: Any) -> Any:
+        out = super().pop(kid, *default)
+        self._changed(kid)
+        return out
+
+    def popitem(self) -> tuple[str, KeyEvent]:
+        kid, value = super().popitem()
+        self._changed(kid)
+        return kid, value
+
+    def setdefault(self, kid: str, default: Any = None) -> Any:
+        if kid not in self:
+            self[kid] = default
+        return self[kid]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for kid, value in dict(*args, **kwargs).items():
+            self[kid] = value
+
+    def clear(self) -> None:
+        kids = list(self)
+        super().clear()
+        for kid in kids:
+            self._changed(kid)
+
+
 @dataclass
 class PropertyRecord:
     """A GA4 property with its key events.
@@ -108,9 +173,19 @@ class PropertyRecord:
     service_level: str = STANDARD
     event_data_retention: str = "FOURTEEN_MONTHS"
     create_time: str = ""
-    key_events: dict[str, KeyEvent] = field(default_factory=dict)
+    key_events: dict[str, KeyEvent] = field(default_factory=_KeyEvents)
     traffic: dict | None = None
     update_time: str = ""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "key_events" and not isinstance(value, _KeyEvents):
+            value = _KeyEvents(value)
+        object.__setattr__(self, name, value)
+        state = self.__dict__.get("_state")
+        if state is not None:  # stored in a state: the log keeps the whole property again
+            if name == "key_events":
+                value.note = state._key_event_noter(self.id)
+            state._note_property(self.id)
 
     @property
     def name(self) -> str:
@@ -166,20 +241,114 @@ def _traffic_start(traffic: dict | None) -> _dt.datetime | None:
     return _dt.datetime.fromisoformat(str(start)).replace(tzinfo=_dt.timezone.utc)
 
 
+class _Properties(dict):
+    """The state's properties by id: a property stored here is watched by the state."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: "SandboxState") -> None:
+        super().__init__()
+        self.state = state
+
+    def __setitem__(self, pid: str, record: PropertyRecord) -> None:
+        super().__setitem__(pid, record)
+        self.state._adopt(record)
+        self.state._note_property(pid)
+
+    def __delitem__(self, pid: str) -> None:
+        super().__delitem__(pid)
+        self.state._note_property(pid)
+
+    def pop(self, pid: str, *default: Any) -> Any:
+        out = super().pop(pid, *default)
+        self.state._note_property(pid)
+        return out
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for pid, record in dict(*args, **kwargs).items():
+            self[pid] = record
+
+    def clear(self) -> None:
+        pids = list(self)
+        super().clear()
+        for pid in pids:
+            self.state._note_property(pid)
+
+
+_OPEN_STATES: "weakref.WeakSet[SandboxState]" = weakref.WeakSet()
+
+
+@atexit.register
+def _compact_open_states() -> None:
+    """At exit, fold every open state's log into its file (a killed process skips this: the
+    log is replayed by the next open instead)."""
+    for state in list(_OPEN_STATES):
+        try:
+            state.close()
+        except Exception:  # noqa: BLE001 - exiting anyway; the log is still there to replay
+            pass
+
+
 class SandboxState:
-    """All sandbox data, thread-safe, optionally persisted to `path` (loaded back if it exists)."""
+    """All sandbox data, thread-safe, optionally persisted to `path` (loaded back if it exists,
+    with its write-ahead log replayed: see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path: Path | None = Path(path) if path is not None else None
         self.lock = threading.RLock()
         self.accounts: dict[str, AccountRecord] = {}  # keyed by "accounts/N"
-        self.properties: dict[str, PropertyRecord] = {}  # keyed by digits
+        self.properties: dict[str, PropertyRecord] = _Properties(self)  # keyed by digits
         self.denied: set[str] = set()  # property ids for which every request answers 403
         self._next_account = _FIRST_ACCOUNT_ID
         self._next_property = _FIRST_PROPERTY_ID
         self._next_key_event = _FIRST_KEY_EVENT_ID
-        if self.path is not None and self.path.exists():
-            self.load()
+        # The write-ahead log (None: in memory, nothing noted).
+        self._pending: dict[tuple[str, ...], None] = {}  # ("p", pid) / ("k", pid, kid), in order
+        self._reset_pending = False
+        self._accounts_pending = False
+        self._logged_denied: set[str] = set()
+        self._generation = 0  # the log generation the file on disk folds in
+        self._wal_fd: int | None = None
+        self._wal_bytes = 0  # bytes of records in the log since the last compaction
+        self._snapshot_bytes = 0
+        self._stamp: tuple[int, int, int] | None = None  # the file as we last wrote or read it
+        self._written = 0  # log records written ...
+        self._synced = 0  # ... and fsynced
+        self._sync_lock = threading.Lock()
+        if self.path is not None:
+            wal_exists = self.wal_path is not None and self.wal_path.exists()
+            if self.path.exists() or wal_exists:
+                self.load()
+                if wal_exists:
+                    self.compact()  # fold the replayed log in now: a new generation starts
+            _OPEN_STATES.add(self)
+        self._clear_pending()
+
+    @property
+    def wal_path(self) -> Path | None:
+        """The write-ahead log beside the state file: `FILE.wal`."""
+        return None if self.path is None else self.path.with_name(self.path.name + ".wal")
+
+    # ---- noticing changes ------------------------------------------------------------------
+
+    def _adopt(self, record: PropertyRecord) -> None:
+        record.__dict__["_state"] = self
+        record.key_events.note = self._key_event_noter(record.id)
+
+    def _key_event_noter(self, pid: str) -> Any:
+        def note(kid: str) -> None:
+            if self.path is not None:
+                self._pending[("k", pid, kid)] = None
+        return note
+
+    def _note_property(self, pid: str) -> None:
+        if self.path is not None:
+            self._pending[("p", pid)] = None
+
+    def _clear_pending(self) -> None:
+        self._pending.clear()
+        self._reset_pending = self._accounts_pending = False
+        self._logged_denied = set(self.denied)
 
     # ---- ids -------------------------------------------------------------------------------
 
@@ -198,6 +367,7 @@ class SandboxState:
             aid = str(self._next_account)
             self._next_account += 1
             self.accounts[f"accounts/{aid}"] = AccountRecord(aid, display_name, rfc3339(_ms(now_utc())))
+            self._accounts_pending = True
             return f"accounts/{aid}"
 
     def add_property(
@@ -245,6 +415,7 @@ class SandboxState:
                 if account.startswith("accounts/") and account[len("accounts/"):].isdigit():
                     aid = account[len("accounts/"):]
                     self.accounts[account] = AccountRecord(aid, "Sandbox Account", rfc3339(_ms(now_utc())))
+                    self._accounts_pending = True
                 else:
                     raise ValueError(f"account must look like 'accounts/123', not {account!r}")
             created = create_time or _traffic_start(traffic) or now_utc()
@@ -286,8 +457,10 @@ class SandboxState:
         """Forget everything (ids keep increasing, as GA never reuses them)."""
         with self.lock:
             self.accounts.clear()
-            self.properties.clear()
+            dict.clear(self.properties)
             self.denied.clear()
+            self._pending.clear()
+            self._reset_pending = self.path is not None
 
     # ---- persistence -----------------------------------------------------------------------
 
@@ -297,41 +470,151 @@ class SandboxState:
                 "version": FORMAT_VERSION,
                 "next_ids": {"account": self._next_account, "property": self._next_property,
                              "key_event": self._next_key_event},
-                "accounts": [{"id": a.id, "display_name": a.display_name, "create_time": a.create_time}
-                             for a in self.accounts.values()],
+                "accounts": [_account_json(a) for a in self.accounts.values()],
                 "properties": [p.to_json() for p in self.properties.values()],
                 "denied": sorted(self.denied),
             }
 
     def save(self) -> None:
-        """Write the state file atomically; does nothing for an in-memory state."""
+        """Make every change so far durable; does nothing for an in-memory state.
+
+        Appends the changes since the last save to the write-ahead log and fsyncs it (threads
+        saving at the same time share one fsync); the first save of a new state file writes
+        the whole file instead, and a log grown past the file's size is folded into it.
+        """
         if self.path is None:
             return
         with self.lock:
-            text = json.dumps(self.to_json(), indent=1, sort_keys=True)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+            if self._stamp is None and not self.path.exists():
+                self.compact()
+                return
+            line = self._log_line()
+            if line:
+                fd = self._open_wal()
+                os.write(fd, line)
+                self._wal_bytes += len(line)
+                self._written += 1
+            mine = self._written
+            if self._wal_bytes > max(1 << 20, self._snapshot_bytes):
+                self.compact()
+                return
+        if mine > self._synced:
+            with self._sync_lock:
+                if mine > self._synced:  # nobody's fsync covered this record yet
+                    covers = self._written
+                    fd = self._wal_fd
+                    if fd is not None:
+                        os.fsync(fd)
+                    self._synced = max(self._synced, covers)
+
+    def _log_line(self) -> bytes:
+        """One log record of everything noted since the last one (b"" when nothing was)."""
+        ops: list[Any] = []
+        if self._reset_pending:
+            ops.append({"reset": True})
+        if self._accounts_pending or self._reset_pending:
+            ops.append({"accounts": [_account_json(a) for a in self.accounts.values()]})
+        for key in self._pending:
+            pid = key[1]
+            record = self.properties.get(pid)
+            if key[0] == "p":
+                ops.append({"property": pid, "data": None if record is None else record.to_json()})
+            elif ("p", pid) not in self._pending and record is not None:
+                ke = record.key_events.get(key[2])
+                ops.append({"key_event": [pid, key[2], None if ke is None else
+                                          base64.b64encode(KeyEvent.serialize(ke)).decode()]})
+        if self.denied != self._logged_denied:
+            ops.append({"denied": sorted(self.denied)})
+        if not ops:
+            return b""
+        self._clear_pending()
+        ops.append({"next_ids": self._next_ids()})
+        return (json.dumps(ops, separators=(",", ":")) + "\n").encode()
+
+    def _next_ids(self) -> dict[str, int]:
+        return {"account": self._next_account, "property": self._next_property,
+                "key_event": self._next_key_event}
+
+    def _open_wal(self) -> int:
+        if self._wal_fd is None:
+            assert self.wal_path is not None
+            fd = os.open(self.wal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if os.fstat(fd).st_size == 0:  # a new log names the generation it follows
+                os.write(fd, (json.dumps({"generation": self._generation}) + "\n").encode())
+                os.fsync(fd)
+                _fsync_dir(self.wal_path.parent)
+            self._wal_fd = fd
+        return self._wal_fd
+
+    def compact(self) -> None:
+        """Write the whole state file (atomically) and start an empty log of a new generation."""
+        if self.path is None:
+            return
+        with self.lock:
+            self._generation += 1
+            data = self.to_json()
+            data["log_generation"] = self._generation
+            text = json.dumps(data, indent=1, sort_keys=True)
+            _write_atomically(self.path, text)
+            self._snapshot_bytes = len(text)
+            st = self.path.stat()
+            self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            self._clear_pending()
+            # The file now holds everything: the old log may go (a crash before this line
+            # leaves a log of the old generation, which the next open skips).
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+            assert self.wal_path is not None
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+                os.unlink(self.wal_path)
+            except FileNotFoundError:
+                pass
+            self._wal_bytes = 0
+            self._synced = self._written
+
+    def close(self) -> None:
+        """Fold the log into the state file and close it (also done at exit). Skipped when the
+        file was replaced by someone else meanwhile (another state opened on it folded our
+        log in already)."""
+        if self.path is None:
+            return
+        with self.lock:
+            if self._pending or self._reset_pending or self._accounts_pending \
+                    or self.denied != self._logged_denied:
+                self.save()
+            if self._wal_fd is not None or self._wal_bytes:
+                if self._stamp is None or self._file_is_ours():
+                    self.compact()
+                elif self._wal_fd is not None:
+                    os.close(self._wal_fd)
+                    self._wal_fd = None
+        _OPEN_STATES.discard(self)
+
+    def _file_is_ours(self) -> bool:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return False
+        return (st.st_ino, st.st_mtime_ns, st.st_size) == self._stamp
 
     def load(self) -> None:
-        """Replace the in-memory data with the state file's."""
-        assert self.path is not None
-        data = json.loads(self.path.read_text(encoding="utf-8"))
-        if data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{self.path}: unsupported sandbox state version {data.get('version')!r}")
+        """Replace the in-memory data with the state file's, then replay its log over it."""
+        assert self.path is not None and self.wal_path is not None
+        data: dict[str, Any] = {}
+        if self.path.exists():
+            text = self.path.read_text(encoding="utf-8")
+            data = json.loads(text)
+            if data.get("version") != FORMAT_VERSION:
+                raise ValueError(f"{self.path}: unsupported sandbox state version {data.get('version')!r}")
+            self._snapshot_bytes = len(text)
+            st = self.path.stat()
+            self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self.lock:
             self.accounts = {f"accounts/{a['id']}": AccountRecord(str(a["id"]), a["display_name"], a["create_time"])
                              for a in data.get("accounts", [])}
-            self.properties = {}
+            dict.clear(self.properties)
             for p in data.get("properties", []):
                 record = PropertyRecord.from_json(p)
                 self.properties[record.id] = record
@@ -340,3 +623,96 @@ class SandboxState:
             self._next_account = ids.get("account", _FIRST_ACCOUNT_ID)
             self._next_property = ids.get("property", _FIRST_PROPERTY_ID)
             self._next_key_event = ids.get("key_event", _FIRST_KEY_EVENT_ID)
+            self._generation = int(data.get("log_generation", 0))
+            self._replay()
+            self._clear_pending()
+
+    def _replay(self) -> None:
+        """Apply the log's records if it follows this file's generation, up to the first
+        incomplete line (a record cut short by a crash was never acknowledged)."""
+        assert self.wal_path is not None
+        try:
+            raw = self.wal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        lines = raw.split(b"\n")[:-1]  # the part after the last newline is incomplete
+        if not lines:
+            return
+        try:
+            header = json.loads(lines[0])
+        except ValueError:
+            return
+        if not isinstance(header, dict) or header.get("generation") != self._generation:
+            return  # folded into the file already
+        for line in lines[1:]:
+            try:
+                ops = json.loads(line)
+            except ValueError:
+                break
+            for op in ops:
+                self._apply(op)
+
+    def _apply(self, op: dict[str, Any]) -> None:
+        if "reset" in op:
+            self.accounts.clear()
+            dict.clear(self.properties)
+            self.denied.clear()
+        elif "accounts" in op:
+            self.accounts = {f"accounts/{a['id']}": AccountRecord(str(a["id"]), a["display_name"],
+                                                                  a["create_time"])
+                             for a in op["accounts"]}
+        elif "property" in op:
+            if op["data"] is None:
+                self.properties.pop(op["property"], None)
+            else:
+                self.properties[op["property"]] = PropertyRecord.from_json(op["data"])
+        elif "key_event" in op:
+            pid, kid, blob = op["key_event"]
+            record = self.properties.get(pid)
+            if record is not None:
+                if blob is None:
+                    record.key_events.pop(kid, None)
+                else:
+                    record.key_events[kid] = KeyEvent.deserialize(base64.b64decode(blob))
+        elif "denied" in op:
+            self.denied = set(op["denied"])
+        elif "next_ids" in op:
+            ids = op["next_ids"]
+            self._next_account = max(self._next_account, ids["account"])
+            self._next_property = max(self._next_property, ids["property"])
+            self._next_key_event = max(self._next_key_event, ids["key_event"])
+
+
+def _account_json(a: AccountRecord) -> dict[str, str]:
+    return {"id": a.id, "display_name": a.display_name, "create_time": a.create_time}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `path` through a temp file, fsync and os.replace: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new or renamed entry in `directory` durable (where the platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
