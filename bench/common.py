@@ -33,7 +33,7 @@ UPDATES_PER_PROPERTY = 1
 DRIFTED_EVENT = "generate_lead"
 
 SPEC_TEMPLATE = """\
-# Benchmark client {n}: 3 goals to create, 1 to fix, GA's default purchase left as it is.
+# Benchmark client {n}: goals to create, 1 to fix, GA's default purchase left as it is.
 client: Bench Client {n:03d}
 properties: [{properties}]
 currency: {currency}
@@ -58,8 +58,9 @@ goals:
 """
 
 
-def write_specs(directory: Path, properties: int) -> Path:
-    """One YAML spec per `PROPERTIES_PER_SPEC` properties, like an agency's goal_specs/."""
+def write_specs(directory: Path, properties: int, creates: int = CREATES_PER_PROPERTY) -> Path:
+    """One YAML spec per `PROPERTIES_PER_SPEC` properties, like an agency's goal_specs/;
+    `creates` (at most 3) new key events per property besides the one fix."""
     directory.mkdir(parents=True, exist_ok=True)
     ids = [FIRST_PROPERTY + i for i in range(properties)]
     for n, start in enumerate(range(0, properties, PROPERTIES_PER_SPEC), 1):
@@ -67,39 +68,11 @@ def write_specs(directory: Path, properties: int) -> Path:
         text = SPEC_TEMPLATE.format(n=n, properties=", ".join(map(str, chunk)),
                                     currency="EUR" if n % 3 == 0 else "USD",
                                     drifted=DRIFTED_EVENT)
+        goals = text.split("\n  - ")
+        text = "\n  - ".join(goals[:len(goals) - (CREATES_PER_PROPERTY - creates)])
+        text = text if text.endswith("\n") else text + "\n"
         (directory / f"bench-client-{n:03d}.yaml").write_text(text, encoding="utf-8")
     return directory
-
-
-@contextmanager
-def env_vars(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextmanager
-def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
-    """Run a sandbox server in this process and point ga-sync's endpoints at it (anonymous
-    credentials), as a user's environment would."""
-    from ga_sync.sandbox.server import SandboxServer
-
-    server = SandboxServer(state, **server_options)
-    server.start()
-    try:
-        with env_vars(GA_SYNC_ADMIN_ENDPOINT=server.url, GA_SYNC_DATA_ENDPOINT=server.url,
-                      GA_SYNC_CREDENTIALS="anonymous"):
-            yield server
-    finally:
-        server.stop()
 
 
 def seed_state(specs: Sequence[Spec]) -> Any:
@@ -146,51 +119,80 @@ class RunFigures:
 
 
 def run_apply(specs_dir: Path, *, window: float, latency_ms: float, fault_rate: float = 0.0,
-              seed: int = 5, journal: Path, max_rounds: int = 5) -> RunFigures:
+              seed: int = 5, journal: Path, max_rounds: int = 5,
+              concurrency: int | None = None, server_process: bool = False) -> RunFigures:
     """Seed a fresh sandbox, then plan and apply the specs as `ga-sync apply --yes` does.
 
     The sandbox enforces GA's Admin quotas with windows of `window` seconds and the client's
     pacer is configured (through GA_SYNC_QUOTA_WINDOW, as a user would) with the same window.
     If anything failed, plan and apply again (as a cron job's next run would), up to
-    `max_rounds` in all.
+    `max_rounds` in all. `concurrency` None: the commands' default (`default_concurrency`).
+    `server_process`: the sandbox runs in a forked process of its own, as GA is not in the
+    client's process: otherwise both share one interpreter lock, and a latency-bound run
+    measures the sandbox's CPU as much as the client's. The quota ledger is a fresh file.
     """
+    import multiprocessing
+    import tempfile
+
+    import google.analytics.admin_v1beta  # noqa: F401 - imported before the clock starts
+
     from ga_sync.admin import Journal
     from ga_sync.clients import connect
     from ga_sync.plan import check_safety
     from ga_sync.sandbox.faults import QuotaLimits
     from ga_sync.spec import load_specs
-    from ga_sync.sync import apply_all, plan_all
+    from ga_sync.sync import apply_all, default_concurrency, plan_all, targets
 
     specs = load_specs([specs_dir])
     state = seed_state(specs)
+    options = dict(latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
+                   quotas=QuotaLimits(window_s=window))
+    if server_process:
+        pipe, child_end = multiprocessing.get_context("fork").Pipe()
+        child = multiprocessing.get_context("fork").Process(
+            target=_serve_in_child, args=(state, specs, options, child_end), daemon=True)
+        child.start()
+        url = pipe.recv()
+    ledger = Path(tempfile.mkdtemp(prefix="ga-sync-bench-ledger-")) / "quota-ledger.json"
     arrivals: list[float] = []
-    with sandbox_env(state, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
-                     quotas=QuotaLimits(window_s=window)) as server, \
-            env_vars(GA_SYNC_QUOTA_WINDOW=str(window)):
-        _watch_writes(server, arrivals)
+    with (sandbox_env(state, **options) if not server_process else _nothing()) as server, \
+            env_vars(GA_SYNC_QUOTA_WINDOW=str(window), GA_SYNC_QUOTA_LEDGER=str(ledger),
+                     **({"GA_SYNC_ADMIN_ENDPOINT": url, "GA_SYNC_DATA_ENDPOINT": url,
+                         "GA_SYNC_CREDENTIALS": "anonymous"} if server_process else {})):
+        if server is not None:
+            _watch_writes(server, arrivals)
         start = time.monotonic()
         conn = connect(write=True)
         applied = reconciled = failed = planned = 0
         rounds = 0
         while rounds < max_rounds:
             rounds += 1
-            plan, failures = plan_all(conn, specs)
+            plan, failures = plan_all(conn, specs, concurrency=concurrency or default_concurrency(
+                "plan", len(targets(specs))))
             if rounds == 1:
                 planned = sum(len(p.changes) for p in plan.properties)
             if not plan.has_changes and not failures:
                 rounds -= 1  # this round only confirmed the previous one
                 break
             check_safety(plan)
-            results = apply_all(conn, plan, Journal(journal))
+            todo = sum(1 for p in plan.properties if p.changes)
+            results = apply_all(conn, plan, Journal(journal), concurrency=concurrency
+                                or default_concurrency("apply", todo))
             applied += sum(len(r.applied) for r in results)
             reconciled += sum(len(r.reconciled) for r in results)
             failed = sum(len(r.failed) for r in results)
             if not failed and not failures:
                 break
         wall = time.monotonic() - start
-        stats = server.stats.snapshot()
+        if server is not None:
+            stats = server.stats.snapshot()
+    if server_process:
+        pipe.send("stop")
+        stats, arrivals, mismatches, duplicates = pipe.recv()
+        child.join(10)
+    else:
+        mismatches, duplicates = check_state(state, specs)
     pacer = conn.retry.pacer
-    mismatches, duplicates = check_state(state, specs)
     return RunFigures(
         wall=wall, rounds=rounds, planned_writes=planned, requests=stats["requests"],
         writes=stats["writes"], rate_limited=stats["rate_limited"], faults=stats["faults"],
@@ -201,6 +203,28 @@ def run_apply(specs_dir: Path, *, window: float, latency_ms: float, fault_rate: 
         first_write=(arrivals[0] - start) if arrivals else math.nan,
         max_writes_in_window=max_in_window(arrivals, window),
         mismatches=mismatches, duplicates=duplicates)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def _serve_in_child(state: Any, specs: Sequence[Spec], options: dict[str, Any], pipe: Any) -> None:
+    """The forked sandbox process: serve until told to stop, then send back the server's
+    counters, the write arrival times (CLOCK_MONOTONIC is system-wide) and the state check."""
+    from ga_sync.sandbox.server import SandboxServer
+
+    server = SandboxServer(state, **options)
+    server._httpd.socket.listen(128)  # see sandbox_env
+    arrivals: list[float] = []
+    _watch_writes(server, arrivals)
+    server.start()
+    pipe.send(server.url)
+    pipe.recv()
+    stats = server.stats.snapshot()
+    server.stop()
+    pipe.send((stats, arrivals, *check_state(state, specs)))
 
 
 def _watch_writes(server: Any, out: list[float]) -> None:
@@ -302,4 +326,8 @@ def sandbox_env(state: Any, **server_options: Any) -> Iterator[Any]:
     with sandbox_server(state, **server_options) as server, \
             env_vars(GA_SYNC_ADMIN_ENDPOINT=server.url, GA_SYNC_DATA_ENDPOINT=server.url,
                      GA_SYNC_CREDENTIALS="anonymous"):
+        # http.server listens with a backlog of 5: 20+ workers connecting at once lose SYNs and
+        # wait a second for the retry (issue 10); a larger one keeps that out of the figures
+        # (listen() again on a listening socket only changes its backlog).
+        server._httpd.socket.listen(128)
         yield server

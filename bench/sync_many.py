@@ -1,14 +1,20 @@
-"""Benchmark: apply specs to 200 sandbox properties (3 creates + 1 update each) at 50 ms latency.
+"""Benchmark: plan and apply specs over many sandbox properties, as `ga-sync apply --yes` does.
 
-Prints the wall time, the API calls made and the ratio to issue 5's lower bound
-max(latency x calls / concurrency, writes / write quota); the target is at most 1.3x, with zero
-rate-limit answers from the sandbox (which enforces GA's Admin quotas).
+Two cases, each at the commands' default concurrency (`sync.default_concurrency`):
 
-GA's quotas are per minute; to keep a run short, `--window` scales the minute on both sides
-(the sandbox's quota windows and the client's pacer, via GA_SYNC_QUOTA_WINDOW) while keeping
-GA's per-window numbers (180 writes per user). `--window 60` reproduces GA's real minute.
+- quota-bound (issue 5): 200 properties x (3 creates + 1 update) at 50 ms latency. Prints the
+  wall time, the API calls made and the ratio to the lower bound max(latency x calls /
+  concurrency, writes / write quota); target at most 1.3x, with zero rate-limit answers from
+  the sandbox (which enforces GA's Admin quotas). GA's quotas are per minute; to keep a run
+  short, `--window` scales the minute on both sides (the sandbox's quota windows and the
+  client's pacer, via GA_SYNC_QUOTA_WINDOW) while keeping GA's per-window numbers (180 writes
+  per user). `--window 60` reproduces GA's real minute.
+- latency-bound (issue 10): 40 properties x (2 creates + 1 update) at 100 ms, under GA's real
+  minute (the quotas do not bind). Prints the ratio to the floor max(latency x requests /
+  concurrency, the per-property chain of 1 read + 3 writes); target at most 1.3x.
 
-    python bench/sync_many.py [--properties 200] [--latency-ms 50] [--window 6]
+    python bench/sync_many.py [--case all|quota|latency] [--properties 200] [--latency-ms 50]
+                              [--window 6]
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import (
+from common import (  # noqa: I001 - bench/ is on sys.path when run as a script
     CREATES_PER_PROPERTY,
     UPDATES_PER_PROPERTY,
     burst_floor,
@@ -38,15 +44,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--window", type=float, default=6.0,
                         help="seconds standing in for GA's quota minute (60 = real GA)")
+    parser.add_argument("--case", choices=["all", "quota", "latency"], default="all")
     args = parser.parse_args(argv)
+    if args.case in ("all", "latency"):
+        latency_bound()
+    if args.case in ("all", "quota"):
+        quota_bound(args)
+    return 0
 
+
+LATENCY_PROPERTIES = 40
+LATENCY_CREATES = 2
+LATENCY_MS = 100.0
+
+
+def latency_bound() -> None:
+    """Issue 10's case: 40 properties x 3 writes at 100 ms, quotas not binding."""
+    from ga_sync.sync import default_concurrency
+
+    n = LATENCY_PROPERTIES
+    concurrency = default_concurrency("apply", n)
+    with tempfile.TemporaryDirectory(prefix="ga-sync-bench-") as tmp:
+        specs_dir = write_specs(Path(tmp) / "specs", n, creates=LATENCY_CREATES)
+        run = run_apply(specs_dir, window=60.0, latency_ms=LATENCY_MS,
+                        journal=Path(tmp) / "journal.jsonl", max_rounds=1, server_process=True)
+    writes = n * (LATENCY_CREATES + UPDATES_PER_PROPERTY)
+    requests = n + writes
+    latency = LATENCY_MS / 1000
+    chain = latency * (1 + LATENCY_CREATES + UPDATES_PER_PROPERTY)
+    floor = max(latency * requests / concurrency, chain)
+    ratio = run.wall / floor
+    ok = ratio <= TARGET_RATIO and run.rate_limited == 0 and not run.mismatches and not run.failed
+    print(f"sync_many latency-bound: {n} properties x ({LATENCY_CREATES} creates + "
+          f"{UPDATES_PER_PROPERTY} update), latency {LATENCY_MS:g} ms, concurrency {concurrency} "
+          f"(default_concurrency)")
+    print(f"machine: {machine()}")
+    print(f"wall time:            {run.wall:8.2f} s  (plan reads until first write {run.first_write:.2f} s)")
+    print(f"API calls made:       {run.requests:8d}     (minimum {requests}: {n} lists + {writes} writes)")
+    print(f"floor:                {floor:8.2f} s  = max({latency:g} s x {requests} / {concurrency}, "
+          f"chain {chain:.1f} s)")
+    print(f"ratio to floor:       {ratio:8.3f}     (target <= {TARGET_RATIO}: {verdict(ratio <= TARGET_RATIO)})")
+    print(f"rate-limit answers:   {run.rate_limited:8d};  applied / failed: {run.applied} / {run.failed}; "
+          f"final state = specs: {'yes' if not run.mismatches else 'NO'}")
+    print(f"TARGET {verdict(ok)}: latency-bound ratio {ratio:.3f} <= {TARGET_RATIO}")
+    print()
+
+
+def quota_bound(args: argparse.Namespace) -> None:
+    """Issue 5's case: 200 properties x 4 writes at 50 ms, bound by GA's write quota."""
     from ga_sync.clients import ADMIN_WRITES_PER_MINUTE
-    from ga_sync.sync import DEFAULT_CONCURRENCY
+    from ga_sync.sync import default_concurrency
+
+    DEFAULT_CONCURRENCY = default_concurrency("apply", args.properties)  # noqa: N806
 
     with tempfile.TemporaryDirectory(prefix="ga-sync-bench-") as tmp:
         specs_dir = write_specs(Path(tmp) / "specs", args.properties)
         run = run_apply(specs_dir, window=args.window, latency_ms=args.latency_ms,
-                        journal=Path(tmp) / "journal.jsonl", max_rounds=1)
+                        journal=Path(tmp) / "journal.jsonl", max_rounds=1, server_process=True)
 
     n = args.properties
     writes = n * (CREATES_PER_PROPERTY + UPDATES_PER_PROPERTY)
@@ -60,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = ratio <= TARGET_RATIO and run.rate_limited == 0 and not run.mismatches and not run.failed
 
     print(f"sync_many: {n} properties x ({CREATES_PER_PROPERTY} creates + {UPDATES_PER_PROPERTY} "
-          f"update), latency {args.latency_ms:g} ms, concurrency {DEFAULT_CONCURRENCY} (CLI default)")
+          f"update), latency {args.latency_ms:g} ms, concurrency {DEFAULT_CONCURRENCY} (default_concurrency)")
     print(f"machine: {machine()}")
     print(f"quota window: {args.window:g} s standing in for GA's minute "
           f"({ADMIN_WRITES_PER_MINUTE} writes per window per user; --window 60 = real GA)")
@@ -84,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  mismatch: {m}")
     print(f"TARGET {verdict(ok)}: ratio {ratio:.3f} <= {TARGET_RATIO} with {run.rate_limited} "
           "rate-limit answers")
-    return 0
 
 
 if __name__ == "__main__":
