@@ -41,9 +41,6 @@ DateLike = date | str
 #: Called once per property finished: (property, failed).
 Progress = Callable[[str, bool], None]
 
-DEFAULT_REPORT_CONCURRENCY = 4
-DEFAULT_AUDIT_CONCURRENCY = 4
-
 
 def _paths(paths: PathsLike) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
@@ -141,9 +138,9 @@ def plan(conn: Connection, specs: Sequence[Spec], prune: bool = False, *,
 
     Properties that could not be read are in `plan.errors`, never silently planned as empty.
     """
-    from ga_sync.sync import DEFAULT_CONCURRENCY, plan_all
-    the_plan, failures = plan_all(conn, list(specs), prune=prune,
-                                  concurrency=concurrency or DEFAULT_CONCURRENCY,
+    from ga_sync.sync import default_concurrency, plan_all, targets
+    workers = concurrency or default_concurrency("plan", len(targets(specs)))
+    the_plan, failures = plan_all(conn, list(specs), prune=prune, concurrency=workers,
                                   on_done=_advance(on_progress))
     return Plan(the_plan.properties, errors=tuple(failures))
 
@@ -223,13 +220,14 @@ def apply(conn: Connection, plan: Plan, force: bool = False, *,
     refused is in the result (`failed`), not an exception.
     """
     from ga_sync.admin import Journal
-    from ga_sync.sync import DEFAULT_CONCURRENCY, apply_all
+    from ga_sync.sync import apply_all, default_concurrency
 
     path = check_apply(plan, force, journal=journal)
     if not plan.has_changes:
         return ApplyResult([], path, tuple(plan.errors))
     results = apply_all(_writer(conn), plan, Journal(path),
-                        concurrency=concurrency or DEFAULT_CONCURRENCY,
+                        concurrency=concurrency or default_concurrency(
+                            "apply", sum(1 for p in plan.properties if p.changes)),
                         on_done=_advance(on_progress))
     return ApplyResult(list(results), path, tuple(plan.errors))
 
@@ -415,7 +413,7 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
     from ga_sync.admin import read_key_events, read_property
     from ga_sync.periods import check_period, today_in
     from ga_sync.report import report_property
-    from ga_sync.sync import Failure, is_cancelled, run_each, targets
+    from ga_sync.sync import Failure, default_concurrency, is_cancelled, run_each, targets
 
     if compare not in (None, "previous"):
         raise GaSyncError(f"compare must be 'previous' or None, not {compare!r}")
@@ -437,7 +435,7 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
                                today=today, time_zone=info.time_zone,
                                key_events=read_key_events(conn, t.property), fx=rates)
 
-    done = run_each(items, work, concurrency=concurrency or DEFAULT_REPORT_CONCURRENCY,
+    done = run_each(items, work, concurrency=concurrency or default_concurrency("report", len(items)),
                     cancel=conn.retry.cancel, on_done=_advance(on_progress))
     run = ReportRun(results=[r for _, r, _ in done if r is not None],
                     errors=[Failure(t.property, t.spec.client, str(e))
@@ -459,9 +457,13 @@ def audit(conn: Connection, specs: Sequence[Spec], days: int = 28, *,
           today: date | None = None, on_progress: Progress | None = None) -> AuditResult:
     """Misconfigured goals in every property of `specs` (and `properties`, audited without a
     spec). A property GA refuses is that property's `no-access` or `audit-failed` finding."""
-    from ga_sync.audit.run import audit_all
+    from ga_sync.audit.run import audit_all, audit_targets
+    from ga_sync.sync import default_concurrency
+    properties = list(properties)
+    workers = concurrency or default_concurrency(
+        "audit", len(audit_targets(list(specs), properties)))
     return audit_all(conn, list(specs), properties=properties, days=days,
-                     concurrency=concurrency or DEFAULT_AUDIT_CONCURRENCY, today=today,
+                     concurrency=workers, today=today,
                      on_done=_advance(on_progress))
 
 
@@ -480,16 +482,15 @@ def history(specs: Sequence[Spec], weeks: int = 12, store: str | os.PathLike[str
         from ga_sync.errors import StoreError
         raise StoreError(f"no history store at {path}: run 'ga-sync report' first (it keeps "
                          "every pull there), or name another store")
-    frames = []
+    if not isinstance(weeks, int) or isinstance(weeks, bool) or weeks < 1:
+        raise GaSyncError(f"weeks must be a whole number of at least 1, not {weeks!r}")
+    columns = ["property", "client"] + [c for c in WEEKLY_COLUMNS if c != "property"]
+    if not specs:
+        return pd.DataFrame(columns=columns)
     # Read-only: no write lock taken, so a report may save meanwhile; DuckDB refuses to open
     # while a report holds the write lock, which lasts only while it saves: retry briefly.
     with Store(path, read_only=True, wait=wait) as db:
-        for s in specs:
-            frames.append(db.weekly(s, weeks, today=today).assign(client=s.client))
-    columns = ["property", "client"] + [c for c in WEEKLY_COLUMNS if c != "property"]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
+        return db.weekly_many(list(specs), weeks, today=today)[columns]
 
 
 # --------------------------------------------------------------------------- onboarding

@@ -348,7 +348,7 @@ class Store:
         import duckdb
 
         if weeks < 1:
-            raise GaSyncError(f"--weeks must be at least 1, not {weeks}")
+            raise GaSyncError(f"weeks must be at least 1, not {weeks}")
         try:
             return self._weekly_many(list(specs), weeks, today)
         except duckdb.Error as exc:

@@ -272,7 +272,7 @@ def test_weekly_follows_retiering_in_the_spec(store: Store) -> None:
 
 
 def test_weekly_rejects_no_weeks(store: Store) -> None:
-    with pytest.raises(GaSyncError, match="--weeks"):
+    with pytest.raises(GaSyncError, match="weeks must be at least 1"):
         store.weekly(SPEC, 0)
 
 
@@ -314,7 +314,7 @@ def test_weekly_many_equals_weekly_per_spec(store: Store) -> None:
     assert list(many["client"].unique()) == ["Acme Outdoor", "Other Client", "Again"]
     assert len(many) == (2 + 2 + 2) * 5
     assert store.weekly_many([], 5, today=TODAY).empty
-    with pytest.raises(GaSyncError, match="--weeks"):
+    with pytest.raises(GaSyncError, match="weeks must be at least 1"):
         store.weekly_many(specs, 0)
 
 

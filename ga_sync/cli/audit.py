@@ -26,7 +26,7 @@ def audit(
     days: int = typer.Option(28, "--days", "-d", min=1, max=400, help="Complete days to look at, ending 3 days ago (GA is still processing the last 2)."),
     fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="text, json or markdown."),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding of this severity or worse is present."),
-    concurrency: int = typer.Option(4, "--concurrency", "-j", min=1, help="Properties audited at once."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, show_default=False, help="Properties audited at once (default: one per property, at most 10 at once, GA's concurrent Data API requests per property)."),
 ) -> None:
     """Find misconfigured goals: each property against its spec and its own recent data.
 

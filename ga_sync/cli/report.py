@@ -62,7 +62,7 @@ def report(
     store: Optional[Path] = typer.Option(None, "--store", help="DuckDB history file (default: in the user data directory)."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not keep this pull in the history store."),
     fx: list[str] = typer.Option([], "--fx", metavar="FROM:TO=RATE", help="Exchange rate for event values GA reports in the property's currency when the spec's differs: --fx USD:EUR=0.92 means 1 USD = 0.92 EUR. Repeatable. Without one, such values stay in their own currency, out of every total."),
-    concurrency: int = typer.Option(4, "--concurrency", "-j", min=1, help="Properties pulled at once."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, show_default=False, help="Properties pulled at once (default: one per property, at most 10 at once, GA's concurrent Data API requests per property)."),
 ) -> None:
     """Macro and micro conversions, rates and economic value, computed from raw GA4 event counts.
 

@@ -43,7 +43,7 @@ def validate(paths: list[Path] = SPECS_ARG) -> None:
 # --------------------------------------------------------------------------- plan / apply
 
 
-def _make_plan(specs: list["Spec"], prune: bool, concurrency: int, conn: Any) -> tuple[Any, list]:
+def _make_plan(specs: list["Spec"], prune: bool, concurrency: Optional[int], conn: Any) -> tuple[Any, list]:
     from ga_sync import api
     with Progress(sum(len(s.properties) for s in specs), "planning") as bar:
         the_plan = api.plan(conn, specs, prune, concurrency=concurrency,
@@ -58,7 +58,7 @@ def plan(
     fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="Exit 2 when there are changes to apply."),
-    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Properties read at once."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, show_default=False, help="Properties read at once (default: one per property, at most 32 at once)."),
 ) -> None:
     """Show what apply would change in each property. Changes nothing.
 
@@ -95,7 +95,7 @@ def apply(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
     force: bool = typer.Option(False, "--force", help="Apply even when more than 30% of a property's key events would change or go."),
     journal: Optional[Path] = typer.Option(None, "--journal", help="Journal file (JSON lines). Default: $GA_SYNC_JOURNAL or the user data directory."),
-    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Properties changed at once."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, show_default=False, help="Properties changed at once (default: one per property with changes, at most 32 at once)."),
 ) -> None:
     """Make each property match its spec: plan afresh, show the plan, ask, apply.
 
