@@ -161,6 +161,15 @@ def _check_numbers(name: str, values: list[Any], bad: Any) -> Any:
     return numbers
 
 
+def _column(values: list[Any], i: int, default: str) -> list[Any]:
+    """The i-th value of every row; proto3 JSON leaves a default value out (the slower
+    `.get` only then)."""
+    try:
+        return [v[i]["value"] for v in values]
+    except KeyError:
+        return [v[i].get("value", default) for v in values]
+
+
 def parse_report(report: Any, *, property: str | None = None,
                  request: dict[str, Any] | None = None,
                  what: str = "a report") -> ParsedReport:
@@ -199,10 +208,10 @@ def parse_report(report: Any, *, property: str | None = None,
     try:  # each row's value lists once, then one pass per column over them
         values = [r["dimensionValues"] for r in rows] if dims else []
         for i, name in enumerate(dims):
-            columns[name] = [v[i].get("value", "") for v in values]
+            columns[name] = _column(values, i, "")
         values = [r["metricValues"] for r in rows] if mets else []
         for i, name in enumerate(mets):
-            columns[name] = [v[i].get("value", "0") for v in values]
+            columns[name] = _column(values, i, "0")
     except (KeyError, IndexError, TypeError, AttributeError):
         problem = next((p for p in (_row_problem(r, dims, mets) for r in rows) if p),
                        "a row has the wrong shape")
@@ -321,7 +330,16 @@ def fetch(conn: Connection, property: str,
     Every answer is checked (see `parse_report`): the batch must hold one report per request,
     and paging must make progress (no page repeating rows already received, at most
     `MAX_PAGES` pages), otherwise MalformedAnswer for this property.
+
+    The collector stays paused until the raw answers are freed: re-enabled while they live,
+    its next collection scans their millions of dicts (0.3-0.5 s on a 250,000-row page).
     """
+    with _gc_paused():
+        return _fetch(conn, property, requests)
+
+
+def _fetch(conn: Connection, property: str,
+           requests: list[NamedRequest]) -> dict[str, ParsedReport]:
     if len(requests) > DATA_BATCH_REQUESTS_MAX:
         raise ValueError(f"batchRunReports takes at most {DATA_BATCH_REQUESTS_MAX} requests")
     what = "run reports (batchRunReports)"
