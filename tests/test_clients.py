@@ -189,3 +189,27 @@ def test_rate_limit_without_retry_after_waits_the_floor():
     p, clock = policy()
     call(flaky(_http_error(gexc.ServiceUnavailable)), policy=p, paced=False)
     assert clock.sleeps[0] <= p.initial  # plain server errors keep the short first backoff
+
+
+def test_default_concurrency_fits_the_properties_and_gas_limits():
+    from ga_sync.sync import default_concurrency
+    assert [default_concurrency("apply", n) for n in (0, 1, 5, 32, 33, 40, 64, 65, 200)] == \
+        [1, 1, 5, 32, 17, 20, 32, 22, 29]  # one per property; beyond 32, even rounds
+    assert default_concurrency("plan", 40) == 20
+    assert [default_concurrency(c, n) for c in ("report", "audit") for n in (3, 10, 11, 50)] == \
+        [3, 10, 6, 10] * 2  # GA's 10 concurrent Data API requests per property
+
+
+def test_the_http_pool_is_as_large_as_the_concurrency():
+    conn = connect(env={"GA_SYNC_CREDENTIALS": "anonymous",
+                        "GA_SYNC_ADMIN_ENDPOINT": "http://127.0.0.1:9",
+                        "GA_SYNC_DATA_ENDPOINT": "http://127.0.0.1:9",
+                        "GA_SYNC_QUOTA_LEDGER": "off"})
+    session = conn.admin()._transport._session
+    assert session.get_adapter("http://x")._pool_maxsize == 32  # the largest default
+    conn.fit_pool(8)  # smaller: kept
+    assert session.get_adapter("http://x")._pool_maxsize == 32
+    conn.fit_pool(50)  # --concurrency 50: every worker keeps its connection
+    assert session.get_adapter("http://x")._pool_maxsize == 50
+    assert conn.data()._transport._session.get_adapter("https://x")._pool_maxsize == 50
+    assert session.get_adapter("http://x").circuit is conn.circuit
