@@ -43,6 +43,7 @@ the goal's numeric value or None; `order_value` (when `value` is None) is the me
 from __future__ import annotations
 
 import json
+import os
 import re
 import zlib
 from collections import OrderedDict
@@ -300,11 +301,27 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     return out
 
 
-class _DayCache:
-    """Recently generated days, keyed by (profile fingerprint, day)."""
+def _default_cache_bytes() -> int:
+    """The day cache's budget: an eighth of the machine's memory, between 256 MiB and 4 GiB.
 
-    def __init__(self, size: int = 240) -> None:
-        self.size = size
+    A day of a 1,000-session site is ~0.5 MB, so 90 days x 50 such properties (2.3 GB) fit on
+    a machine with 24 GB; the old cache of 240 days did not, and 90-day reports over 50
+    properties spent 75% of their time generating days again (bench/report_many.py).
+    """
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        memory = 16 << 30
+    return int(min(4 << 30, max(256 << 20, memory // 8)))
+
+
+class _DayCache:
+    """Generated days, keyed by (profile fingerprint, day), least recently used dropped first
+    once they hold more than `max_bytes` of arrays."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = _default_cache_bytes() if max_bytes is None else max_bytes
+        self.bytes = 0
         self.days: OrderedDict[tuple[str, int], _Day] = OrderedDict()
         self.catalogs: OrderedDict[str, _Catalog] = OrderedDict()
         self.lock = Lock()
@@ -317,7 +334,7 @@ class _DayCache:
         cat = _catalog(profile)
         with self.lock:
             self.catalogs[key] = cat
-            while len(self.catalogs) > 32:
+            while len(self.catalogs) > 1024:
                 self.catalogs.popitem(last=False)
         return cat
 
@@ -328,11 +345,21 @@ class _DayCache:
                 self.days.move_to_end(k)
                 return self.days[k]
         data = _generate_day(profile, cat, day)
+        size = sum(a.nbytes for a in data.values())
         with self.lock:
-            self.days[k] = data
-            while len(self.days) > self.size:
-                self.days.popitem(last=False)
+            if k not in self.days:
+                self.days[k] = data
+                self.bytes += size
+            while self.bytes > self.max_bytes and len(self.days) > 1:
+                _, dropped = self.days.popitem(last=False)
+                self.bytes -= sum(a.nbytes for a in dropped.values())
         return data
+
+
+def set_day_cache(max_bytes: int | None = None) -> None:
+    """Start an empty day cache holding up to `max_bytes` of days (None: the default budget)."""
+    global _CACHE
+    _CACHE = _DayCache(max_bytes)
 
 
 _CACHE = _DayCache()
