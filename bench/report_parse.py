@@ -200,9 +200,12 @@ PATHS = {"default": prepare_default, "ga-sync": prepare_gasync, "pyarrow": prepa
          "orjson": prepare_orjson}
 
 
-def one(method: str, rows: int) -> None:
-    """Child process: serve the payload, time one path, print JSON with time and peak RSS."""
-    payload = make_response(rows)
+def one(method: str, payload_file: str) -> None:
+    """Child process: serve the payload, time one path, print JSON with time and peak RSS.
+
+    The payload is generated once by the parent and read here as bytes, so the peak RSS is the
+    path's own, not the generator's dicts."""
+    payload = Path(payload_file).read_bytes()
     server = serve(payload)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     run = PATHS[method](url)
@@ -234,10 +237,14 @@ def main() -> None:
                     help="a folder holding pyarrow and orjson (pip install --target DIR), for "
                          "the fastest path only")
     ap.add_argument("--one", choices=list(PATHS), help=argparse.SUPPRESS)
+    ap.add_argument("--payload", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        one(args.one, args.rows)
+        one(args.one, args.payload)
         return
+    import tempfile
+    payload_file = Path(tempfile.mkdtemp(prefix="ga-sync-bench-")) / "report.json"
+    payload_file.write_bytes(make_response(args.rows))
     methods = ["default", "ga-sync"]
     if _available(args.libs):
         methods += ["pyarrow", "orjson"]
@@ -249,13 +256,15 @@ def main() -> None:
         for method in methods:
             extra = args.libs if method in ("pyarrow", "orjson") else None
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [extra, str(ROOT)])))
-            out = subprocess.run([sys.executable, __file__, "--one", method, "--rows", str(args.rows)],
-                                 capture_output=True, text=True, check=True, env=env)
+            out = subprocess.run([sys.executable, __file__, "--one", method, "--payload",
+                                  str(payload_file)], capture_output=True, text=True, check=True,
+                                 env=env)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             assert r["rows"] == args.rows and r["columns"] == DIMS + [m for m, _ in METRICS], r
             results[method].append(r)
             print(f"run {i + 1}/{args.runs} {method:8s} {r['seconds']:7.2f} s  "
-                  f"peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['extra_rss_mb']:.0f} MB in the clock)",
+                  f"peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['extra_rss_mb']:.0f} MB in the clock)  "
+                  f"load {os.getloadavg()[0]:.1f}",
                   flush=True)
     med = {m: statistics.median(r["seconds"] for r in rs) for m, rs in results.items()}
     mem = {m: statistics.median(r["peak_rss_mb"] for r in rs) for m, rs in results.items()}
