@@ -131,7 +131,7 @@ def dimension_codes(ev: query.Events, name: str) -> Codes:
     if name in PAIRS:
         a, b = PAIRS[name]
         ca, cb = ev.categories[a], ev.categories[b]
-        codes = ev.columns[a] * max(len(cb), 1) + ev.columns[b]
+        codes = ev.columns[a].astype(np.int64) * max(len(cb), 1) + ev.columns[b]
         return _relabel(codes, [f"{x} / {y}" for x in ca for y in cb], lambda s: s)
     if name in ("hour", "minute", "dateHour", "dateHourMinute"):
         return _time_of_day(ev, name)

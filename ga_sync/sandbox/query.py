@@ -237,7 +237,7 @@ def _base(record: PropertyLike, lo: date, hi: date) -> tuple[dict[str, np.ndarra
             "location": list(log["page_location"].cat.categories),
             "country": list(log["country"].cat.categories)}
     for name in SESSION_COLUMNS:  # the session's attributes (fields.py reads them)
-        cols[name] = log[name].cat.codes.to_numpy(np.int64)
+        cols[name] = log[name].cat.codes.to_numpy()  # int8/int16 codes: few categories
         cats[name] = list(log[name].cat.categories)
     for name in NUMBER_COLUMNS:
         cols[name] = log[name].to_numpy()

@@ -424,9 +424,10 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
 def _lookup(codes: np.ndarray, values: Sequence[str]) -> pd.Categorical:
     """Codes into `values` (which may repeat) as a categorical of the distinct values."""
     distinct = list(dict.fromkeys(values))
-    where = np.array([distinct.index(v) for v in values] or [0], dtype=np.int64)
-    return pd.Categorical.from_codes(where[codes] if codes.size else codes.astype(np.int64),
-                                     categories=distinct)
+    small = np.int8 if len(distinct) < 128 else np.int16  # pandas' own code width: no copy
+    where = np.array([distinct.index(v) for v in values] or [0], dtype=small)
+    return pd.Categorical.from_codes(where[codes] if codes.size else codes.astype(small),
+                                     categories=distinct, validate=False)
 
 
 def _visitor_columns(cat: _Catalog, chunks: list[_Day]) -> dict[str, Any]:
