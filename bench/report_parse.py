@@ -210,16 +210,28 @@ def one(method: str, payload_file: str) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}"
     run = PATHS[method](url)
     gc.collect()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = _memory("VmRSS")
     t = time.perf_counter()
     df = run()
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _memory("VmHWM")
     server.shutdown()
     print(json.dumps({"method": method, "seconds": seconds, "rows": len(df),
                       "columns": list(map(str, df.columns)),
                       "peak_rss_mb": peak / 1024, "extra_rss_mb": (peak - base_rss) / 1024,
                       "payload_mb": len(payload) / 1e6}))
+
+
+def _memory(field: str) -> int:
+    """KiB from /proc/self/status: VmHWM is this process's own peak. (getrusage's ru_maxrss is
+    not: Linux carries it over fork and exec, so a child reports its parent's peak if larger.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _available(libs: str | None) -> bool:

@@ -44,13 +44,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--window", type=float, default=6.0,
                         help="seconds standing in for GA's quota minute (60 = real GA)")
-    parser.add_argument("--case", choices=["all", "quota", "latency"], default="all")
+    parser.add_argument("--case", choices=["all", "quota", "latency", "chain"], default="all",
+                        help="'chain' (not in 'all'): the cron chain with and without the ledger")
     args = parser.parse_args(argv)
     if args.case in ("all", "latency"):
         latency_bound()
     if args.case in ("all", "quota"):
         quota_bound(args)
+    if args.case == "chain":
+        for ledger in (True, False):
+            cron_chain(ledger)
     return 0
+
+
+CHAIN_PROPERTIES = 50
+CHAIN_WINDOW = 3.0
+CHAIN_REQUESTS, CHAIN_WRITES = 120, 100  # per window, scaled down from GA's 600 / 180
+
+
+def cron_chain(ledger: bool) -> None:
+    """Issue 10's cron chain: plan, apply --yes, report, audit over 50 properties, one process
+    after another, against a sandbox enforcing the Admin quotas (scaled: 120 requests and 100
+    writes per 3 s window on both sides), with the shared quota ledger or without it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from common import env_vars, sandbox_env, seed_state
+
+    from ga_sync.sandbox.faults import QuotaLimits
+    from ga_sync.spec import load_specs
+
+    limits = QuotaLimits(window_s=CHAIN_WINDOW, admin_per_user=CHAIN_REQUESTS,
+                         admin_writes_per_user=CHAIN_WRITES, admin_per_project=2 * CHAIN_REQUESTS,
+                         admin_writes_per_project=2 * CHAIN_WRITES)
+    with tempfile.TemporaryDirectory(prefix="ga-sync-bench-") as tmp:
+        specs_dir = write_specs(Path(tmp) / "specs", CHAIN_PROPERTIES)
+        state = seed_state(load_specs([specs_dir]))
+        lines = []
+        with sandbox_env(state, quotas=limits) as server, env_vars(
+                GA_SYNC_QUOTA_WINDOW=str(CHAIN_WINDOW),
+                GA_SYNC_ADMIN_REQUESTS_PER_MINUTE=str(CHAIN_REQUESTS),
+                GA_SYNC_ADMIN_WRITES_PER_MINUTE=str(CHAIN_WRITES),
+                GA_SYNC_QUOTA_LEDGER=str(Path(tmp) / "ledger.json") if ledger else "off",
+                GA_SYNC_JOURNAL=str(Path(tmp) / "journal.jsonl"),
+                GA_SYNC_STORE=str(Path(tmp) / "history.duckdb")):
+            start = time.monotonic()
+            for command in (["plan"], ["apply", "--yes"], ["report"], ["audit", "--fail-on", "never"]):
+                before = server.stats.snapshot()["rate_limited"]
+                t = time.monotonic()
+                run = subprocess.run([sys.executable, "-m", "ga_sync", *command, str(specs_dir)],
+                                     capture_output=True, text=True, env=dict(os.environ))
+                lines.append(f"{command[0]} {time.monotonic() - t:.1f} s (exit {run.returncode}, "
+                             f"{server.stats.snapshot()['rate_limited'] - before} rate-limited)")
+            wall = time.monotonic() - start
+            stats = server.stats.snapshot()
+    print(f"cron chain, {'with' if ledger else 'WITHOUT'} the quota ledger: {CHAIN_PROPERTIES} "
+          f"properties, {stats['admin_requests']} Admin requests, {stats['writes']} writes, "
+          f"{wall:.1f} s; rate-limit answers: {stats['rate_limited']} ({'; '.join(lines)})")
 
 
 LATENCY_PROPERTIES = 40
