@@ -41,11 +41,66 @@ DateLike = date | str
 #: Called once per property finished: (property, failed).
 Progress = Callable[[str, bool], None]
 
+#: The longest audit window (days): GA keeps event data 14 months on a standard property.
+MAX_AUDIT_DAYS = 400
+
+
+def _workers(concurrency: Any) -> int | None:
+    if concurrency is None:
+        return None
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise GaSyncError(f"concurrency must be a whole number of at least 1, not "
+                          f"{concurrency!r}")
+    return concurrency
+
 
 def _paths(paths: PathsLike) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         return [Path(paths)]
-    return [Path(p) for p in paths]
+    try:
+        out = [Path(p) for p in paths]  # type: ignore[union-attr]
+    except TypeError:
+        raise GaSyncError(f"paths must be a file or folder path, or a list of them, not "
+                          f"{type(paths).__name__}") from None
+    if not out:
+        raise GaSyncError("no paths given: name spec files or folders, e.g. 'goal_specs/'")
+    return out
+
+
+def _specs(specs: Any) -> list[Spec]:
+    """The specs argument, checked: a list of `Spec` (from `load_specs`), each property once."""
+    if isinstance(specs, Spec):
+        specs = [specs]
+    if isinstance(specs, (str, os.PathLike)):
+        raise GaSyncError(f"specs must be loaded specs, not a path: pass "
+                          f"ga_sync.load_specs({os.fspath(specs)!r})")
+    try:
+        out = list(specs)
+    except TypeError:
+        raise GaSyncError(f"specs must be a list of specs from ga_sync.load_specs(), not "
+                          f"{type(specs).__name__}") from None
+    seen: dict[str, str] = {}
+    for s in out:
+        if not isinstance(s, Spec):
+            raise GaSyncError(f"specs must be specs from ga_sync.load_specs(), not "
+                              f"{type(s).__name__}")
+        for p in s.properties:
+            if p in seen:
+                raise GaSyncError(f"{p} is in two specs ({seen[p]} and {s.client}): each "
+                                  "property belongs to one spec")
+            seen[p] = s.client
+    return out
+
+
+def _conn(conn: Any) -> Connection:
+    """The connection argument, checked, with a new run's cancel switch cleared: an earlier
+    interruption or journal failure stops that run, not every later call on the connection."""
+    from ga_sync.clients import Connection
+    if not isinstance(conn, Connection):
+        raise GaSyncError(f"conn must be a connection from ga_sync.connect(), not "
+                          f"{type(conn).__name__}")
+    conn.retry.cancel.clear()
+    return conn
 
 
 # --------------------------------------------------------------------------- specs
@@ -58,7 +113,7 @@ def validate(paths: PathsLike, *, bases: Iterable[str | os.PathLike[str]] = ()
     One invalid file does not hide the valid ones: run those, report the problems.
     """
     from ga_sync.spec import validate_paths
-    return validate_paths(_paths(paths), bases=[Path(b) for b in bases])
+    return validate_paths(_paths(paths), bases=_bases(bases))
 
 
 def load_specs(paths: PathsLike, *, bases: Iterable[str | os.PathLike[str]] = ()) -> list[Spec]:
@@ -68,7 +123,16 @@ def load_specs(paths: PathsLike, *, bases: Iterable[str | os.PathLike[str]] = ()
     folders outside the spec tree that `extends:` may also reach.
     """
     from ga_sync.spec import load_specs as _load
-    return _load(_paths(paths), bases=[Path(b) for b in bases])
+    return _load(_paths(paths), bases=_bases(bases))
+
+
+def _bases(bases: Any) -> list[Path]:
+    if isinstance(bases, (str, os.PathLike)):
+        return [Path(bases)]
+    try:
+        return [Path(b) for b in bases]
+    except TypeError:
+        raise GaSyncError("bases must be a list of folders") from None
 
 
 # --------------------------------------------------------------------------- connecting
@@ -139,7 +203,8 @@ def plan(conn: Connection, specs: Sequence[Spec], prune: bool = False, *,
     Properties that could not be read are in `plan.errors`, never silently planned as empty.
     """
     from ga_sync.sync import default_concurrency, plan_all, targets
-    workers = concurrency or default_concurrency("plan", len(targets(specs)))
+    conn, specs = _conn(conn), _specs(specs)
+    workers = _workers(concurrency) or default_concurrency("plan", len(targets(specs)))
     the_plan, failures = plan_all(conn, list(specs), prune=prune, concurrency=workers,
                                   on_done=_advance(on_progress))
     return Plan(the_plan.properties, errors=tuple(failures))
@@ -222,11 +287,14 @@ def apply(conn: Connection, plan: Plan, force: bool = False, *,
     from ga_sync.admin import Journal
     from ga_sync.sync import apply_all, default_concurrency
 
+    conn = _conn(conn)
+    if not isinstance(plan, Plan):
+        raise GaSyncError(f"plan must be a Plan from ga_sync.plan(), not {type(plan).__name__}")
     path = check_apply(plan, force, journal=journal)
     if not plan.has_changes:
         return ApplyResult([], path, tuple(plan.errors))
     results = apply_all(_writer(conn), plan, Journal(path),
-                        concurrency=concurrency or default_concurrency(
+                        concurrency=_workers(concurrency) or default_concurrency(
                             "apply", sum(1 for p in plan.properties if p.changes)),
                         on_done=_advance(on_progress))
     return ApplyResult(list(results), path, tuple(plan.errors))
@@ -236,8 +304,14 @@ def apply(conn: Connection, plan: Plan, force: bool = False, *,
 
 
 def _as_date(value: DateLike | None, what: str) -> date | None:
+    from datetime import datetime
+    if isinstance(value, datetime):
+        return value.date()
     if value is None or isinstance(value, date):
         return value
+    if not isinstance(value, str):
+        raise GaSyncError(f"the {what} date must be a date or a YYYY-MM-DD string, not "
+                          f"{type(value).__name__}")
     try:
         return date.fromisoformat(str(value))
     except ValueError:
@@ -319,7 +393,10 @@ class ReportRun:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per property x goal: property, client, start, end, event, tier, conversions,
-        rate, value (+ previous_conversions, previous_rate, previous_value, change when compared)."""
+        rate, value, currency, in_total (+ previous_conversions, previous_rate, previous_value,
+        change when compared). `value` is in `currency`: the spec's, or the property's for an
+        event value no exchange rate converted (then `in_total` is False: add up only the rows
+        where it is True)."""
         import pandas as pd
         rows = []
         compared = any(r.previous is not None for r in self.results)
@@ -329,7 +406,7 @@ class ReportRun:
                 row = {"property": r.property, "client": r.client, "start": r.period.start,
                        "end": r.period.end, "event": g.event, "tier": g.tier,
                        "conversions": float(g.conversions), "rate": g.rate, "value": g.value,
-                       "currency": r.currency}
+                       "currency": g.currency or r.currency, "in_total": g.in_total}
                 if compared:
                     p = prev.get(g.event)
                     row.update({"previous_conversions": None if p is None else float(p.conversions),
@@ -338,18 +415,19 @@ class ReportRun:
                                 "change": g.change})
                 rows.append(row)
         columns = ["property", "client", "start", "end", "event", "tier", "conversions", "rate",
-                   "value", "currency"]
+                   "value", "currency", "in_total"]
         if compared:
             columns += ["previous_conversions", "previous_rate", "previous_value", "change"]
         return pd.DataFrame(rows, columns=columns)
 
     def daily_frame(self) -> pd.DataFrame:
         """One row per property x date x goal (zero on days a goal did not occur): date, event,
-        tier, conversions, value, and the day's sessions and users, the rows the history store
-        keeps. The previous period's days are included when the run compared."""
+        tier, conversions, value (in `currency`; `in_total` as in `to_frame`), and the day's
+        sessions and users: the rows the history store keeps. The previous period's days are
+        included when the run compared."""
         import pandas as pd
         columns = ["property", "client", "date", "event", "tier", "conversions", "value",
-                   "sessions", "users", "currency"]
+                   "sessions", "users", "currency", "in_total"]
         frames = []
         for top in self.results:
             for r in (top, top.previous):
@@ -358,13 +436,15 @@ class ReportRun:
                 d = r.daily
                 days = d.groupby("date", as_index=False)[["sessions", "users"]].max()
                 goals = pd.DataFrame({"event": [g.event for g in r.goals],
-                                      "tier": [g.tier for g in r.goals]})
+                                      "tier": [g.tier for g in r.goals],
+                                      "currency": [g.currency or r.currency for g in r.goals],
+                                      "in_total": [g.in_total for g in r.goals]})
                 grid = days.merge(goals, how="cross")
                 got = d[d["event"] != ""].groupby(["date", "event"], as_index=False)[
                     ["conversions", "value"]].sum()
                 grid = grid.merge(got, on=["date", "event"], how="left")
                 grid[["conversions", "value"]] = grid[["conversions", "value"]].fillna(0.0)
-                grid = grid.assign(property=r.property, client=r.client, currency=r.currency)
+                grid = grid.assign(property=r.property, client=r.client)
                 frames.append(grid[columns])
         if not frames:
             return pd.DataFrame(columns=columns)
@@ -415,8 +495,12 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
     from ga_sync.report import report_property
     from ga_sync.sync import Failure, default_concurrency, is_cancelled, run_each, targets
 
+    conn, specs = _conn(conn), _specs(specs)
     if compare not in (None, "previous"):
         raise GaSyncError(f"compare must be 'previous' or None, not {compare!r}")
+    if not (store is None or isinstance(store, (bool, str, os.PathLike))):
+        raise GaSyncError(f"store must be a path, None (the default store) or False, not "
+                          f"{type(store).__name__}")
     comparing = compare is not None
     choose = period_chooser(start, end, last_week=last_week, last_days=last_days,
                             compare=comparing)
@@ -435,7 +519,8 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
                                today=today, time_zone=info.time_zone,
                                key_events=read_key_events(conn, t.property), fx=rates)
 
-    done = run_each(items, work, concurrency=concurrency or default_concurrency("report", len(items)),
+    done = run_each(items, work,
+                    concurrency=_workers(concurrency) or default_concurrency("report", len(items)),
                     cancel=conn.retry.cancel, on_done=_advance(on_progress))
     run = ReportRun(results=[r for _, r, _ in done if r is not None],
                     errors=[Failure(t.property, t.spec.client, str(e))
@@ -458,9 +543,22 @@ def audit(conn: Connection, specs: Sequence[Spec], days: int = 28, *,
     """Misconfigured goals in every property of `specs` (and `properties`, audited without a
     spec). A property GA refuses is that property's `no-access` or `audit-failed` finding."""
     from ga_sync.audit.run import audit_all, audit_targets
+    from ga_sync.model import property_name
     from ga_sync.sync import default_concurrency
-    properties = list(properties)
-    workers = concurrency or default_concurrency(
+    conn, specs = _conn(conn), _specs(specs)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_AUDIT_DAYS:
+        raise GaSyncError(f"days must be a whole number from 1 to {MAX_AUDIT_DAYS}, not {days!r}")
+    if isinstance(properties, (str, int)):
+        properties = [properties]
+    names = []
+    for p in properties:
+        try:
+            names.append(property_name(p))
+        except ValueError:
+            raise GaSyncError(f"{str(p)[:40]!r} is not a GA4 property id: use the numeric id, "
+                              "e.g. 123456789") from None
+    properties = names
+    workers = _workers(concurrency) or default_concurrency(
         "audit", len(audit_targets(list(specs), properties)))
     return audit_all(conn, list(specs), properties=properties, days=days,
                      concurrency=workers, today=today,
@@ -477,6 +575,10 @@ def history(specs: Sequence[Spec], weeks: int = 12, store: str | os.PathLike[str
     import pandas as pd
 
     from ga_sync.history import WEEKLY_COLUMNS, Store
+    specs = _specs(specs)
+    if not (store is None or isinstance(store, (str, os.PathLike))):
+        raise GaSyncError(f"store must be a path or None (the default store), not "
+                          f"{type(store).__name__}")
     path = Path(store) if store is not None else settings.store_path()
     if not path.exists():
         from ga_sync.errors import StoreError

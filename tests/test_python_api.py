@@ -192,3 +192,69 @@ def test_no_module_outside_cli_prints_prompts_or_changes_the_environment() -> No
             if name:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_a_failed_run_does_not_spoil_the_connection(seeded: SandboxServer, tmp_path: Path) -> None:
+    """A journal failure (or an interrupt) stops that run; the next call on the same connection
+    works as on a fresh one."""
+    specs = ga_sync.load_specs(ROOT / "goal_specs")
+    conn = ga_sync.connect()
+    conn.retry.cancel.set()  # what a journal failure or Ctrl-C leaves behind
+    plan = ga_sync.plan(conn, specs)
+    assert plan.has_changes and not plan.errors
+    run = ga_sync.report(conn, specs, last_days=7, store=False)
+    assert len(run.results) == sum(len(s.properties) for s in specs) and not run.errors
+
+
+def test_frames_keep_each_value_in_its_currency(seeded: SandboxServer, tmp_path: Path) -> None:
+    """A EUR spec on a property GA reports in USD: the USD event value is labelled USD and out
+    of the totals in the frames, as in the JSON."""
+    text = (ROOT / "goal_specs" / "acme-outdoor.yaml").read_text()
+    eur = tmp_path / "acme-eur.yaml"
+    eur.write_text(text.replace("currency: USD", "currency: EUR")
+                   .replace("extends: _agency_defaults.yaml", ""))
+    conn = ga_sync.connect()
+    run = ga_sync.report(conn, ga_sync.load_specs(eur), last_days=7, store=False)
+    frame = run.to_frame()
+    purchase = frame[frame["event"] == "purchase"].iloc[0]
+    assert purchase["currency"] == "USD" and not purchase["in_total"]
+    counted = frame[frame["in_total"]].groupby("property")["value"].sum()
+    for report in run.to_json()["reports"]:
+        assert counted[report["property"]] == pytest.approx(report["total_value"])
+    daily = run.daily_frame()
+    assert set(daily[daily["event"] == "purchase"]["currency"]) == {"USD"}
+    assert not daily[daily["event"] == "purchase"]["in_total"].any()
+
+
+@pytest.mark.parametrize("call", [
+    lambda c, s: ga_sync.load_specs(None),
+    lambda c, s: ga_sync.validate(42),
+    lambda c, s: ga_sync.plan(c, "goal_specs/"),
+    lambda c, s: ga_sync.plan(None, s),
+    lambda c, s: ga_sync.plan(c, s + s),
+    lambda c, s: ga_sync.apply(c, {"version": 1}),
+    lambda c, s: ga_sync.audit(c, s, days="28"),
+    lambda c, s: ga_sync.audit(c, s, days=100000),
+    lambda c, s: ga_sync.audit(c, [], properties=["abc"]),
+    lambda c, s: ga_sync.report(c, s, store=5),
+    lambda c, s: ga_sync.report(c, s, start=1, end=2),
+    lambda c, s: ga_sync.report(c, s, concurrency=0),
+    lambda c, s: ga_sync.history("goal_specs/"),
+])
+def test_wrong_arguments_raise_gasync_errors(seeded: SandboxServer, call) -> None:
+    specs = ga_sync.load_specs(ROOT / "goal_specs")
+    conn = ga_sync.connect()
+    with pytest.raises(ga_sync.GaSyncError) as info:
+        call(conn, specs)
+    assert "--" not in str(info.value), str(info.value)
+
+
+def test_one_property_id_as_text_is_one_property(seeded: SandboxServer) -> None:
+    from datetime import datetime
+    conn = ga_sync.connect()
+    specs = ga_sync.load_specs(ROOT / "goal_specs")
+    result = ga_sync.audit(conn, [], properties=specs[0].properties[0].split("/")[1])
+    assert [a.property for a in result.audited] == [specs[0].properties[0]]
+    run = ga_sync.report(conn, specs[:1], start=datetime(2026, 11, 1, 12), end="2026-11-07",
+                         store=False)
+    assert run.results[0].period.start.isoformat() == "2026-11-01"
