@@ -116,6 +116,7 @@ class RunFigures:
     max_writes_in_window: int  # most writes the sandbox received in any `window` seconds
     mismatches: list[str] = field(default_factory=list)
     duplicates: int = 0
+    ledger_transactions: int = 0  # quota ledger file transactions (reservations in blocks)
 
 
 def run_apply(specs_dir: Path, *, window: float, latency_ms: float, fault_rate: float = 0.0,
@@ -202,7 +203,8 @@ def run_apply(specs_dir: Path, *, window: float, latency_ms: float, fault_rate: 
         reconciled=reconciled, failed=failed,
         first_write=(arrivals[0] - start) if arrivals else math.nan,
         max_writes_in_window=max_in_window(arrivals, window),
-        mismatches=mismatches, duplicates=duplicates)
+        mismatches=mismatches, duplicates=duplicates,
+        ledger_transactions=pacer.ledger.operations if pacer and pacer.ledger else 0)
 
 
 @contextmanager

@@ -136,6 +136,7 @@ def latency_bound() -> None:
     print(f"floor:                {floor:8.2f} s  = max({latency:g} s x {requests} / {concurrency}, "
           f"chain {chain:.1f} s)")
     print(f"ratio to floor:       {ratio:8.3f}     (target <= {TARGET_RATIO}: {verdict(ratio <= TARGET_RATIO)})")
+    print(f"ledger transactions:  {run.ledger_transactions:8d}     for {run.requests} calls")
     print(f"rate-limit answers:   {run.rate_limited:8d};  applied / failed: {run.applied} / {run.failed}; "
           f"final state = specs: {'yes' if not run.mismatches else 'NO'}")
     print(f"TARGET {verdict(ok)}: latency-bound ratio {ratio:.3f} <= {TARGET_RATIO}")
@@ -180,7 +181,8 @@ def quota_bound(args: argparse.Namespace) -> None:
           f"ceil({writes}/{ADMIN_WRITES_PER_MINUTE}) - 1 windows); ratio {run.wall / floor if floor else float('nan'):.3f}")
     print(f"writes per window:    {average:8.1f}     on average over the run; at most "
           f"{run.max_writes_in_window} in any {args.window:g} s (quota {ADMIN_WRITES_PER_MINUTE})")
-    print(f"pacer wait (summed):  {run.pacer_waited:8.2f} s  over all threads")
+    print(f"pacer wait (summed):  {run.pacer_waited:8.2f} s  over all threads; quota ledger "
+          f"file transactions: {run.ledger_transactions}")
     print(f"retries:              {run.retried:8d}     (after rate-limit answers: {run.client_rate_limited})")
     print(f"rate-limit answers:   {run.rate_limited:8d}     from the sandbox's quota enforcement "
           f"(target 0: {verdict(run.rate_limited == 0)})")

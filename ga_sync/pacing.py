@@ -79,8 +79,8 @@ class QuotaLedger:
     window (sliding or GA's fixed minute) under the limit, whichever process sends.
 
     Unreadable JSON is treated as an empty ledger (one minute's pacing is lost, nothing else);
-    an unusable file (read-only folder, no `fcntl`) raises OSError, and the Pacer then paces on
-    its own.
+    an unusable file (read-only folder) raises OSError, no `fcntl` (Windows) ImportError, and
+    the Pacer then paces on its own.
     """
 
     def __init__(self, path: Path, key: str, clock: Callable[[], float] = time.time):
@@ -306,9 +306,10 @@ class Pacer:
         try:
             granted, wait = self.ledger.reserve(buckets, credit.block, self.limits, self.window,
                                                 stamp, give_back)
-        except OSError as e:  # an unusable ledger: pace this process alone
+        except (OSError, ImportError) as e:  # unusable, or no fcntl (Windows): pace alone
+            reason = getattr(e, "strerror", None) or type(e).__name__
             log.warning("quota ledger %s cannot be used (%s); pacing this process alone",
-                        self.ledger.path, (e.strerror or type(e).__name__).lower())
+                        self.ledger.path, reason.lower())
             self.ledger, self.clock = None, time.monotonic
             return self._locally(buckets)
         if granted <= 0:
@@ -327,6 +328,6 @@ class Pacer:
                     buckets = ("requests", "writes") if write else ("requests",)
                     try:
                         self.ledger.release(buckets, credit.stamp, credit.left)
-                    except OSError:
+                    except (OSError, ImportError):
                         pass
                     credit.left = 0
