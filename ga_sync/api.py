@@ -519,8 +519,9 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
                                today=today, time_zone=info.time_zone,
                                key_events=read_key_events(conn, t.property), fx=rates)
 
-    done = run_each(items, work,
-                    concurrency=_workers(concurrency) or default_concurrency("report", len(items)),
+    workers = _workers(concurrency) or default_concurrency("report", len(items))
+    conn.fit_pool(workers)
+    done = run_each(items, work, concurrency=workers,
                     cancel=conn.retry.cancel, on_done=_advance(on_progress))
     run = ReportRun(results=[r for _, r, _ in done if r is not None],
                     errors=[Failure(t.property, t.spec.client, str(e))
@@ -560,6 +561,7 @@ def audit(conn: Connection, specs: Sequence[Spec], days: int = 28, *,
     properties = names
     workers = _workers(concurrency) or default_concurrency(
         "audit", len(audit_targets(list(specs), properties)))
+    conn.fit_pool(workers)
     return audit_all(conn, list(specs), properties=properties, days=days,
                      concurrency=workers, today=today,
                      on_done=_advance(on_progress))

@@ -70,6 +70,15 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
+@pytest.fixture(autouse=True)
+def _own_quota_ledger(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets a quota ledger of its own (subprocesses inherit it): no test waits for
+    quota another test spent, and none writes to the user's data folder."""
+    folder = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setenv("GA_SYNC_QUOTA_LEDGER", str(folder / "quota-ledger.json"))
+
+
 @pytest.fixture
 def sandbox_state() -> SandboxState:
     """A fresh, in-memory sandbox state with no accounts or properties."""
