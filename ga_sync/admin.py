@@ -246,8 +246,8 @@ class Journal:
             return
         path = self.path
         if path.is_dir():
-            raise JournalError(f"the apply journal {path} is a folder, not a file. Give a file "
-                               "path with --journal or GA_SYNC_JOURNAL, e.g. "
+            raise JournalError(f"the apply journal {path} is a folder, not a file. Choose a "
+                               "journal file (GA_SYNC_JOURNAL) instead, e.g. "
                                f"{path / 'journal.jsonl'}.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,16 +271,16 @@ class Journal:
         """A JournalError naming the path, the system's reason and what to do about it."""
         reason = err.strerror or type(err).__name__
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = ("Free space on that disk, or point --journal / GA_SYNC_JOURNAL at a file on "
-                   "another disk.")
+            fix = ("Free space on that disk, or choose another journal file (GA_SYNC_JOURNAL) "
+                   "on another disk.")
         elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             fix = (f"Make {self.path.parent if self.path else 'the folder'} writable for this "
-                   "user, or point --journal / GA_SYNC_JOURNAL at a writable file.")
+                   "user, or choose another journal file (GA_SYNC_JOURNAL).")
         elif err.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
-            fix = ("Give a file path (whose folders are folders, not files) with --journal or "
-                   "GA_SYNC_JOURNAL.")
+            fix = ("Choose a journal file (GA_SYNC_JOURNAL) whose folders are folders, not "
+                   "files.")
         else:
-            fix = "Check the path, or point --journal / GA_SYNC_JOURNAL at a writable file."
+            fix = "Check the path, or choose another journal file (GA_SYNC_JOURNAL)."
         return JournalError(f"the apply journal {self.path} {what}: {reason}.{after} {fix}")
 
     def record(self, property: str, change: Change, outcome: str, detail: str | None = None) -> None:
@@ -451,32 +451,73 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
     return result
 
 
-def _check_created(conn: Connection, property: str, change: Change, created: Any) -> str:
-    """Make sure a create answered with something else than the key event really made it.
+def _describe(settings: KeyEventSettings) -> str:
+    """`once_per_event, value 2.0 USD` or `once_per_session, no default value`."""
+    if settings.value is None:
+        return f"{settings.counting}, no default value"
+    return f"{settings.counting}, value {settings.value:g} {settings.currency or ''}".rstrip()
 
-    GA answers a create with the new key event. An answer without its `name` or with another
-    `eventName` (e.g. `{}` from something between us and GA) is checked against the property's
-    key events: present with the wanted settings counts as applied, anything else fails.
+
+def _answer_lacks(answer: Any, change: Change) -> str:
+    """What the answer to a create or update lacks to be the key event asked for; '' if nothing.
+
+    A create's answer must name the new key event; an update's must be the same key event
+    with the settings asked for (a proxy that answers `200 {}` sent nothing upstream).
     """
     assert change.after is not None
-    name = getattr(created, "name", "") or ""
-    event = getattr(created, "event_name", "") or ""
-    if name and event == change.event:
+    name = getattr(answer, "name", "") or ""
+    event = getattr(answer, "event_name", "") or ""
+    if not name:
+        return "no name"
+    if event != change.event:
+        return f"the event name {excerpt(event, 40)!r}"
+    if change.action != UPDATE:
+        return ""
+    if name != change.name:
+        return f"another key event, {excerpt(name, 60)!r}"
+    try:
+        got = normalize_key_event(answer).settings
+    except MalformedAnswer:
+        return "settings ga-sync cannot read"
+    if not same_settings(got, change.after):
+        return f"other settings ({_describe(got)})"
+    return ""
+
+
+def _check_written(conn: Connection, property: str, change: Change, answer: Any) -> str:
+    """Make sure a create or update answered with something else than the key event asked for
+    really made it.
+
+    GA answers a create with the new key event and an update with the updated one. An answer
+    without its `name`, with another `eventName` or (for an update) with other settings, e.g.
+    `{}` from something between us and GA, is checked against the property's key events read
+    back: present with the wanted settings counts as applied, anything else fails.
+    """
+    assert change.after is not None
+    lacks = _answer_lacks(answer, change)
+    if not lacks:
         return "applied"
-    lacks = "no name" if not name else f"the event name {excerpt(event, 40)!r}"
     live = {k.event: k for k in read_key_events(conn, property)}
     existing = live.get(change.event)
     if existing is not None and same_settings(existing.settings, change.after):
         return "applied"
-    head = (f"GA answered the create of key event {change.event} in {property} with an answer "
+    verb = "create" if change.action == CREATE else "update"
+    head = (f"GA answered the {verb} of key event {change.event} in {property} with an answer "
             f"that does not hold it ({lacks})")
-    if existing is None:
-        raise MalformedAnswer(f"{head}, and the key event is not in the property's list: it was "
-                              "not created. Run apply again.", property=property)
-    raise MalformedAnswer(f"{head}, and the property has the key event with other settings "
-                          f"({existing.settings.counting}, value {existing.settings.value} "
-                          f"{existing.settings.currency or ''}): run apply again to update it.",
-                          property=property)
+    if change.action == CREATE:
+        if existing is None:
+            tail = "the key event is not in the property's list: it was not created. Run apply again."
+        else:
+            tail = (f"the property has the key event with other settings "
+                    f"({_describe(existing.settings)}): run apply again to update it.")
+    elif existing is None:
+        tail = ("the key event is no longer in the property's list: it was not updated. Run "
+                "plan again to see what GA has now.")
+    else:
+        tail = (f"reading the key events back shows it with other settings "
+                f"({_describe(existing.settings)}, not {_describe(change.after)}): it was not "
+                "updated. Run apply again.")
+    raise MalformedAnswer(f"{head}, and {tail}", property=property)
 
 
 def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> str:
@@ -502,7 +543,7 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
             if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
                 raise
         else:
-            return _check_created(conn, property, change, created)
+            return _check_written(conn, property, change, created)
         live = {k.event: k for k in read_key_events(conn, property)}
         existing = live.get(change.event)
         if existing is None:
@@ -517,9 +558,11 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
         assert change.after is not None and change.name
         ke = _key_event_proto(change.event, change.after, name=change.name)
         mask = FieldMask(paths=["counting_method", "default_value"])
-        call(lambda: client.update_key_event(key_event=ke, update_mask=mask, timeout=TIMEOUT),
-             policy=conn.retry, property=property, what=f"update key event {change.event}", write=True)
-        return "applied"
+        updated = call(lambda: client.update_key_event(key_event=ke, update_mask=mask,
+                                                       timeout=TIMEOUT),
+                       policy=conn.retry, property=property,
+                       what=f"update key event {change.event}", write=True)
+        return _check_written(conn, property, change, updated)
 
     if change.action == DELETE:
         assert change.name

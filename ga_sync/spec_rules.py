@@ -28,9 +28,6 @@ VALUE_MAX = 1e12
 
 _MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,}\Z", re.IGNORECASE)
 _UA_ID = re.compile(r"UA-[0-9]+(-[0-9]+)?\Z", re.IGNORECASE)
-# Words joined by underscores (`downloaded_the_annual_report`): a name, not a secret, so it is
-# quoted as written even when longer than the run of characters redact() takes for a token.
-_WORDY = re.compile(r"[A-Za-z0-9]{0,20}(?:_[A-Za-z0-9]{0,20})*\Z")
 
 # ---------------------------------------------------------------------------------------------
 # Small checks, shared by the file parser
@@ -76,10 +73,7 @@ def kind(raw: Any) -> str:
 
 def quote(text: str) -> str:
     """Text from a file as a message may show it: one line, at most ~60 characters, redacted."""
-    text = str(text)[:4 * EXCERPT_MAX]  # redact() can be slow on long text; a head is enough
-    if _WORDY.match(text):
-        return text if len(text) <= EXCERPT_MAX else text[:EXCERPT_MAX - 1] + "…"
-    return excerpt(text)
+    return excerpt(str(text))
 
 
 def quote_path(text: str) -> str:
@@ -133,6 +127,15 @@ def _char(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
 
+def _suggestable(name: str, suggestion: str) -> bool:
+    """True when `suggestion` may be offered for `name`: GA takes it, and redaction changes
+    neither the name nor the suggestion. A suggestion built from text that redaction hides
+    (`password=hunter2` -> `password_hunter2`) would show the secret the quote left out."""
+    head = name[:4 * EXCERPT_MAX]
+    return (_acceptable(suggestion) and redact(head) == head
+            and redact(suggestion) == suggestion)
+
+
 def check_event_name(name: str) -> list[str]:
     """Problems with a GA4 event name, as messages; [] when GA accepts it.
 
@@ -147,7 +150,7 @@ def check_event_name(name: str) -> list[str]:
     prefix = next((p for p in RESERVED_PREFIXES if name.startswith(p)), None)
     if prefix is not None:
         stripped = name[len(prefix):].lstrip("_")
-        hint = f" (e.g. `{stripped}`)" if _acceptable(stripped) else ""
+        hint = f" (e.g. `{stripped}`)" if _suggestable(name, stripped) else ""
         problems.append(f"event name `{shown}` starts with `{prefix}`, a prefix GA4 reserves for "
                         f"its own events; rename the event{hint} in the site's tagging and here")
     elif not ("a" <= name[0] <= "z" or "A" <= name[0] <= "Z"):
@@ -156,7 +159,7 @@ def check_event_name(name: str) -> list[str]:
     if bad:
         listed = ", ".join(_char(ch) for ch in bad[:8]) + (", …" if len(bad) > 8 else "")
         fixed = _ascii_name(name)
-        hint = f" (e.g. `{fixed}`)" if fixed != name and _acceptable(fixed) else ""
+        hint = f" (e.g. `{fixed}`)" if fixed != name and _suggestable(name, fixed) else ""
         problems.append(f"event name `{shown}` contains {listed}; GA4 event names use only ASCII "
                         f"letters, digits and underscores{hint}")
     if len(name) > EVENT_NAME_MAX:

@@ -34,7 +34,7 @@ from ga_sync.admin import Journal, apply_plan, read_key_events, read_property
 from ga_sync.audit import audit_all
 from ga_sync.clients import RetryPolicy, connect
 from ga_sync.errors import Cancelled, JournalError, MalformedAnswer
-from ga_sync.model import (CREATE, Change, Goal, KeyEventSettings, KeyEventState, Plan,
+from ga_sync.model import (CREATE, UPDATE, Change, Goal, KeyEventSettings, KeyEventState, Plan,
                            PropertyPlan, Spec)
 from ga_sync.plan import diff
 from ga_sync.render.plan import plan_json, plan_markdown, plan_text
@@ -454,6 +454,91 @@ def test_create_answered_with_another_event_and_other_settings_fails(ga, conn, a
     assert "the event name 'other'" in message and "with other settings" in message
 
 
+UPDATE_PATH = rf"/v1beta/properties/{BAD}/keyEvents/[^/]+$"
+OLD = KeyEventSettings("once_per_event", 1.0, "USD")
+NEW = KeyEventSettings("once_per_session", 7.5, "USD")
+
+
+def _live(conn: Any, event: str = "sign_up") -> KeyEventState | None:
+    return {k.event: k for k in read_key_events(conn, BAD_P)}.get(event)
+
+
+def updates_sign_up(conn: Any, admin_client: Any) -> PropertyPlan:
+    """A key event `sign_up` in BAD with OLD settings, and the plan that updates it to NEW."""
+    from google.analytics.admin_v1beta.types import KeyEvent
+    admin_client.create_key_event(parent=BAD_P, key_event=KeyEvent(
+        event_name="sign_up", counting_method=1,
+        default_value=KeyEvent.DefaultValue(numeric_value=1.0, currency_code="USD")))
+    live = _live(conn)
+    assert live is not None and live.settings == OLD
+    return PropertyPlan(BAD_P, "Bad Answers", (Change(UPDATE, "sign_up", OLD, NEW, name=live.name),))
+
+
+def test_update_answered_empty_and_not_made_is_a_failure(ga, conn, admin_client, tmp_path):
+    """A proxy answered the PATCH `200 {}` and sent nothing upstream: not applied."""
+    plan = updates_sign_up(conn, admin_client)
+    ga.on("PATCH", UPDATE_PATH, "{}")
+    result = apply_plan(conn, plan, Journal(tmp_path / "j.jsonl"))
+    ((change, message),) = result.failed
+    assert change.event == "sign_up" and not result.applied and not result.ok
+    assert ("GA answered the update of key event sign_up in properties/222000222 with an answer "
+            "that does not hold it (no name)") in message
+    assert ("reading the key events back shows it with other settings (once_per_event, value 1 "
+            "USD, not once_per_session, value 7.5 USD): it was not updated") in message
+    outcomes = [json.loads(line)["outcome"] for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert outcomes == ["started", "failed"]
+    assert len(ga.hits) == 1 and ga.hits[0].startswith("PATCH ")  # nothing went upstream
+    # GA still has the old settings, so the next plan still shows the change
+    (again,) = diff(BAD_P, "Bad Answers", {"sign_up": NEW}, read_key_events(conn, BAD_P)).changes
+    assert (again.action, again.before, again.after) == (UPDATE, OLD, NEW)
+
+
+def test_update_answered_empty_but_made_is_applied(ga, conn, admin_client):
+    def made_but_empty(fake: FakeGA, path: str, method: str, body: bytes) -> tuple[int, str, bytes]:
+        fake.forward(method, path, body)
+        return 200, "application/json", b"{}"
+
+    plan = updates_sign_up(conn, admin_client)
+    ga.on("PATCH", UPDATE_PATH, made_but_empty)
+    result = apply_plan(conn, plan, Journal(None))
+    assert [c.event for c in result.applied] == ["sign_up"] and result.ok
+    assert _live(conn).settings == NEW
+
+
+def test_update_answered_with_the_old_settings_is_a_failure(ga, conn, admin_client):
+    """The answer is the key event as it was (a cache, a proxy that answers a GET's body)."""
+    def old_answer(fake: FakeGA, path: str, method: str, body: bytes) -> tuple[int, str, bytes]:
+        return fake.forward("GET", path.split("?", 1)[0], b"")
+
+    plan = updates_sign_up(conn, admin_client)
+    ga.on("PATCH", UPDATE_PATH, old_answer)
+    ((_, message),) = apply_plan(conn, plan, Journal(None)).failed
+    assert "does not hold it (other settings (once_per_event, value 1 USD))" in message
+    assert "it was not updated. Run apply again." in message
+    assert _live(conn).settings == OLD
+
+
+def test_update_of_a_key_event_gone_meanwhile_says_so(ga, conn, admin_client):
+    plan = updates_sign_up(conn, admin_client)
+    name = plan.changes[0].name
+
+    def delete_then_empty(fake: FakeGA, path: str, method: str, body: bytes) -> tuple[int, str, bytes]:
+        fake.forward("DELETE", f"/v1beta/{name}", b"")
+        return 200, "application/json", b"{}"
+
+    ga.on("PATCH", UPDATE_PATH, delete_then_empty)
+    ((_, message),) = apply_plan(conn, plan, Journal(None)).failed
+    assert "no longer in the property's list: it was not updated" in message
+
+
+def test_update_answered_in_full_is_applied_without_reading_back(ga, conn, admin_client):
+    plan = updates_sign_up(conn, admin_client)
+    ga.on("GET", rf"/v1beta/properties/{BAD}/keyEvents$", "{}")  # a read back would see nothing
+    result = apply_plan(conn, plan, Journal(None))
+    assert result.ok and [c.event for c in result.applied] == ["sign_up"]
+    assert not any(hit.startswith("GET") for hit in ga.hits)
+
+
 def test_key_event_limit_is_reported_as_the_limit(ga, conn, sandbox_state, admin_client):
     from google.analytics.admin_v1beta.types import KeyEvent
     for i in range(30):
@@ -532,13 +617,30 @@ def test_check_refuses_a_folder_at_the_path(tmp_path):
     with pytest.raises(JournalError) as e:
         Journal(tmp_path).check()
     assert str(tmp_path) in str(e.value) and "is a folder, not a file" in str(e.value)
-    assert "--journal" in str(e.value)
+    # a library message: it names the setting, never a command-line flag (issue 9)
+    assert "GA_SYNC_JOURNAL" in str(e.value) and "--" not in str(e.value)
 
 
 def test_check_refuses_a_file_where_a_folder_should_be(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(JournalError, match="Give a file path"):
+    with pytest.raises(JournalError, match="Choose a journal file") as e:
         Journal(tmp_path / "file" / "journal.jsonl").check()
+    assert "--" not in str(e.value)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.ENOTDIR, errno.EIO])
+def test_journal_errors_name_no_command_line_flag(tmp_path, code):
+    """A notebook user reads these too: the fix names the file and GA_SYNC_JOURNAL only."""
+    message = str(Journal(tmp_path / "j.jsonl")._error(OSError(code, os.strerror(code)),
+                                                       "cannot be written"))
+    assert "--" not in message and "choose" in message.lower() and "GA_SYNC_JOURNAL" in message
+
+
+def test_audit_days_message_names_no_flag(conn):
+    from ga_sync.errors import GaSyncError
+    with pytest.raises(GaSyncError) as e:
+        audit_all(conn, [spec()], days=0)
+    assert str(e.value) == "days must be at least 1, not 0"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

@@ -132,7 +132,7 @@ def audit_all(conn: Connection, specs: Sequence[Spec], *, properties: Iterable[s
     One property failing never stops the others: GA's refusal is that property's finding.
     """
     if days < 1:
-        raise GaSyncError(f"--days must be at least 1, not {days}")
+        raise GaSyncError(f"days must be at least 1, not {days}")
     items = audit_targets(specs, properties)
     done = run_each(items, lambda t: audit_target(conn, t, days=days, today=today),
                     cancel=conn.retry.cancel,
