@@ -101,7 +101,8 @@ def store_error(path: str | Path, exc: BaseException, doing: str = "open") -> St
 
     DuckDB says only "IO Error: ..."; the cause is in its text: a lock another process holds,
     a file that is not a DuckDB database (corrupt, truncated, some other file), a folder, or
-    no permission to write.
+    no permission to write. Moving a file aside is advised only for a DuckDB file (a broken
+    store); any other file is someone's data, and the advice is to name a store instead.
     """
     from ga_sync.redact import excerpt
 
@@ -110,24 +111,40 @@ def store_error(path: str | Path, exc: BaseException, doing: str = "open") -> St
     detail = excerpt(text, 160)
     if "lock" in low and ("conflicting" in low or "could not set" in low):
         why = ("another process holds it open for writing (a ga-sync report still saving, or "
-               "another program using the file). Wait for it and run again, or pass another "
-               "--store")
+               "another program using the file). Wait for it and run again, or name another "
+               "store")
     elif isinstance(exc, IsADirectoryError) or "is a directory" in low:
-        why = "it is a folder, not a file: pass --store FILE, e.g. --store history.duckdb"
+        why = "it is a folder, not a file: name a file as the store's path, e.g. history.duckdb"
     elif isinstance(exc, PermissionError) or "permission denied" in low or "read-only" in low:
         why = ("no permission to write there (or a read-only file system): fix the folder's "
-               "permissions or pass --store with a writable path")
+               "permissions or name a store at a writable path")
     elif isinstance(exc, OSError) and getattr(exc, "errno", None) == 28 or "no space" in low:
-        why = "the disk is full: free some space, or pass --store on another disk"
+        why = "the disk is full: free some space, or name a store on another disk"
     elif ("not a valid duckdb" in low or "could not read enough bytes" in low
           or "corrupt" in low or "checksum" in low or "serializ" in low
           or "catalog" in low or "does not exist" in low and "table" in low):
-        why = (f"the file is not a readable ga-sync history store (corrupt, truncated, or "
-               f"another kind of file). Move it aside (e.g. mv {path} {path}.bad); the next "
-               "report starts a new store")
+        if is_duckdb_file(path):
+            why = (f"the file is a DuckDB database that cannot be read as a ga-sync history "
+                   f"store (corrupt or truncated). Move it aside (e.g. mv {path} {path}.bad); "
+                   "the next report starts a new store")
+        else:
+            why = ("the file is not a ga-sync history store (not a DuckDB database): name the "
+                   "path of a history store, or of a new file")
+    elif is_duckdb_file(path):
+        why = "name another store, or move the file aside"
     else:
-        why = "pass --store with another path, or move the file aside"
+        why = "name another store"
     return StoreError(f"cannot {doing} the history store {path}: {why}. ({detail})")
+
+
+def is_duckdb_file(path: str | Path) -> bool:
+    """Whether `path` looks like a DuckDB database: its main header carries b"DUCK" at byte 8
+    (https://duckdb.org/docs/internals/storage). False when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
 
 
 class Store:
@@ -155,7 +172,7 @@ class Store:
                 raise store_error(target, exc) from None
         if read_only and target != ":memory:" and not Path(target).exists():
             raise StoreError(f"no history store at {target}: run 'ga-sync report' first (it "
-                             "keeps every pull there), or pass --store")
+                             "keeps every pull there), or name the store's path")
         self.con: duckdb.DuckDBPyConnection = _connect(target, read_only, wait)
         try:
             self._check_schema(target)
@@ -171,7 +188,7 @@ class Store:
         if not {"meta", "daily_events", "daily_totals"} <= tables:
             self.con.close()
             raise StoreError(f"{target} is a DuckDB file but not a ga-sync history store (no "
-                             "daily_events table): pass --store with the store's path")
+                             "daily_events table): name the store's path instead")
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None and not self.read_only:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

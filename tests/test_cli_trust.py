@@ -122,10 +122,30 @@ def test_corrupt_store_is_a_warning_not_a_lost_report(spec_file, tmp_path, kind)
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["reports"][0]["client"] == "Trust Shop"
     assert f"warning: cannot open the history store {store}" in r.stderr
-    assert "Move it aside" in r.stderr and "another ga-sync" not in r.stderr
+    assert "another ga-sync" not in r.stderr
     assert "report is complete" in r.stderr
     h = run("history", spec_file, "--store", store)
-    assert h.exit_code == 1 and str(store) in h.stderr and "Move it aside" in h.stderr
+    assert h.exit_code == 1 and str(store) in h.stderr
+    for out in (r.stderr, h.stderr):
+        if kind == "truncated":  # a broken DuckDB file: moving it aside loses nothing else
+            assert f"Move it aside (e.g. mv {store} {store}.bad)" in out
+        else:  # someone else's file: never advise moving it
+            assert "Move it aside" not in out and f"mv {store}" not in out
+            assert "is not a ga-sync history store" in out and "of a new file" in out
+            assert "--store PATH names the history store" in out
+
+
+def test_store_that_is_some_other_file_is_not_to_be_moved(spec_file, tmp_path):
+    """`history --store /etc/passwd` must not suggest `mv /etc/passwd /etc/passwd.bad`."""
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    h = run("history", spec_file, "--store", passwd)
+    assert h.exit_code == 1
+    assert h.stderr.startswith(f"Error: cannot open the history store {passwd}: the file is "
+                               "not a ga-sync history store (not a DuckDB database): name the "
+                               "path of a history store, or of a new file.")
+    assert f"mv {passwd}" not in h.stderr and "Move it aside" not in h.stderr
+    assert passwd.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
 
 
 def test_store_that_is_a_folder_or_unwritable_is_a_warning(spec_file, tmp_path):
@@ -227,6 +247,267 @@ def test_dump_output_refuses_to_overwrite_without_force(ga_env, sandbox_state, t
     r = run("dump", PID, "-o", out, "--force")
     assert r.exit_code == 0, r.stderr
     assert "client: Trust Shop" in out.read_text()
+
+
+def schema_text() -> str:
+    from ga_sync.cli.schema import schema_text as text
+    return text()
+
+
+def make_node(path: Path, kind: str) -> Path:
+    """A character device like /dev/null (1, 3) or /dev/full (1, 7), or a FIFO, in tmp_path:
+    the real /dev is never touched."""
+    import stat
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, {"null": 3, "full": 7}[kind]))
+    return path
+
+
+def is_char_device(path: Path) -> bool:
+    import stat
+    return stat.S_ISCHR(os.lstat(path).st_mode)
+
+
+def output_args(command, out, spec, tmp_path):
+    return {"schema": ["schema", "-o", out],
+            "report": ["report", spec, "--last-days", "7", "-f", "json", "-o", out,
+                       "--store", tmp_path / "h.duckdb"],
+            "dump": ["dump", PID, "-o", out, "--force"]}[command]
+
+
+@pytest.mark.parametrize("command", ["schema", "report", "dump"])
+def test_output_to_a_device_writes_through_it(spec_file, tmp_path, monkeypatch, command):
+    """-o to a device writes to it; the device stays a device (no rename over it), and no
+    temporary file is made next to it (a probe in /dev would be one)."""
+    dev = make_node(tmp_path / "null", "null")
+    import tempfile
+
+    def no_temp(*a, **k):
+        raise AssertionError("a temporary file next to a device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_temp)
+    r = run(*output_args(command, dev, spec_file, tmp_path))
+    assert r.exit_code == 0, r.stderr
+    assert f"wrote {dev}" in r.stderr and is_char_device(dev)
+
+
+def test_output_to_a_full_device_is_an_error(spec_file, tmp_path):
+    full = make_node(tmp_path / "full", "full")
+    r = run("schema", "-o", full)
+    assert r.exit_code == 1
+    assert f"could not write {full}: No space left on device" in r.stderr
+    assert is_char_device(full)
+    r = run(*output_args("report", full, spec_file, tmp_path))
+    assert r.exit_code == 1
+    assert f"could not write {full}: No space left on device" in r.stderr
+    assert f"kept in the history store {tmp_path / 'h.duckdb'}" in r.stderr
+    assert is_char_device(full) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_output_to_a_fifo_nobody_reads_fails_at_once(tmp_path):
+    fifo = make_node(tmp_path / "pipe", "fifo")
+    r = subprocess.run([sys.executable, "-m", "ga_sync", "schema", "-o", str(fifo)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"could not write {fifo}: it is a named pipe (FIFO) and no process is reading it" \
+        in r.stderr
+    import stat
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("command", ["schema", "report"])
+def test_output_to_a_fifo_reaches_its_reader(spec_file, tmp_path, command):
+    import stat
+    import threading
+    fifo = make_node(tmp_path / "pipe", "fifo")
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader before the writer comes
+    got = bytearray()
+
+    def read_all():
+        import select
+        while True:
+            select.select([reader], [], [], 30)
+            chunk = os.read(reader, 65536)
+            if not chunk and got:
+                return
+            got.extend(chunk)
+
+    t = threading.Thread(target=read_all, daemon=True)
+    t.start()
+    try:
+        r = run(*output_args(command, fifo, spec_file, tmp_path))
+        t.join(30)
+    finally:
+        os.close(reader)
+    assert r.exit_code == 0, r.stderr
+    if command == "schema":
+        assert got.decode() == schema_text()
+    else:
+        assert json.loads(got)["reports"][0]["client"] == "Trust Shop"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_output_to_a_socket_is_refused(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.chdir(tmp_path)  # a short relative path: socket paths are limited to 108 bytes
+    s = socket.socket(socket.AF_UNIX)
+    s.bind("s.sock")
+    try:
+        r = run("schema", "-o", "s.sock")
+    finally:
+        s.close()
+    assert r.exit_code == 1 and "s.sock is a socket" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["schema", "report", "dump"])
+def test_output_through_a_symlink_updates_its_target(spec_file, tmp_path, command):
+    target = tmp_path / "target.json"
+    target.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to("target.json")
+    r = run(*output_args(command, link, spec_file, tmp_path))
+    assert r.exit_code == 0, r.stderr
+    assert link.is_symlink() and os.readlink(link) == "target.json"
+    assert target.read_text() != "old\n" and link.read_text() == target.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_output_through_a_dangling_symlink_creates_its_target(tmp_path):
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.json"
+    link.symlink_to("sub/new.json")
+    r = run("schema", "-o", link)
+    assert r.exit_code == 0, r.stderr
+    assert link.is_symlink() and (tmp_path / "sub" / "new.json").read_text() == schema_text()
+
+
+def test_dump_refuses_a_symlink_to_an_existing_file_without_force(ga_env, sandbox_state,
+                                                                  tmp_path):
+    add_property(sandbox_state)
+    (tmp_path / "mine.yaml").write_text("mine\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to("mine.yaml")
+    r = run("dump", PID, "-o", link)
+    assert r.exit_code == 1 and "already exists" in r.stderr
+    assert (tmp_path / "mine.yaml").read_text() == "mine\n" and link.is_symlink()
+
+
+@pytest.mark.parametrize("mode", ["pipe", "append"])
+def test_output_to_dev_stdout_writes_to_standard_output(tmp_path, mode):
+    """/dev/stdout is written through, never renamed over; a file opened with >> keeps what
+    it had."""
+    assert os.path.islink("/dev/stdout")
+    cmd = [sys.executable, "-m", "ga_sync", "schema", "-o", "/dev/stdout"]
+    if mode == "pipe":
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        out = r.stdout
+    else:
+        log = tmp_path / "log.txt"
+        log.write_text("before\n")
+        with open(log, "a") as f:
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True, timeout=60)
+        out = log.read_text()
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert out == ("" if mode == "pipe" else "before\n") + schema_text()
+    assert os.path.islink("/dev/stdout")
+
+
+# --------------------------------------------------------------------------- 3b. stderr noise
+
+
+@pytest.fixture
+def restore_logging():
+    import logging
+    names = ("ga_sync", "ga_sync.clients", "urllib3", "google", "requests")
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).filters)) for n in names}
+    yield
+    for n, (level, filters) in saved.items():
+        logging.getLogger(n).setLevel(level)
+        logging.getLogger(n).filters[:] = filters
+
+
+def unknown_enum_warnings():
+    """proto-plus's own warning for an enum value it does not know (GA added one)."""
+    import warnings
+
+    import proto
+    from proto.marshal.rules.enums import EnumRule
+
+    class CountingMethod(proto.Enum):
+        COUNTING_METHOD_UNSPECIFIED = 0
+        ONCE_PER_EVENT = 1
+
+    with warnings.catch_warnings(record=True) as caught:
+        EnumRule(CountingMethod).to_python(7)
+    return [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_third_party_noise_is_quiet_without_verbose(restore_logging, caplog, verbose):
+    import logging
+    import warnings
+
+    from ga_sync.transport import Circuit
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert run(*(["-v"] if verbose else []), "schema").exit_code == 0
+        noise = unknown_enum_warnings()
+    level = logging.WARNING if verbose else logging.ERROR
+    for name in ("urllib3", "google", "requests"):
+        assert logging.getLogger(name).level == level, name
+    assert bool(noise) == verbose
+    if verbose:
+        assert noise == ["Unrecognized CountingMethod enum value: 7"]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="ga_sync.test-none"):
+        logging.getLogger("urllib3.connectionpool").warning("Retrying (Retry(total=2)) after "
+                                                            "connection broken")
+        circuit = Circuit(threshold=2)
+        circuit.failure("analyticsdata.googleapis.com", "connection", "properties/1")
+        circuit.failure("analyticsdata.googleapis.com", "connection", "properties/2")
+        logging.getLogger("ga_sync.clients").warning("quota ledger %s cannot be used", "x")
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("quota ledger" in m for m in lines)  # not a duplicate of an error: kept
+    assert any("Retrying" in m for m in lines) == verbose
+    assert any("is down" in m for m in lines) == verbose  # the command's error says it
+
+
+# --------------------------------------------------------------------------- 3c. progress
+
+
+def test_progress_lines_come_out_in_order(monkeypatch):
+    """Worker threads call advance at once: the numbers print 1, 2, 3 ... never [2/n] first."""
+    import threading
+    import time
+
+    import typer
+
+    from ga_sync.cli.base import Progress
+    lines: list[str] = []
+
+    def slow_echo(message="", err=False, **kw):
+        time.sleep(0.0005)  # widen the window between counting and printing
+        lines.append(message)
+
+    monkeypatch.setattr(typer, "echo", slow_echo)
+    workers, each = 8, 25
+    bar = Progress(workers * each, "planning")
+    start = threading.Barrier(workers)
+
+    def work(i):
+        start.wait()
+        for j in range(each):
+            bar.advance(f"properties/{i}{j}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    numbers = [int(line[1:line.index("/")]) for line in lines]
+    assert numbers == list(range(1, workers * each + 1))
 
 
 # --------------------------------------------------------------------------- 4. money
@@ -373,6 +654,20 @@ def test_dates_ga4_cannot_have_are_clear_errors(spec_file, sandbox, args, messag
     r = run("report", spec_file, *args, "--no-store")
     assert r.exit_code == 1 and message in r.stderr
     assert "OverflowError" not in r.stderr
+    assert sandbox.stats.snapshot()["requests"] == before
+
+
+@pytest.mark.parametrize("value", ["20261101", "2026-W45-1", "2026-305", "2026-11-1",
+                                   "2026-11-01T00:00", "\u0662\u0660\u0662\u0666-11-01"])
+def test_dates_only_in_the_form_help_names(spec_file, sandbox, value):
+    """Python 3.11's date.fromisoformat takes 20261101 and 2026-W45-1; --help says YYYY-MM-DD."""
+    before = sandbox.stats.snapshot()["requests"]
+    for args in (["--start", value, "--end", "2026-11-15"],
+                 ["--start", "2026-11-01", "--end", value]):
+        r = run("report", spec_file, *args, "--no-store")
+        flag = args[0] if args[1] == value else args[2]
+        assert r.exit_code == 1
+        assert f"Error: {flag} {value!r} is not a date; write it as YYYY-MM-DD" in r.stderr
     assert sandbox.stats.snapshot()["requests"] == before
 
 

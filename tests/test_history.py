@@ -369,3 +369,46 @@ def test_store_stays_compact_across_repulls(tmp_path: Path) -> None:
         assert not Path(str(path) + ".wal").exists()
         sizes.append(path.stat().st_size)
     assert max(sizes[1:]) <= 1.1 * sizes[1], sizes
+
+
+@pytest.mark.parametrize("exc", [
+    OSError("IO Error: Could not set lock on file: Conflicting lock is held"),
+    IsADirectoryError(21, "Is a directory"),
+    PermissionError(13, "Permission denied"),
+    OSError(28, "No space left on device"),
+    OSError("IO Error: The file exists, but it is not a valid DuckDB database file!"),
+    OSError("something else"),
+])
+def test_store_errors_name_no_cli_flag(tmp_path: Path, exc: OSError) -> None:
+    """The library says "name another store"; only the CLI knows the flag is --store."""
+    from ga_sync.history import store_error
+    for content in (b"root:x:0:0:root:/root:/bin/bash\n", b"\0" * 8 + b"DUCK" + b"\0" * 8):
+        path = tmp_path / "h.duckdb"
+        path.write_bytes(content)
+        message = str(store_error(path, exc))
+        assert "--" not in message.split(" (")[0], message
+        assert str(path) in message
+
+
+def test_move_aside_only_for_a_duckdb_file(tmp_path: Path) -> None:
+    """DuckDB files carry b"DUCK" at byte 8: only those are a broken store to move aside."""
+    other = tmp_path / "passwd"
+    other.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(GaSyncError) as info:
+        Store(other, read_only=True)
+    assert "not a ga-sync history store" in str(info.value)
+    assert f"mv {other}" not in str(info.value) and "Move it aside" not in str(info.value)
+
+    broken = tmp_path / "history.duckdb"
+    with Store(broken) as s:
+        s.counts()
+    broken.write_bytes(broken.read_bytes()[:5000])
+    with pytest.raises(GaSyncError) as info:
+        Store(broken, read_only=True)
+    assert f"Move it aside (e.g. mv {broken} {broken}.bad)" in str(info.value)
+
+
+def test_missing_store_message_names_no_flag(tmp_path: Path) -> None:
+    with pytest.raises(GaSyncError) as info:
+        Store(tmp_path / "none.duckdb", read_only=True)
+    assert "no history store at" in str(info.value) and "--" not in str(info.value)

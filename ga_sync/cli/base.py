@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,10 +114,47 @@ def _root(
 ) -> None:
     global VERBOSE
     VERBOSE = verbose
-    # Only ga-sync's own loggers get chattier with -v: third-party debug logs may carry headers.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    quiet(verbose)
+
+
+THIRD_PARTY_LOGGERS = ("urllib3", "google", "requests")
+_PROTO_WARNINGS = r"(proto|google\.protobuf)(\.|$)"
+
+
+class _NotTwice(logging.Filter):
+    """Without -v, drops ga-sync's log lines that say what the command prints as an error
+    anyway: a host given up on ("... is down") fails each request with EndpointDown, whose
+    message names the host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return VERBOSE or not (record.levelno < logging.ERROR
+                               and str(record.msg).startswith("%s is down"))
+
+
+_NOT_TWICE = _NotTwice()
+
+
+def quiet(verbose: bool) -> None:
+    """What reaches stderr besides the command's own lines.
+
+    Without -v: third-party loggers only at ERROR (urllib3's "Retrying ..." lines are the
+    retries ga-sync makes and reports itself), proto-plus's and protobuf's UserWarnings
+    ("Unrecognized ... enum value": GA added a value this client library does not know yet)
+    hidden, and ga-sync's own WARNING lines that repeat an error the command prints dropped.
+    With -v: ga-sync logs at INFO (retries, quota), third parties at WARNING, warnings shown.
+    Third-party loggers never go below WARNING: their debug logs may carry headers.
+    """
+    import warnings
     logging.getLogger("ga_sync").setLevel(logging.INFO if verbose else logging.WARNING)
+    clients = logging.getLogger("ga_sync.clients")
+    if _NOT_TWICE not in clients.filters:
+        clients.addFilter(_NOT_TWICE)
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
+    warnings.filterwarnings("default" if verbose else "ignore", category=UserWarning,
+                            module=_PROTO_WARNINGS)
 
 
 class Specs(list):  # type: ignore[type-arg]
@@ -161,12 +199,63 @@ def exit_if_invalid(specs: list[Any]) -> None:
         raise typer.Exit(1)
 
 
+def _resolve_output(path: Path) -> tuple[Path, bool]:
+    """Where `path` leads: (the file its symlinks end at, whether to write through).
+
+    Write through (open the path and write, no temporary file, no rename) when the path is a
+    process's open descriptor (/dev/stdout, /dev/fd/1: the link leads into /proc/PID/fd, and
+    renaming over it would replace /dev/stdout itself) or when what it leads to exists and is
+    not a regular file (a device, a FIFO, a socket). A regular file or a missing one is
+    written atomically at the end of the links, so a symlink keeps pointing at it.
+    """
+    import os
+    import re
+    import stat
+
+    p = Path(os.path.abspath(path))
+    for _ in range(40):  # the kernel's own limit on links in a row
+        folder = os.path.realpath(p.parent)
+        if re.fullmatch(r"/proc/[^/]+(/task/[^/]+)?/fd", folder):
+            return p, True
+        p = Path(folder) / p.name
+        if not p.is_symlink():
+            break
+        p = p.parent / os.readlink(p)  # relative to the link's folder; resolved next round
+    else:
+        return Path(os.path.realpath(path)), False  # a loop of links: the write names the error
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return p, False
+    return p, not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _kind(path: Path) -> str:
+    """What a non-regular file is, in words: 'a FIFO', 'a socket', 'a device'."""
+    import os
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a file"
+
+
 def check_output(path: Path, *, flag: str = "-o", overwrite: bool = True) -> None:
     """Refuse an output file that cannot be written, before anything is pulled.
 
     A folder, a missing folder, an existing file without --force (`overwrite` False), a folder
-    ga-sync may not write in: each an OutputError naming the path and the fix. The check
-    writes and removes a temporary file next to `path`, the way the real write will.
+    ga-sync may not write in: each an OutputError naming the path and the fix. For a regular
+    or missing file (at the end of its symlinks) the check writes and removes a temporary
+    file next to it, the way the real write will. A device, FIFO or socket (or /dev/stdout)
+    is written through, not replaced: it is only checked for write permission (opening a
+    FIFO to probe it would end its reader's input), and --force is not needed for it.
     """
     import os
     import tempfile
@@ -175,13 +264,24 @@ def check_output(path: Path, *, flag: str = "-o", overwrite: bool = True) -> Non
     if path.is_dir():
         raise OutputError(f"{flag} {path} is a folder: give a file name in it, e.g. "
                           f"{flag} {path / 'report.html'}")
-    folder = path.parent
+    target, through = _resolve_output(path)
+    if through:
+        if _kind(target) == "a socket":
+            raise OutputError(f"{flag} {path} is a socket: ga-sync cannot write to it. Give "
+                              "a file name, or leave out the option to write to standard "
+                              "output.")
+        if not os.access(target, os.W_OK):
+            raise OutputError(f"{flag} {path}: no permission to write to it. Write "
+                              "somewhere else.")
+        return
+    shown = path if target == Path(os.path.abspath(path)) else f"{path} (-> {target})"
+    folder = target.parent
     if not folder.exists():
-        raise OutputError(f"{flag} {path}: the folder {folder} does not exist. Create it "
+        raise OutputError(f"{flag} {shown}: the folder {folder} does not exist. Create it "
                           f"(mkdir -p {folder}) or write somewhere else.")
     if not folder.is_dir():
-        raise OutputError(f"{flag} {path}: {folder} is not a folder.")
-    if path.exists() and not overwrite:
+        raise OutputError(f"{flag} {shown}: {folder} is not a folder.")
+    if target.exists() and not overwrite:
         raise OutputError(f"{flag} {path} already exists: pass --force to overwrite it, or "
                           "choose another file name.")
     try:
@@ -189,47 +289,89 @@ def check_output(path: Path, *, flag: str = "-o", overwrite: bool = True) -> Non
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{flag} {path}: cannot write in the folder {folder} "
+        raise OutputError(f"{flag} {shown}: cannot write in the folder {folder} "
                           f"({e.strerror or e}). Check its permissions, or write somewhere "
                           "else.") from None
 
 
 def write_output(path: Path, text: str, *, lost: str = "") -> None:
-    """Write `text` to `path` atomically: a temporary file in the same folder, then os.replace.
+    """Write `text` to `path`: atomically for a file, straight through for a device or FIFO.
 
-    A full disk or any other failure leaves no half-written file (an existing file keeps its
-    old content) and is an OutputError; `lost` says what the user still has (e.g. the pull
-    kept in the history store).
+    A regular file (or a missing one) at the end of `path`'s symlinks is written atomically:
+    a temporary file in its folder, then os.replace, so a symlink keeps pointing at it. A full
+    disk or any other failure leaves no half-written file (an existing file keeps its old
+    content). A device, FIFO or socket, and /dev/stdout, are opened and written, never
+    replaced (see `_resolve_output`); a FIFO nobody reads is refused rather than waited on.
+    Every failure is an OutputError; `lost` says what the user still has (e.g. the pull kept
+    in the history store).
     """
+    import errno
     import os
     import tempfile
 
     from ga_sync.errors import OutputError
+    more = f" {lost}" if lost else ""
+    target, through = _resolve_output(path)
+    if through:
+        try:
+            _write_through(path, target, text)
+        except OSError as e:
+            if e.errno == errno.ENXIO and _kind(target).endswith("(FIFO)"):
+                raise OutputError(f"could not write {path}: it is a named pipe (FIFO) and no "
+                                  "process is reading it. Start the reader first (e.g. cat "
+                                  f"{path}) and run again.{more}") from None
+            if e.errno == errno.ENXIO and _kind(target) == "a socket":
+                raise OutputError(f"could not write {path}: it is a socket, which ga-sync "
+                                  f"cannot write to.{more}") from None
+            raise OutputError(f"could not write {path}: {e.strerror or e}.{more}") from None
+        return
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         try:
-            mode = os.stat(path).st_mode & 0o777
+            mode = os.stat(target).st_mode & 0o777
         except OSError:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = None
     except OSError as e:
         raise OutputError(f"could not write {path}: {e.strerror or e}; nothing was written "
-                          f"there.{' ' + lost if lost else ''}") from None
+                          f"there.{more}") from None
     finally:
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _write_through(path: Path, target: Path, text: str) -> None:
+    """Open and write: no O_CREAT (it exists), no O_TRUNC (a device or pipe has nothing to
+    cut, and /dev/stdout redirected with >> must keep what is there: O_APPEND). O_NONBLOCK
+    makes opening a FIFO nobody reads fail (ENXIO) instead of waiting forever; it is cleared
+    once open, so a full pipe waits for its reader instead of failing."""
+    import os
+
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to wait on
+    sys.stdout.flush()  # anything already printed goes first when this is standard output
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | nonblock | getattr(os, "O_NOCTTY", 0))
+    try:
+        if nonblock:
+            import fcntl
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~nonblock)
+        data = text.encode("utf-8")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def connect(write: bool = False) -> Any:
@@ -245,6 +387,7 @@ class Progress:
 
     def __init__(self, total: int, label: str):
         self.total, self.label, self.done = total, label, 0
+        self._lock = threading.Lock()
         self._bar: Any = None
         self._task: Any = None
         if total > 1 and sys.stderr.isatty():
@@ -266,12 +409,15 @@ class Progress:
             self._bar.stop()
 
     def advance(self, what: str, failed: bool = False) -> None:
-        self.done += 1
-        if self._bar:
-            self._bar.advance(self._task)
-        elif self.total > 1:
-            typer.echo(f"[{self.done}/{self.total}] {self.label} {what}"
-                       + (" FAILED" if failed else ""), err=True)
+        """Called from the worker threads: counting and printing under one lock, so the
+        lines come out numbered in order."""
+        with self._lock:
+            self.done += 1
+            if self._bar:
+                self._bar.advance(self._task)
+            elif self.total > 1:
+                typer.echo(f"[{self.done}/{self.total}] {self.label} {what}"
+                           + (" FAILED" if failed else ""), err=True)
 
 
 def report_failures(failures: list[Any]) -> None:

@@ -41,8 +41,13 @@ def _check_flags(start: Optional[str], end: Optional[str], last_week: bool,
         raise GaSyncError("--start and --end go together")
     for flag, value in (("--start", start), ("--end", end)):
         if value is not None:
+            # Python 3.11's fromisoformat also takes 20261101 and 2026-W45-1: only the form
+            # --help names is accepted, so a date means one thing wherever it is written.
+            import re
             from datetime import date
             try:
+                if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+                    raise ValueError(value)
                 date.fromisoformat(value)
             except ValueError:
                 raise GaSyncError(f"{flag} {value!r} is not a date; write it as YYYY-MM-DD"
@@ -155,11 +160,21 @@ class _History:
         except StoreError as e:
             self.failed = True
             self.weekly = {}
-            warn(f"{e} The report is complete; only this pull is not kept in the history.")
+            warn(f"{store_hint(e)} The report is complete; only this pull is not kept in the "
+                 "history.")
             return
         n = len(self.run.results)
         self.path = self.run.stored
         typer.echo(f"stored {n} pull{'s' if n != 1 else ''} in {self.path}", err=True)
+
+
+def store_hint(error: Exception) -> str:
+    """A StoreError's message, plus the flag that names another store when it says to."""
+    text = str(error)
+    if any(w in text for w in ("another store", "the store's path", "a new file",
+                               "a store at", "a store on")) and "--store" not in text:
+        return f"{text} (--store PATH names the history store.)"
+    return text
 
 
 def _render_report(fmt: ReportFormat, results: list, errors: list, weekly: dict) -> str:
@@ -201,9 +216,13 @@ def history(
       ga-sync history goal_specs/acme-outdoor.yaml --weeks 12
     """
     from ga_sync import api
+    from ga_sync.errors import StoreError
     from ga_sync.render import report as rr
     specs = load(paths)
-    weekly = api.history(specs, weeks, store)
+    try:
+        weekly = api.history(specs, weeks, store)
+    except StoreError as e:
+        raise StoreError(store_hint(e)) from None
     frames = [(s, weekly[weekly["property"].isin(s.properties)]
                .drop(columns="client").reset_index(drop=True)) for s in specs]
     if fmt is HistoryFormat.json:

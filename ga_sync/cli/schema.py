@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ga_sync.cli.base import app
+from ga_sync.cli.base import app, check_output, write_output
 from ga_sync.errors import OutputError
 
 SCHEMA_FILE = "spec.schema.json"
@@ -43,8 +43,8 @@ def schema(
         typer.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write {output} ({exc.strerror or exc}); check that the folder "
-                          f"exists and is writable") from None
+        check_output(output)
+        write_output(output, text)
+    except OutputError as e:
+        raise OutputError(f"cannot write the schema: {e}") from None
     typer.echo(f"wrote {output}", err=True)
