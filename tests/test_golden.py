@@ -33,6 +33,7 @@ UPDATE = os.environ.get("GA_SYNC_UPDATE_GOLDEN") == "1"
 def _normalize(text: str, *dirs: Path) -> str:
     for d in dirs:
         text = text.replace(str(d), "<DIR>")
+    text = text.replace(str(ROOT), "<REPO>")  # the checkout's own path (the demo's specs)
     return re.sub(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:<PORT>", text)
 
 
@@ -44,7 +45,11 @@ def _check(name: str, text: str) -> None:
         return
     assert path.exists(), f"no golden file {path}: run with GA_SYNC_UPDATE_GOLDEN=1"
     expected = path.read_text(encoding="utf-8")
-    assert text == expected, f"{name} differs from {path}"
+    if text != expected:
+        import difflib
+        diff = "".join(list(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                                 "golden", "now"))[:60])
+        raise AssertionError(f"{name} differs from {path}:\n{diff}")
 
 
 @pytest.fixture
