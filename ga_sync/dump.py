@@ -17,8 +17,8 @@ from typing import Iterable
 
 from ga_sync.model import (MACRO, MICRO, SESSIONS, Goal, KeyEventState, Spec, property_id,
                            property_name)
-from ga_sync.spec import (ANALYTICS_360, DEFAULT_KEY_EVENTS, EVENT_VALUE, KEY_EVENT_LIMITS,
-                          STANDARD, check_event_name)
+from ga_sync.garules import ANALYTICS_360, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS, STANDARD
+from ga_sync.spec_rules import EVENT_VALUE, check_event_name
 
 _PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 _.,'()/&+-]*\Z")
 _YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n"})

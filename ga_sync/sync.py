@@ -149,7 +149,7 @@ def _join(threads: list[threading.Thread], seconds: float) -> None:
 
 
 def plan_target(conn: Connection, target: Target, *, prune: bool) -> PropertyPlan:
-    from ga_sync.spec import KEY_EVENT_LIMITS
+    from ga_sync.garules import KEY_EVENT_LIMITS
     existing = read_key_events(conn, target.property)
     level = target.spec.service_level
     return diff(target.property, target.spec.client, target.spec.desired(), existing, prune=prune,

@@ -86,7 +86,9 @@ class Circuit:
             st.subjects.add(subject)
             if st.failures >= self.threshold and (len(st.subjects) > 1 or st.opened_at):
                 if st.opened_at is None:
-                    log.warning("%s is down (%d network failures in a row, last: %s): not "
+                    # INFO: each request then fails with EndpointDown, whose error the command
+                    # prints; the line itself is for -v
+                    log.info("%s is down (%d network failures in a row, last: %s): not "
                                 "sending it more requests", host, st.failures, kind)
                 st.opened_at, st.probing = self.clock(), False
 

@@ -123,34 +123,18 @@ THIRD_PARTY_LOGGERS = ("urllib3", "google", "requests")
 _PROTO_WARNINGS = r"(proto|google\.protobuf)(\.|$)"
 
 
-class _NotTwice(logging.Filter):
-    """Without -v, drops ga-sync's log lines that say what the command prints as an error
-    anyway: a host given up on ("... is down") fails each request with EndpointDown, whose
-    message names the host."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return VERBOSE or not (record.levelno < logging.ERROR
-                               and str(record.msg).startswith("%s is down"))
-
-
-_NOT_TWICE = _NotTwice()
-
-
 def quiet(verbose: bool) -> None:
     """What reaches stderr besides the command's own lines.
 
     Without -v: third-party loggers only at ERROR (urllib3's "Retrying ..." lines are the
     retries ga-sync makes and reports itself), proto-plus's and protobuf's UserWarnings
     ("Unrecognized ... enum value": GA added a value this client library does not know yet)
-    hidden, and ga-sync's own WARNING lines that repeat an error the command prints dropped.
+    hidden. (ga-sync logs what its errors already say, such as an endpoint given up on, at INFO.)
     With -v: ga-sync logs at INFO (retries, quota), third parties at WARNING, warnings shown.
     Third-party loggers never go below WARNING: their debug logs may carry headers.
     """
     import warnings
     logging.getLogger("ga_sync").setLevel(logging.INFO if verbose else logging.WARNING)
-    clients = logging.getLogger("ga_sync.clients")
-    if _NOT_TWICE not in clients.filters:
-        clients.addFilter(_NOT_TWICE)
     for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
     warnings.filterwarnings("default" if verbose else "ignore", category=UserWarning,
