@@ -175,7 +175,8 @@ def read_property(conn: Connection, property: str) -> PropertyInfo:
             "does not know (it knows GOOGLE_ANALYTICS_STANDARD and GOOGLE_ANALYTICS_360). "
             "Check the property in GA4 Admin, or update ga-sync.", property=property)
     return PropertyInfo(name=property, display_name=p.display_name, time_zone=p.time_zone,
-                        currency=p.currency_code or "USD", service_level=level)
+                        currency=p.currency_code or "USD", service_level=level,
+                        account=p.parent or "")
 
 
 def read_data_retention(conn: Connection, property: str) -> str:

@@ -75,6 +75,7 @@ class Connection:
     warnings: list[str] = field(default_factory=list)
     retry: "RetryPolicy" = field(default_factory=lambda: RetryPolicy())
     _admin: Any = None
+    _admin_alpha: Any = None
     _data: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
@@ -90,7 +91,7 @@ class Connection:
             if concurrency <= self.pool_size:
                 return
             self.pool_size = concurrency
-            for client in (self._admin, self._data):
+            for client in (self._admin, self._admin_alpha, self._data):
                 if client is not None:
                     guard_session(client._transport._session, self.circuit, self.pool_size)
 
@@ -113,6 +114,22 @@ class Connection:
                 )
                 guard_session(self._admin._transport._session, self.circuit, self.pool_size)
             return self._admin
+
+    def admin_alpha(self) -> Any:
+        """The Admin API v1alpha client (REST transport), built on first use: event create
+        rules, audiences, data streams, change history and reporting data annotations, which
+        GA offers only (or first) there."""
+        with self._lock:
+            if self._admin_alpha is None:
+                from google.analytics.admin_v1alpha import AnalyticsAdminServiceClient
+                self._admin_alpha = AnalyticsAdminServiceClient(
+                    credentials=self.credentials, transport="rest",
+                    client_options=_client_options(self.admin_endpoint, self.scope),
+                    client_info=_client_info(),
+                )
+                guard_session(self._admin_alpha._transport._session, self.circuit,
+                              self.pool_size)
+            return self._admin_alpha
 
     def data(self) -> Any:
         """The Data API v1beta client (REST transport), built on first use."""

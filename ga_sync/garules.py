@@ -86,3 +86,35 @@ DATA_ROWS_PER_REQUEST_MAX = 250_000
 PROCESSING_DAYS = 2
 #: GA4's first day: the Data API refuses earlier dates ("Date ... is before 2015-08-14").
 EARLIEST_DATE = date(2015, 8, 14)
+
+# --------------------------------------------------------------------------- goal machinery
+# Admin API v1alpha: event create rules and audiences (see ../shared/GA4_FACTS.md).
+# https://support.google.com/analytics/answer/10085872 (create events),
+# https://support.google.com/analytics/answer/12799087 (audience triggers)
+
+#: Created events a property may have (help centre, per property; whether the API counts per
+#: data stream is uncertain).
+CREATED_EVENTS_PER_PROPERTY = 50
+#: Conditions one event create rule may hold.
+RULE_CONDITIONS_MAX = 10
+#: Parameter mutations one rule may hold.
+RULE_MUTATIONS_MAX = 20
+#: A rule's parameter names are shorter than this (GA: "under 40 characters").
+PARAMETER_NAME_MAX = 40
+#: A parameter value a rule writes is shorter than this; ga-sync holds condition values to it
+#: too (GA does not document a condition value's limit: uncertain).
+PARAMETER_VALUE_MAX = 100
+#: Audiences a property may have, and how many of them may carry an event trigger
+#: (help centre).
+AUDIENCES_PER_PROPERTY = 100
+AUDIENCE_TRIGGERS_PER_PROPERTY = 20
+#: Longest audience membership GA allows, in days.
+AUDIENCE_MEMBERSHIP_DAYS_MAX = 540
+#: Share of a limit at which the audit warns that a property is near it.
+NEAR_LIMIT_SHARE = 0.8
+#: Events GA4 collects automatically on the web (enhanced measurement included): a goal's own
+#: event made by a rule or audience may not be one of these or a reserved name.
+AUTOMATIC_EVENTS = frozenset({
+    "first_visit", "session_start", "page_view", "user_engagement", "scroll", "click",
+    "view_search_results", "video_start", "video_progress", "video_complete", "file_download",
+    "form_start", "form_submit"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import garules
 from .redact import excerpt
@@ -77,12 +78,107 @@ class Location:
         return out
 
 
+# --------------------------------------------------------------------------- goal kinds
+#: How a goal's event comes about (`Goal.origin`): sent by the site (None), made by GA from
+#: another event by an event create rule (`EventRule`; `page:` and `from:` goals), or logged by
+#: an audience's event trigger when a session qualifies (`SessionRule`; `session:` goals).
+KEY_EVENT = "key_event"
+EVENT_CREATE_RULE = "event_create_rule"
+AUDIENCE = "audience"
+RESOURCES = (KEY_EVENT, EVENT_CREATE_RULE, AUDIENCE)
+
+#: A condition's match operators, spec-side, and GA's comparison types for them.
+EQUALS, CONTAINS, STARTS_WITH, ENDS_WITH, REGEX = (
+    "equals", "contains", "starts_with", "ends_with", "regex")
+MATCH_OPERATORS = (EQUALS, CONTAINS, STARTS_WITH, ENDS_WITH, REGEX)
+COMPARISON_TYPES = {EQUALS: "EQUALS", CONTAINS: "CONTAINS", STARTS_WITH: "STARTS_WITH",
+                    ENDS_WITH: "ENDS_WITH", REGEX: "REGULAR_EXPRESSION"}
+#: The parameter a `page:` goal matches, on `page_view` events.
+PAGE_EVENT = "page_view"
+PAGE_PARAMETER = "page_location"
+
+
+@dataclass(frozen=True, order=True)
+class Condition:
+    """One `where` condition of a rule: parameter `field` matches `value` by `op`."""
+
+    field: str
+    op: str
+    value: str
+    ignore_case: bool = False
+
+    def to_json(self) -> dict:
+        """Spec-side form: `{"contains": "/brochure"}`, `"ignore_case": true` only when set."""
+        out: dict = {self.op: self.value}
+        if self.ignore_case:
+            out["ignore_case"] = True
+        return out
+
+    def matches(self, actual: object) -> bool:
+        """Whether a parameter value matches, as GA matches it (regex: RE2 partial match,
+        approximated with Python's `re.search`; values compared as strings)."""
+        if actual is None:
+            return False
+        text, want = str(actual), self.value
+        if self.op == REGEX:
+            return re.search(want, text, re.IGNORECASE if self.ignore_case else 0) is not None
+        if self.ignore_case:
+            text, want = text.casefold(), want.casefold()
+        return {EQUALS: text == want, CONTAINS: want in text, STARTS_WITH: text.startswith(want),
+                ENDS_WITH: text.endswith(want)}[self.op]
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """A `page:` or `from:` goal: GA makes the goal's event from `source` events whose
+    parameters meet every condition (an event create rule, copying the source's parameters)."""
+
+    source: str
+    where: tuple[Condition, ...] = ()
+
+    kind = EVENT_CREATE_RULE
+
+    def __post_init__(self) -> None:  # conditions compare as a set: GA keeps no order
+        object.__setattr__(self, "where", tuple(sorted(self.where)))
+
+    @property
+    def page(self) -> Condition | None:
+        """The page_location condition when this is a `page:` goal (page_view, that one
+        condition), else None."""
+        if self.source == PAGE_EVENT and len(self.where) == 1 and \
+                self.where[0].field == PAGE_PARAMETER:
+            return self.where[0]
+        return None
+
+    def to_json(self) -> dict:
+        """Spec-side form, the plan JSON's `before`/`after` for a rule."""
+        return {"from": self.source, "where": {c.field: c.to_json() for c in self.where}}
+
+
+@dataclass(frozen=True)
+class SessionRule:
+    """A `session:` goal (the old duration and pages-per-session goals): exactly one of
+    `min_page_views` and `min_seconds`."""
+
+    min_page_views: int | None = None
+    min_seconds: int | None = None
+
+    kind = AUDIENCE
+
+    def to_json(self) -> dict:
+        inner = ({"min_page_views": self.min_page_views} if self.min_page_views is not None
+                 else {"min_seconds": self.min_seconds})
+        return {"session": inner}
+
+
 @dataclass(frozen=True)
 class Goal:
     """One macro or micro conversion of a site.
 
     `value` is the economic value of one conversion in the spec's currency, or None for
     `value: event` (use the event's own `value` parameter; no default value in GA).
+    `origin` says how the goal's event comes about: None when the site sends it, an
+    `EventRule` (`page:`/`from:`) or a `SessionRule` (`session:`) when GA makes it.
     """
 
     event: str
@@ -92,6 +188,16 @@ class Goal:
     category: str | None = None
     description: str | None = None
     location: Location | None = field(default=None, compare=False, repr=False)
+    origin: "EventRule | SessionRule | None" = None
+
+    @property
+    def kind(self) -> str:
+        """`event`, `page`, `from` or `session`: the spec key that says how the event comes."""
+        if self.origin is None:
+            return "event"
+        if isinstance(self.origin, SessionRule):
+            return "session"
+        return "page" if self.origin.page is not None else "from"
 
     @property
     def uses_event_value(self) -> bool:
@@ -164,6 +270,7 @@ class PropertyInfo:
     time_zone: str = "UTC"
     currency: str = "USD"
     service_level: str = garules.GA_STANDARD
+    account: str = ""  # "accounts/123", the property's parent (change history is per account)
 
     @property
     def key_event_limit(self) -> int:
@@ -178,22 +285,53 @@ ACTION_ORDER = {DELETE: 0, UPDATE: 1, CREATE: 2}  # free slots before filling th
 
 
 @dataclass(frozen=True)
+class LastChange:
+    """Who last changed a resource in GA, and when (the Admin API's change history).
+
+    `actor` is the user's e-mail address, or "system" / "support" for changes GA's systems or
+    Google support made; `by_ga_sync` says whether ga-sync's apply journal holds that change.
+    """
+
+    time: str
+    actor: str
+    by_ga_sync: bool = False
+
+    def to_json(self) -> dict:
+        return {"time": self.time, "actor": self.actor, "by_ga_sync": self.by_ga_sync}
+
+
+@dataclass(frozen=True)
 class Change:
-    """One change to one key event, matched by event name (never by server id)."""
+    """One change to one resource, matched by event name (never by server id).
+
+    `resource` is KEY_EVENT, EVENT_CREATE_RULE or AUDIENCE. `before`/`after` are
+    `KeyEventSettings` for a key event, and the spec-side forms `EventRule` / `SessionRule`
+    (anything with `to_json()`) for rules and audiences. `stream` names a rule's data stream.
+    `last_change` is filled in for drifted updates and deletes when the change history knows.
+    """
 
     action: str
     event: str
-    before: KeyEventSettings | None
-    after: KeyEventSettings | None
+    before: Any
+    after: Any
     name: str | None = None  # server resource name for update/delete
+    resource: str = KEY_EVENT
+    stream: str | None = None
+    last_change: LastChange | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "action": self.action,
             "event": self.event,
             "before": self.before.to_json() if self.before else None,
             "after": self.after.to_json() if self.after else None,
+            "resource": self.resource,
         }
+        if self.resource == EVENT_CREATE_RULE:
+            out["stream"] = self.stream
+        if self.last_change is not None:
+            out["last_change"] = self.last_change.to_json()
+        return out
 
 
 @dataclass(frozen=True)
