@@ -24,11 +24,13 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .currencies import CURRENCY_CODES
 from .errors import Problem, SpecError
-from .garules import (ANALYTICS_360, BROWSING_EVENTS, DEFAULT_KEY_EVENTS, EVENT_NAME_MAX,
+from .garules import (ANALYTICS_360, AUDIENCE_TRIGGERS_PER_PROPERTY, BROWSING_EVENTS,
+                      CREATED_EVENTS_PER_PROPERTY, DEFAULT_KEY_EVENTS, EVENT_NAME_MAX,
                       KEY_EVENT_LIMITS, RESERVED_PREFIXES, SERVICE_LEVELS, STANDARD)
 from .redact import excerpt
-from .spec_rules import (EVENT_VALUE, VALUE_MAX, check_event_name, choice, did_you_mean, error,
-                         kind, parse_property, parse_value, quote, quote_path, show, warning)
+from .spec_rules import (EVENT_VALUE, KIND_KEYS, VALUE_MAX, Places, check_event_name, choice,
+                         did_you_mean, error, kind, parse_origin, parse_property, parse_value,
+                         quote, quote_path, show, warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
@@ -36,7 +38,9 @@ from .model import (
     SESSIONS,
     TIERS,
     Goal,
+    EventRule,
     Location,
+    SessionRule,
     Spec,
     property_id,
 )
@@ -60,7 +64,7 @@ __all__ = [
 
 TOP_LEVEL_KEYS = ("client", "property", "properties", "currency", "rate_basis", "service_level",
                   "extends", "goals")
-GOAL_KEYS = ("event", "tier", "value", "counting", "category", "description")
+GOAL_KEYS = ("event", "tier", "value", "counting", "category", "description") + KIND_KEYS
 REQUIRED_GOAL_KEYS = ("event", "tier", "value")
 
 # Limits that keep one odd file from costing unbounded time or memory (docs/spec.md, "Limits").
@@ -178,6 +182,7 @@ class _Parsed:
     goals: list[Goal] | None = None
     extends: tuple[str, Location] | None = None
     lines: list[str] = field(default_factory=list, repr=False)  # the text, for literals
+    sources: dict[int, Location] = field(default_factory=dict)  # id(goal) -> where `from:` is
 
     @property
     def has_errors(self) -> bool:
@@ -520,6 +525,9 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
                                f"file (and a GA4 property takes at most 50 custom key events)"))
         return
     currency = parsed.fields.get("currency", ("the spec's currency", None))[0]
+    places = Places(at_key=lambda m, k: _at_key(file, m, k),
+                    at_value=lambda m, k: _at_value(file, m, k),
+                    literal=lambda loc: _literal(parsed, loc))
     goals: list[Goal] = []
     names: dict[str, tuple[str, Location]] = {}  # casefolded name -> (name, where)
     for index, item in enumerate(raw):
@@ -528,7 +536,7 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
             out.append(error(item_loc, f"goal {show(item)} is not a mapping; write each goal as "
                                         f"`- event: name` followed by `tier:` and `value:`"))
             continue
-        goal = _parse_goal(file, item, item_loc, str(currency), out)
+        goal = _parse_goal(file, item, item_loc, str(currency), out, places, parsed.sources)
         event = item.get("event")
         if isinstance(event, str) and event:
             event_loc = _at_value(file, item, "event")
@@ -549,8 +557,8 @@ def _parse_goals(parsed: _Parsed, data: Any) -> None:
     parsed.goals = goals
 
 
-def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
-                out: list[Problem]) -> Goal | None:
+def _parse_goal(file: str, item: Any, item_loc: Location, currency: str, out: list[Problem],
+                places: Places, sources: dict[int, Location]) -> Goal | None:
     """One goal mapping -> Goal, or None after reporting what is wrong with it."""
     before = len(out)
     for key in item:
@@ -583,7 +591,7 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
         else:
             for message in check_event_name(event):
                 out.append(error(loc, message))
-            if event in BROWSING_EVENTS:
+            if event in BROWSING_EVENTS and not any(k in item for k in KIND_KEYS):
                 out.append(warning(loc, f"`{event}` is collected automatically on ordinary "
                                          f"browsing; as a goal it counts visiting as success and "
                                          f"inflates conversion rates. Use an event for the action "
@@ -603,14 +611,18 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str,
         else:
             out.append(error(_at_value(file, item, key), f"{key} must be text, got {show(raw)}; "
                                                           f"write a short label or leave it out"))
+    origin = parse_origin(item, event, places, out)
     if len(out) > before and any(p.severity == "error" for p in out[before:]):
         return None
-    assert isinstance(event, str) and tier is not None and ok
+    assert isinstance(event, str) and tier is not None and ok and origin.ok
     category, description = labels.get("category"), labels.get("description")
-    return Goal(event=str(event), tier=str(tier), value=value, counting=str(counting),
+    goal = Goal(event=str(event), tier=str(tier), value=value, counting=str(counting),
                 category=None if category is None else str(category),
                 description=None if description is None else str(description),
-                location=_at_value(file, item, "event"))
+                location=_at_value(file, item, "event"), origin=origin.origin)
+    if origin.source_loc is not None:
+        sources[id(goal)] = origin.source_loc
+    return goal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -781,6 +793,7 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
                           f"{len(custom)} custom key events, but {kind} GA4 property allows "
                           f"{limit} (`purchase` does not count); drop or merge micro "
                           f"conversions{more}"))
+    _check_machinery(merged, goals, root, out)
     problems = [p for f in merged.files for p in f.problems] + out
     if any(p.severity == "error" for p in problems):
         return None
@@ -795,6 +808,37 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
         path=Path(file),
         warnings=tuple(dict.fromkeys(str(p) for p in problems if p.severity == "warning")),
     )
+
+
+def _check_machinery(merged: _Merged, goals: list[Goal], root: Location,
+                     out: list[Problem]) -> None:
+    """Checks across goals that GA makes: rules reading other rules' events, GA's limits."""
+    sources = {k: v for parsed in merged.files for k, v in parsed.sources.items()}
+    made = {g.event: g for g in goals if isinstance(g.origin, EventRule)}
+    for goal in made.values():
+        assert isinstance(goal.origin, EventRule)
+        maker = made.get(goal.origin.source)
+        if maker is not None and maker is not goal:
+            where = _where(maker.location) if maker.location and goal.location and \
+                maker.location.file == goal.location.file else str(maker.location)
+            assert isinstance(maker.origin, EventRule)
+            out.append(error(sources.get(id(goal)) or goal.location or root,
+                             f"from `{goal.origin.source}` is made by the goal at {where} (an "
+                             f"event create rule), and GA never applies a create rule to an "
+                             f"event another rule made, so this goal would never count: write "
+                             f"`from: {maker.origin.source}` with that goal's conditions added "
+                             f"to this one's `where:`"))
+    for kind_, limit, what, fix in (
+            ((EventRule,), CREATED_EVENTS_PER_PROPERTY, "`page:`/`from:` goals (created events)",
+             "merge some with `regex:` conditions, or count some as events the site sends"),
+            ((SessionRule,), AUDIENCE_TRIGGERS_PER_PROPERTY,
+             "`session:` goals (audiences with an event trigger)", "drop or merge some")):
+        chosen = [g for g in goals if isinstance(g.origin, kind_)]
+        if len(chosen) > limit:
+            out.append(error(chosen[limit].location or root,
+                             f"{len(chosen)} {what}, but GA allows {limit} per property (help "
+                             f"centre; rules and audiences made outside ga-sync count too): "
+                             f"{fix}"))
 
 
 _SPEC_SUFFIXES = (".yaml", ".yml")
