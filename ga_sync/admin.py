@@ -23,8 +23,11 @@ from ga_sync.clients import Connection, call
 from ga_sync.errors import ApiError, Cancelled, JournalError, MalformedAnswer
 from ga_sync.garules import GA_SERVICE_LEVELS, GA_STANDARD
 from ga_sync.model import (
+    AUDIENCE,
     CREATE,
     DELETE,
+    EVENT_CREATE_RULE,
+    KEY_EVENT,
     ONCE_PER_EVENT,
     ONCE_PER_SESSION,
     UPDATE,
@@ -296,7 +299,10 @@ class Journal:
             "before": change.before.to_json() if change.before else None,
             "after": change.after.to_json() if change.after else None,
             "outcome": outcome,
+            "resource": change.resource,
         }
+        if change.stream:
+            line["stream"] = change.stream
         if detail:
             line["detail"] = detail
         data = (json.dumps(line, sort_keys=False) + "\n").encode("utf-8")
@@ -379,6 +385,11 @@ def _is_already_exists(err: ApiError) -> bool:
             and not _is_key_event_limit(err))
 
 
+#: How a resource kind reads in messages.
+RESOURCE_LABELS = {KEY_EVENT: "key event", EVENT_CREATE_RULE: "event create rule",
+                   AUDIENCE: "audience"}
+
+
 def _journal_stopped(conn: Connection, plan: PropertyPlan, err: JournalError, change: Change,
                      left: int, made: str | None) -> JournalError:
     """Stop this apply and every other one of the run: the journal can no longer be trusted.
@@ -388,7 +399,7 @@ def _journal_stopped(conn: Connection, plan: PropertyPlan, err: JournalError, ch
     how many changes of this property come after it.
     """
     conn.retry.cancel.set()  # other properties applying concurrently stop before their next change
-    what = f"{change.action} key event {change.event}"
+    what = f"{change.action} {RESOURCE_LABELS[change.resource]} {change.event}"
     others = (f"the {left} change{'s' if left != 1 else ''} after it in {plan.property} "
               f"{'were' if left != 1 else 'was'} not started" if left else
               f"it was the last change for {plan.property}")
@@ -405,11 +416,15 @@ def _journal_stopped(conn: Connection, plan: PropertyPlan, err: JournalError, ch
 
 def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
                on_change: Callable[[Change, str], None] | None = None) -> ApplyResult:
-    """Apply one property's changes in plan order. A failed change does not stop the others.
+    """Apply one property's changes in plan order (see `plan.change_order`: a goal's rule or
+    audience before its key event on creation, after it on deletion). A failed change does not
+    stop the others.
 
     A create answered "already exists" (typically our own earlier attempt whose response was
-    lost) is checked against the live key event: if it already matches, it counts as done; if
-    not, it is updated to match.
+    lost) is checked against the live key event, rule or audience: if it already matches, it
+    counts as done; if not, it is updated to match (rules) or fails (audiences). A delete
+    answered 404 is done already. Every answer that does not hold what was asked for is
+    checked by reading back (see `_check_written`, `_check_machinery`).
 
     A journal line that cannot be written stops the whole run: JournalError, saying which
     change GA may have made, and `conn.retry.cancel` is set so that other properties applying
@@ -524,6 +539,11 @@ def _check_written(conn: Connection, property: str, change: Change, answer: Any)
 def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> str:
     from google.protobuf.field_mask_pb2 import FieldMask
 
+    if change.resource == EVENT_CREATE_RULE:
+        return _apply_rule(conn, property, change)
+    if change.resource == AUDIENCE:
+        return _apply_audience(conn, property, change)
+
     if change.action == CREATE:
         assert change.after is not None
         ke = _key_event_proto(change.event, change.after)
@@ -576,3 +596,120 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
             raise
         return "applied"
     raise ValueError(f"unknown action {change.action!r}")
+
+
+# --------------------------------------------------------------------------- rules, audiences
+
+
+def _machinery_lacks(answer: Any, change: Change) -> str:
+    """What a create/update answer for a rule or audience lacks; '' if nothing."""
+    from ga_sync.machinery import normalize_audience, normalize_rule
+    if not getattr(answer, "name", ""):
+        return "no name"
+    try:
+        state = (normalize_rule(answer, change.stream or "") if change.resource ==
+                 EVENT_CREATE_RULE else normalize_audience(answer))
+    except (ValueError, TypeError, AttributeError):
+        return "a form ga-sync cannot read"
+    if state.event != change.event:
+        return f"the event {excerpt(state.event, 40)!r}"
+    if state.form != change.after:
+        return "other conditions"
+    if change.action == UPDATE and answer.name != change.name:
+        return f"another resource, {excerpt(str(answer.name), 80)!r}"
+    return ""
+
+
+def _find_live(conn: Connection, property: str, change: Change) -> tuple[list[Any], Any]:
+    """The live rules (of the change's stream) or audiences making the change's event, and
+    the first of them equal to `change.after` (None if none is)."""
+    from ga_sync.machinery import read_audiences, read_rules
+    if change.resource == EVENT_CREATE_RULE:
+        assert change.stream
+        have: list[Any] = [r for r in read_rules(conn, property, change.stream)
+                           if r.event == change.event]
+    else:
+        have = [a for a in read_audiences(conn, property) if a.event == change.event]
+    return have, next((x for x in have if x.form == change.after), None)
+
+
+def _check_machinery(conn: Connection, property: str, change: Change, answer: Any) -> str:
+    """A create or update of a rule or audience whose answer lacks what was asked for is read
+    back: there with the wanted form counts as applied, anything else fails."""
+    lacks = _machinery_lacks(answer, change)
+    if not lacks:
+        return "applied"
+    _, equal = _find_live(conn, property, change)
+    if equal is not None and (change.action == CREATE or equal.name == change.name):
+        return "applied"
+    label = RESOURCE_LABELS[change.resource]
+    raise MalformedAnswer(
+        f"GA answered the {change.action} of the {label} for {change.event} in {property} "
+        f"with an answer that does not hold it ({lacks}), and reading back shows no {label} "
+        f"making {change.event} as planned: it was not {change.action}d. Run apply again.",
+        property=property)
+
+
+def _apply_rule(conn: Connection, property: str, change: Change) -> str:
+    from ga_sync import machinery as m
+    if change.action == CREATE:
+        assert change.stream and change.after is not None
+        try:
+            answer = m.create_rule(conn, property, change.stream, change.event, change.after)
+        except ApiError as err:
+            if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
+                raise
+            have, equal = _find_live(conn, property, change)
+            if equal is not None:
+                return "reconciled"
+            if not have:
+                raise ApiError(f"GA said the event create rule for {change.event} already "
+                               f"exists on {change.stream}, but the stream has none. Run plan "
+                               "again.", property=property) from err
+            change = Change(UPDATE, change.event, have[0].form, change.after, name=have[0].name,
+                            resource=EVENT_CREATE_RULE, stream=change.stream)
+        else:
+            return _check_machinery(conn, property, change, answer)
+    if change.action == UPDATE:
+        assert change.name and change.after is not None
+        answer = m.update_rule(conn, property, change.name, change.event, change.after)
+        return _check_machinery(conn, property, change, answer)
+    if change.action == DELETE:
+        assert change.name
+        try:
+            m.delete_rule(conn, property, change.name, change.event)
+        except ApiError as err:
+            if err.status == 404:  # gone already: an earlier attempt whose answer was lost
+                return "reconciled"
+            raise
+        return "applied"
+    raise ValueError(f"unknown action {change.action!r}")
+
+
+def _apply_audience(conn: Connection, property: str, change: Change) -> str:
+    from ga_sync import machinery as m
+    if change.action == CREATE:
+        assert change.after is not None
+        try:
+            answer = m.create_audience(conn, property, change.event, change.after)
+        except ApiError as err:
+            if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
+                raise
+            _, equal = _find_live(conn, property, change)
+            if equal is not None:
+                return "reconciled"
+            raise
+        return _check_machinery(conn, property, change, answer)
+    if change.action == DELETE:
+        assert change.name
+        try:
+            m.archive_audience(conn, property, change.name, change.event)
+        except ApiError as err:
+            # gone or archived already: an earlier attempt whose answer was lost
+            if err.status == 404 or (err.status in (400, 409) and
+                                     "archived" in str(err).lower()):
+                return "reconciled"
+            raise
+        return "applied"
+    raise ValueError(f"audiences are never updated in place (GA's filter clauses and "
+                     f"membership duration are immutable): {change.action!r}")

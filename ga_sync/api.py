@@ -197,16 +197,26 @@ def _advance(on_progress: Progress | None) -> Callable[[Any, Any, Any], None] | 
 
 
 def plan(conn: Connection, specs: Sequence[Spec], prune: bool = False, *,
-         concurrency: int | None = None, on_progress: Progress | None = None) -> Plan:
+         concurrency: int | None = None, on_progress: Progress | None = None,
+         journal: str | os.PathLike[str] | None = None, attribute: bool = True) -> Plan:
     """What apply would change in every property of `specs`; changes nothing.
 
     Properties that could not be read are in `plan.errors`, never silently planned as empty.
+    With `attribute` (the default), updates and deletes carry `last_change`: who last changed
+    that resource in GA and when (the change history, one search per account), and whether
+    ga-sync did (its apply `journal`, default $GA_SYNC_JOURNAL or the user data folder). A
+    change history that cannot be read is a warning of the property's plan.
     """
+    from ga_sync.changelog import ChangeHistory
     from ga_sync.sync import default_concurrency, plan_all, targets
     conn, specs = _conn(conn), _specs(specs)
     workers = _workers(concurrency) or default_concurrency("plan", len(targets(specs)))
+    history = None
+    if attribute:
+        history = ChangeHistory(conn, Path(journal) if journal is not None
+                                else settings.journal_path())
     the_plan, failures = plan_all(conn, list(specs), prune=prune, concurrency=workers,
-                                  on_done=_advance(on_progress))
+                                  on_done=_advance(on_progress), history=history)
     return Plan(the_plan.properties, errors=tuple(failures))
 
 
@@ -217,6 +227,7 @@ class ApplyResult:
     properties: list[PropertyApplyResult]
     journal: Path
     errors: tuple[Any, ...] = ()  # properties the plan could not read, carried over
+    warnings: list[str] = field(default_factory=list)  # e.g. an annotation that failed
 
     @property
     def applied(self) -> int:
@@ -243,6 +254,7 @@ class ApplyResult:
             for r in self.properties],
             "summary": {"applied": self.applied, "reconciled": self.reconciled,
                         "failed": self.failed},
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
             **({"errors": [_error_json(e) for e in self.errors]} if self.errors else {})}
 
     def to_frame(self) -> pd.DataFrame:
@@ -251,12 +263,13 @@ class ApplyResult:
         for r in self.properties:
             for outcome, changes in (("applied", r.applied), ("reconciled", r.reconciled)):
                 rows += [{"property": r.property, "client": r.client, "action": c.action,
-                          "event": c.event, "outcome": outcome, "message": None}
-                         for c in changes]
+                          "event": c.event, "resource": c.resource, "outcome": outcome,
+                          "message": None} for c in changes]
             rows += [{"property": r.property, "client": r.client, "action": c.action,
-                      "event": c.event, "outcome": "failed", "message": m} for c, m in r.failed]
-        return pd.DataFrame(rows, columns=["property", "client", "action", "event", "outcome",
-                                           "message"])
+                      "event": c.event, "resource": c.resource, "outcome": "failed",
+                      "message": m} for c, m in r.failed]
+        return pd.DataFrame(rows, columns=["property", "client", "action", "event", "resource",
+                                           "outcome", "message"])
 
 
 def check_apply(plan: Plan, force: bool = False, *,
@@ -276,8 +289,13 @@ def check_apply(plan: Plan, force: bool = False, *,
 
 def apply(conn: Connection, plan: Plan, force: bool = False, *,
           journal: str | os.PathLike[str] | None = None, concurrency: int | None = None,
-          on_progress: Progress | None = None) -> ApplyResult:
+          on_progress: Progress | None = None, annotate: bool = False) -> ApplyResult:
     """Make the properties match `plan`, journaled; never prompts.
+
+    With `annotate`, each property with changes applied gets one GA reporting data annotation
+    dated today in its time zone ("ga-sync: 2 goals created, 1 changed": goals counted once
+    however many of their resources changed); one that cannot be added is in
+    `result.warnings`, never a failed apply.
 
     Refuses (`UnsafePlan`) a plan that changes or deletes more than 30% of a property's key
     events unless `force`; refuses (`JournalError`) before any change when the journal cannot
@@ -293,11 +311,16 @@ def apply(conn: Connection, plan: Plan, force: bool = False, *,
     path = check_apply(plan, force, journal=journal)
     if not plan.has_changes:
         return ApplyResult([], path, tuple(plan.errors))
-    results = apply_all(_writer(conn), plan, Journal(path),
+    writer = _writer(conn)
+    results = apply_all(writer, plan, Journal(path),
                         concurrency=_workers(concurrency) or default_concurrency(
                             "apply", sum(1 for p in plan.properties if p.changes)),
                         on_done=_advance(on_progress))
-    return ApplyResult(list(results), path, tuple(plan.errors))
+    out = ApplyResult(list(results), path, tuple(plan.errors))
+    if annotate:
+        from ga_sync.changelog import annotate_applied
+        out.warnings.extend(annotate_applied(writer, results))
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -610,11 +633,15 @@ def properties(conn: Connection) -> list[Any]:
 def dump(conn: Connection, property: str, *, client: str | None = None) -> Any:
     """A goal spec (YAML text, `.text`) from a live property's key events, for onboarding.
 
-    Key events a spec cannot hold are in `.left_out` (they stay unmanaged). Raises
-    `GaSyncError` when the property has no key events a spec can hold.
+    A key event made by an event create rule on every web data stream (the same rule on each)
+    becomes a `page:` or `from:` goal, one logged by an audience trigger ga-sync can express a
+    `session:` goal (see `machinery_origins`), so the spec plans no changes. Key events a spec
+    cannot hold are in `.left_out` (they stay unmanaged). Raises `GaSyncError` when the
+    property has no key events a spec can hold.
     """
     from ga_sync.admin import read_key_events, read_property
     from ga_sync.dump import dump_property
+    from ga_sync.machinery import read_machinery
     from ga_sync.model import property_name
     try:
         name = property_name(property)
@@ -626,15 +653,46 @@ def dump(conn: Connection, property: str, *, client: str | None = None) -> Any:
     if not key_events:
         raise GaSyncError(f"{name} has no key events, so there is nothing to dump; write its "
                           "spec by hand (see docs/spec.md)")
+    rules, sessions = machinery_origins(read_machinery(conn, name),
+                                        {k.event for k in key_events})
     from dataclasses import replace
     dumped = dump_property(client=client or info.display_name or name, properties=[name],
-                           currency=info.currency, goals=key_events)
+                           currency=info.currency, goals=key_events, rules=rules,
+                           sessions=sessions)
     if len(dumped.left_out) == len(key_events):
         raise GaSyncError(f"every key event of {name} was left out ("
                           + "; ".join(str(x) for x in dumped.left_out[:5])
                           + "), so the spec would have no goals; write it by hand "
                           "(see docs/spec.md)")
     return replace(dumped, key_events=len(key_events))
+
+
+def machinery_origins(machinery: Any, events: Iterable[str]) -> tuple[dict, dict]:
+    """The origins a dumped spec can give key events, from a property's rules and audiences:
+    (event -> EventRule, event -> SessionRule). An event gets a rule only when every web
+    stream has a rule making it and all those rules are the same expressible one; a session
+    only when exactly one audience logs it and ga-sync can express it. Anything else stays
+    out, so its goal is dumped as an event the site sends and the plan leaves its machinery
+    alone (unmanaged)."""
+    from ga_sync.model import EventRule, SessionRule
+    wanted = set(events)
+    web = [s.name for s in machinery.web_streams]
+    rules: dict[str, EventRule] = {}
+    for event in sorted(wanted):
+        forms = {s: {r.form for r in machinery.rules if r.stream == s and r.event == event}
+                 for s in web}
+        every = [f for f in forms.values()]
+        if web and all(len(f) == 1 for f in every):
+            distinct = set().union(*every)
+            (only,) = distinct if len(distinct) == 1 else (None,)
+            if isinstance(only, EventRule):
+                rules[event] = only
+    sessions: dict[str, SessionRule] = {}
+    for event in sorted(wanted - set(rules)):
+        logging = [a for a in machinery.audiences if a.event == event]
+        if len(logging) == 1 and isinstance(logging[0].form, SessionRule):
+            sessions[event] = logging[0].form
+    return rules, sessions
 
 
 def _error_json(error: Any) -> dict[str, Any]:

@@ -7,14 +7,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events
+from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events, read_property
 from ga_sync.clients import Connection
 from ga_sync.errors import Cancelled, GaSyncError, JournalError
 from ga_sync.garules import DATA_CONCURRENT_PER_PROPERTY
-from ga_sync.model import Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
+from ga_sync.model import DELETE, UPDATE, Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
 from ga_sync.plan import diff
+
+if TYPE_CHECKING:
+    from ga_sync.changelog import ChangeHistory
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -148,23 +151,48 @@ def _join(threads: list[threading.Thread], seconds: float) -> None:
         t.join(max(0.0, deadline - time.monotonic()))
 
 
-def plan_target(conn: Connection, target: Target, *, prune: bool) -> PropertyPlan:
+def plan_target(conn: Connection, target: Target, *, prune: bool,
+                history: "ChangeHistory | None" = None) -> PropertyPlan:
+    """One property's plan. Rules and audiences are read only when the spec has a goal with
+    an origin (`page:`/`from:`/`session:`): an older spec plans key events alone, with the same
+    calls as before. With `history`, updates and deletes get who last changed them in GA."""
     from ga_sync.garules import KEY_EVENT_LIMITS
     existing = read_key_events(conn, target.property)
     level = target.spec.service_level
-    return diff(target.property, target.spec.client, target.spec.desired(), existing, prune=prune,
-                key_event_limit=KEY_EVENT_LIMITS[level] if level else None)
+    origins = {g.event: g.origin for g in target.spec.goals}
+    machinery = None
+    if any(o is not None for o in origins.values()):
+        from ga_sync.machinery import read_machinery
+        machinery = read_machinery(conn, target.property)
+    plan = diff(target.property, target.spec.client, target.spec.desired(), existing,
+                prune=prune, key_event_limit=KEY_EVENT_LIMITS[level] if level else None,
+                **({} if machinery is None else dict(
+                    origins=origins, streams=machinery.streams, rules=machinery.rules,
+                    audiences=machinery.audiences)))
+    if history is not None and any(c.action in (UPDATE, DELETE) and c.name
+                                   for c in plan.changes):
+        try:
+            account = read_property(conn, target.property).account
+        except GaSyncError as err:
+            from dataclasses import replace
+            return replace(plan, warnings=plan.warnings + (
+                f"who last changed the resources to update or delete is not known: the "
+                f"property could not be read ({err}).",))
+        plan = history.attribute(plan, account)
+    return plan
 
 
 def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
              concurrency: int = DEFAULT_CONCURRENCY,
-             on_done: Callable[..., None] | None = None) -> tuple[Plan, list[Failure]]:
+             on_done: Callable[..., None] | None = None,
+             history: "ChangeHistory | None" = None) -> tuple[Plan, list[Failure]]:
     """Plan every property; a property that failed is a Failure beside the plan. An interrupted
     run raises Cancelled: a plan missing the properties not read would read as complete.
-    The commands pass `default_concurrency("plan", properties)`."""
+    The commands pass `default_concurrency("plan", properties)`. `history` (one per run)
+    attributes drift: see `changelog.ChangeHistory`."""
     todo = targets(specs)
     conn.fit_pool(concurrency)
-    results = run_each(todo, lambda t: plan_target(conn, t, prune=prune),
+    results = run_each(todo, lambda t: plan_target(conn, t, prune=prune, history=history),
                        concurrency=concurrency, on_done=on_done, cancel=conn.retry.cancel)
     _raise_if_cancelled(results, "planned")
     plans = [r for _, r, e in results if r is not None]

@@ -43,18 +43,19 @@ def validate(paths: list[Path] = SPECS_ARG) -> None:
 # --------------------------------------------------------------------------- plan / apply
 
 
-def _make_plan(specs: list["Spec"], prune: bool, concurrency: Optional[int], conn: Any) -> tuple[Any, list]:
+def _make_plan(specs: list["Spec"], prune: bool, concurrency: Optional[int], conn: Any,
+               journal: Optional[Path] = None) -> tuple[Any, list]:
     from ga_sync import api
     with Progress(sum(len(s.properties) for s in specs), "planning") as bar:
         the_plan = api.plan(conn, specs, prune, concurrency=concurrency,
-                            on_progress=bar.advance)
+                            on_progress=bar.advance, journal=journal)
     return the_plan, list(the_plan.errors)
 
 
 @app.command()
 def plan(
     paths: list[Path] = SPECS_ARG,
-    prune: bool = typer.Option(False, "--prune", help="Also plan deleting key events the spec does not name."),
+    prune: bool = typer.Option(False, "--prune", help="Also plan deleting key events the spec does not name, and rules or audiences that make a goal's event twice."),
     fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="Exit 2 when there are changes to apply."),
@@ -91,11 +92,12 @@ def plan(
 @app.command()
 def apply(
     paths: list[Path] = SPECS_ARG,
-    prune: bool = typer.Option(False, "--prune", help="Delete key events the spec does not name (never GA's protected ones)."),
+    prune: bool = typer.Option(False, "--prune", help="Delete key events the spec does not name (never GA's protected ones), and rules or audiences that make a goal's event twice (audiences are archived)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
     force: bool = typer.Option(False, "--force", help="Apply even when more than 30% of a property's key events would change or go."),
     journal: Optional[Path] = typer.Option(None, "--journal", help="Journal file (JSON lines). Default: $GA_SYNC_JOURNAL or the user data directory."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, show_default=False, help="Properties changed at once (default: one per property with changes, at most 32 at once)."),
+    annotate: bool = typer.Option(False, "--annotate", help="Add a GA annotation dated today to each property changed ('ga-sync: 2 goals created, 1 changed')."),
 ) -> None:
     """Make each property match its spec: plan afresh, show the plan, ask, apply.
 
@@ -106,12 +108,13 @@ def apply(
     Examples:
       ga-sync apply goal_specs/acme-outdoor.yaml
       ga-sync apply goal_specs/ --yes --journal /var/log/ga-sync.jsonl
+      ga-sync apply goal_specs/ --yes --annotate
     """
     from ga_sync import api, render
 
     specs = load(paths)
     conn = connect(write=True)
-    the_plan, failures = _make_plan(specs, prune, concurrency, conn)
+    the_plan, failures = _make_plan(specs, prune, concurrency, conn, journal)
     typer.echo(render.plan_text(the_plan, failures), nl=False)
     report_failures(failures)
     if not the_plan.has_changes:
@@ -127,12 +130,19 @@ def apply(
         _confirm("Apply these changes? [y/N]: ")
     with Progress(sum(1 for p in the_plan.properties if p.changes), "applying") as bar:
         result = api.apply(conn, the_plan, force=True, journal=journal_path,
-                           concurrency=concurrency, on_progress=bar.advance)
+                           concurrency=concurrency, on_progress=bar.advance,
+                           annotate=annotate)
     results = result.properties
     applied, reconciled, failed = result.applied, result.reconciled, result.failed
+    from ga_sync.render.plan import RESOURCE_LABELS
     for r in results:
         for change, message in r.failed:
-            err(f"error: {r.property} ({r.client}): {change.action} {change.event}: {message}")
+            what = "" if change.resource == "key_event" else \
+                f" {RESOURCE_LABELS[change.resource]}"
+            err(f"error: {r.property} ({r.client}): {change.action}{what} {change.event}: "
+                f"{message}")
+    for w in result.warnings:
+        warn(w)
     line = f"Applied {applied} change{'s' if applied != 1 else ''}"
     if reconciled:
         line += f", {reconciled} already in place"

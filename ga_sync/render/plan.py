@@ -5,9 +5,69 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ga_sync.model import CREATE, DELETE, UPDATE, Change, KeyEventSettings, Plan, PropertyPlan
+from ga_sync.model import (AUDIENCE, CREATE, DELETE, EVENT_CREATE_RULE, KEY_EVENT, UPDATE,
+                           Change, EventRule, KeyEventSettings, Plan, PropertyPlan, SessionRule)
 
 SYMBOL = {CREATE: "+", UPDATE: "~", DELETE: "-"}
+RESOURCE_LABELS = {KEY_EVENT: "key event", EVENT_CREATE_RULE: "event create rule",
+                   AUDIENCE: "audience"}
+
+
+def _condition(field: str, c: dict) -> str:
+    ops = {k: v for k, v in c.items() if k not in ("ignore_case", "negated")}
+    op, value = next(iter(ops.items())) if ops else ("?", "")
+    out = f"{field} {'not ' if c.get('negated') else ''}{op.replace('_', ' ')} {value}"
+    return out + (" (ignoring case)" if c.get("ignore_case") else "")
+
+
+def describe_form(form: Any) -> str:
+    """A rule's or audience's spec-side form in words: `page_view where page_location
+    contains /thanks`, `sessions with at least 5 page views`; what ga-sync cannot express is
+    said after `also:`."""
+    if form is None:
+        return ""
+    if isinstance(form, SessionRule):
+        from ga_sync.machinery import audience_description
+        return audience_description(form)
+    data = form.to_json() if not isinstance(form, dict) else form
+    if isinstance(form, EventRule) or "from" in data:
+        where = data.get("where") or {}
+        text = str(data.get("from") or "(no source event)")
+        if where:
+            text += " where " + " and ".join(_condition(f, c) for f, c in where.items())
+    else:
+        session = data.get("session")
+        text = (describe_form(SessionRule(**session)) if session else
+                f"audience {data.get('audience') or ''}".strip())
+    if data.get("other"):
+        text += f"; also: {data['other']}"
+    return text
+
+
+def describe_machinery(change: Change) -> str:
+    """The part after the event name for a rule or audience change."""
+    label = RESOURCE_LABELS[change.resource]
+    if change.resource == EVENT_CREATE_RULE:
+        label += f" on stream {(change.stream or '').rsplit('/', 1)[-1]}"
+    if change.action == CREATE:
+        return f"{label}: {describe_form(change.after)}"
+    if change.action == DELETE:
+        if change.resource == AUDIENCE:
+            label += " (archived: GA never deletes audiences)"
+        return f"{label}: {describe_form(change.before)}"
+    return f"{label}: {describe_form(change.before)} -> {describe_form(change.after)}"
+
+
+def describe_last_change(change: Change) -> str | None:
+    if change.last_change is None:
+        return None
+    from ga_sync.changelog import describe as last
+    return last(change.last_change)
+
+
+def _unmanaged_resources(p: PropertyPlan) -> list[str]:
+    return [f"{RESOURCE_LABELS[u.resource]} {u.event} ({u.name})"
+            for u in getattr(p, "unmanaged_resources", ())]
 
 
 def fmt_value(s: KeyEventSettings | None) -> str:
@@ -18,6 +78,8 @@ def fmt_value(s: KeyEventSettings | None) -> str:
 
 def describe(change: Change) -> str:
     """The settings part of one change line, e.g. `value none -> 40 USD`."""
+    if change.resource != KEY_EVENT:
+        return describe_machinery(change)
     b, a = change.before, change.after
     if change.action == CREATE and a:
         return f"counting {a.counting}, value {fmt_value(a)}"
@@ -62,8 +124,15 @@ def plan_text(plan: Plan, failures: list[Any] | None = None) -> str:
         width = max((len(c.event) for c in p.changes), default=0)
         for c in p.changes:
             lines.append(f"  {SYMBOL[c.action]} {c.event.ljust(width)}  {describe(c)}")
+            last = describe_last_change(c)
+            if last:
+                lines.append(f"    {' ' * width}  {last}")
         if p.unmanaged:
             lines.append(f"  unmanaged (not in the spec, left alone): {', '.join(p.unmanaged)}")
+        extra = _unmanaged_resources(p)
+        if extra:
+            lines.append("  unmanaged rules and audiences (not goal machinery, left alone): "
+                         + "; ".join(extra))
         if p.protected:
             lines.append(f"  protected (GA does not allow deleting them): {', '.join(p.protected)}")
         for w in warnings_of(p):
@@ -88,18 +157,34 @@ def plan_markdown(plan: Plan, failures: list[Any] | None = None) -> str:
         out.append(f"#### {p.client} (`{p.property}`)")
         out.append("")
         if p.changes:
-            out.append("| | action | event | before | after |")
-            out.append("|---|---|---|---|---|")
+            out.append("| | action | event | resource | before | after | last change |")
+            out.append("|---|---|---|---|---|---|---|")
             for c in p.changes:
-                before = f"{c.before.counting}, {fmt_value(c.before)}" if c.before else ""
-                after = f"{c.after.counting}, {fmt_value(c.after)}" if c.after else ""
-                out.append(f"| `{SYMBOL[c.action]}` | {c.action} | `{c.event}` | {before} | {after} |")
+                if c.resource == KEY_EVENT:
+                    before = f"{c.before.counting}, {fmt_value(c.before)}" if c.before else ""
+                    after = f"{c.after.counting}, {fmt_value(c.after)}" if c.after else ""
+                    resource = "key event"
+                else:
+                    before, after = describe_form(c.before), describe_form(c.after)
+                    resource = RESOURCE_LABELS[c.resource]
+                    if c.stream:
+                        resource += f" (stream `{c.stream.rsplit('/', 1)[-1]}`)"
+                    if c.resource == AUDIENCE and c.action == DELETE:
+                        after = "archived (GA never deletes audiences)"
+                cells = [_cell(x) for x in (before, after, describe_last_change(c) or "")]
+                out.append(f"| `{SYMBOL[c.action]}` | {c.action} | `{c.event}` | {resource} | "
+                           + " | ".join(cells) + " |")
         else:
             out.append("No changes.")
         if p.unmanaged:
             out.append("")
             out.append("Unmanaged key events (not in the spec): "
                        + ", ".join(f"`{e}`" for e in p.unmanaged))
+        extra = _unmanaged_resources(p)
+        if extra:
+            out.append("")
+            out.append("Unmanaged rules and audiences (not goal machinery): "
+                       + "; ".join(_cell(x) for x in extra))
         if p.protected:
             out.append("")
             out.append("Protected (GA does not allow deleting them): "
@@ -109,6 +194,10 @@ def plan_markdown(plan: Plan, failures: list[Any] | None = None) -> str:
             out.append(f"**Warning:** {w}")
         out.append("")
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def to_json(data: Any) -> str:
