@@ -19,6 +19,16 @@ Per period (`PeriodFacts`), one per period asked for, in the order asked:
 
 And once per pull: what the source says about itself (currency, time zone, thresholded,
 sampled, other-row, quota).
+
+Goals by kind (`Goal.kind`, see docs/reports.md): the rows of an `event`, `from` or `session`
+goal are its own event's. The rows of a `page` goal (`page: {contains: /thank-you}`) are the
+`page_view` events whose page location matches the goal's condition, filed under the goal's
+event name, over the whole period (days before GA's event create rule existed included); its
+`key_events` is still GA's count for the goal's own event. `tier_sessions` counts a session
+with such a page view as a session with that goal. A source names the goals it counted so in
+`ReportFacts.from_page_views`; `check` refuses facts that leave a page goal out, so a source
+that cannot filter page views fails loudly instead of reporting the rule's events as if they
+were the page views.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ga_sync.model import Spec
 from ga_sync.periods import Period
 
 #: Columns of `PeriodFacts.events` (indexed by event); `key_events` only when the source has it.
@@ -69,12 +80,21 @@ class ReportFacts:
     other_row: bool = False  # some rows were folded into '(other)'
     quota: dict[str, Any] | None = field(default=None)  # what the pull cost, if the source says
     source: str = ""  # which source produced them, e.g. "data_api"
+    #: The events of `page:` goals whose rows were counted from matching page views.
+    from_page_views: tuple[str, ...] = ()
 
 
-def check(facts: ReportFacts, periods: Sequence[Period]) -> None:
+def check(facts: ReportFacts, periods: Sequence[Period], spec: Spec | None = None) -> None:
     """Raise ValueError when a source's facts do not have the shape described above: one
-    `PeriodFacts` per period asked for, in order, each table with its columns. A bug in the
-    source, never a user's mistake."""
+    `PeriodFacts` per period asked for, in order, each table with its columns, and (given the
+    `spec`) every `page:` goal counted from page views. A bug in the source, never a user's
+    mistake."""
+    if spec is not None:
+        left = sorted({g.event for g in spec.goals if g.kind == "page"}
+                      - set(facts.from_page_views))
+        if left:
+            raise ValueError(f"the {facts.source or 'source'} facts do not count the page "
+                             f"goals {', '.join(left)} from page views")
     if [pf.period for pf in facts.periods] != list(periods):
         raise ValueError(f"the {facts.source or 'source'} facts are for "
                          f"{[str(pf.period) for pf in facts.periods]}, not for "

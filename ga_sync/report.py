@@ -5,6 +5,12 @@ ga-sync computes conversions, rates and value itself from raw event facts (`ga_s
 whatever source they came from (`ga_sync.sources`; the Data API by default), so a goal
 defined today can be reported over last quarter too. Money is never mixed: values in another
 currency than the spec's are converted with a given rate or kept out of every total.
+
+Goals by kind (`Goal.kind`): an `event` goal counts its event; a `page` goal counts the page
+views whose page location matches (the source does that, see `ga_sync.facts`), so it too is
+reported before GA's event create rule existed; `from` and `session` goals count their own
+event, which GA records only from the rule's or audience's creation on: a period starting
+earlier gets a `before-creation` warning, and `session` goals always an `approximate` one.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 from ga_sync.errors import GaSyncError
 from ga_sync.facts import KEY_EVENTS, PeriodFacts, ReportFacts, check
 from ga_sync.garules import PROCESSING_DAYS
-from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, USERS, KeyEventState, Spec
+from ga_sync.model import (AUDIENCE, EVENT_CREATE_RULE, MACRO, MICRO, ONCE_PER_SESSION, USERS,
+                           Goal, KeyEventState, Spec)
 from ga_sync.periods import Period, still_processing, today_in
 from ga_sync.sources import Source, default_source
 
@@ -50,6 +57,8 @@ class GoalResult:
     currency: str | None = None
     in_total: bool = True
     fx_rate: float | None = None  # the rate `value` was converted with, from the property's currency
+    #: How the goal's event comes about (`Goal.kind`): event, page, from or session.
+    kind: str = "event"
 
     def to_json(self, with_change: bool, currency: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.event, "tier": self.tier,
@@ -61,6 +70,8 @@ class GoalResult:
         out["in_total"] = self.in_total
         if self.fx_rate is not None:
             out["fx_rate"] = self.fx_rate
+        if self.kind != "event":  # added field: absent for goals whose event the site sends
+            out["kind"] = self.kind
         return out
 
 
@@ -197,7 +208,7 @@ def compute(spec: Spec, facts: ReportFacts, index: int = 0, *, currency: str | N
             conv = float(row["sessions"] if g.counting == ONCE_PER_SESSION else row["count"])
             val = float(row["value"]) if g.value is None else conv * float(g.value)
         result = GoalResult(g.event, g.tier, conv, _ratio(conv, basis), val, g.counting,
-                            currency=own)
+                            currency=own, kind=g.kind)
         if g.value is None and ga_currency != own:
             if rate is None:
                 result.currency, result.in_total = ga_currency, False
@@ -325,8 +336,62 @@ def _currency_warnings(result: ReportResult) -> list[Warning_]:
 
 
 
+@dataclass(frozen=True)
+class Origin:
+    """When GA began making a `from:` or `session:` goal's event: its rule or audience was
+    created at `since` (RFC 3339), as `basis` tells ("change history": the Admin API's record of
+    the rule's or audience's creation; "key event": the goal's key event's createTime, which
+    ga-sync makes right after the rule or audience)."""
+
+    event: str
+    resource: str  # EVENT_CREATE_RULE or AUDIENCE
+    since: str
+    basis: str = "key event"
+
+    @property
+    def day(self) -> date | None:
+        try:
+            return date.fromisoformat(self.since[:10])
+        except ValueError:
+            return None
+
+
+def _what_makes(g: Goal) -> str:
+    return "audience trigger" if g.kind == "session" else "event create rule"
+
+
+def _kind_warnings(g: Goal, r: GoalResult, period_start: date,
+                   origins: dict[str, Origin] | None) -> list[Warning_]:
+    """The warnings a goal gets for its kind (page, from, session), whatever it counted."""
+    out: list[Warning_] = []
+    if g.kind == "page" and g.value is None:
+        out.append(Warning_("page-event-value", f"'{g.event}' takes its value from the event "
+                            "(value: event), but it is counted from page views, which carry no "
+                            "value unless the site sends one with them; its value is the page "
+                            "views' own (here "
+                            f"{r.value:,.2f}). Give the goal a value in the spec.", g.event))
+    if g.kind in ("from", "session"):
+        origin = (origins or {}).get(g.event)
+        day = origin.day if origin is not None else None
+        if day is not None and period_start < day:
+            basis = ("the change history" if origin.basis == "change history" else
+                     "its key event's creation (the change history could not be read)")
+            out.append(Warning_("before-creation", f"GA makes '{g.event}' only since "
+                                f"{day.isoformat()}, when its {_what_makes(g)} was created "
+                                f"(from {basis}): the period starts {period_start.isoformat()}, "
+                                "so the days before count none of its conversions.", g.event))
+    if g.kind == "session":
+        out.append(Warning_("approximate", f"'{g.event}' is logged by an audience trigger, "
+                            "once when a user joins the audience (at most once a day when "
+                            "membership renews), not once per qualifying session: its count "
+                            "is approximate. Exact counts per session need the BigQuery "
+                            "export.", g.event))
+    return out
+
+
 def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec, index: int,
-              marked: dict[str, KeyEventState] | None = None) -> list[Warning_]:
+              marked: dict[str, KeyEventState] | None = None,
+              origins: dict[str, Origin] | None = None) -> list[Warning_]:
     out: list[Warning_] = []
     if facts.thresholded:
         out.append(Warning_("thresholded", "GA applied thresholding: small counts may be "
@@ -347,13 +412,15 @@ def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec,
     pf = facts.periods[index]
     ev = pf.events
     for g, r in zip(spec.goals, result.goals):
+        out.extend(_kind_warnings(g, r, result.period.start, origins))
         if r.conversions == 0:
-            out.append(Warning_("never-occurred", f"Goal event '{g.event}' did not occur in the "
-                                "period: check the tag fires.", g.event))
+            out.append(_never_occurred(g))
             continue
         if not pf.has_key_events or g.event not in ev.index:
             continue  # the source has no key-event counts (or none for this event)
         ga_count = float(ev.loc[g.event][KEY_EVENTS])
+        if g.kind == "page" and ga_count > 0:
+            continue  # page views before the rule existed count here, never in GA's key events
         warning = _key_event_warning(g, r.conversions, ga_count,
                                      (marked or {}).get(g.event), marked is not None)
         if warning:
@@ -361,28 +428,52 @@ def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec,
     return out
 
 
+def _never_occurred(g: Goal) -> Warning_:
+    if g.kind == "page":
+        cond = g.origin.page  # type: ignore[union-attr]
+        how = " ".join(f"{k} {v!r}" if k != "ignore_case" else "(ignoring case)"
+                       for k, v in cond.to_json().items())
+        return Warning_("never-occurred", f"No page view of '{g.event}' in the period: no page "
+                        f"location matched {how}. Check the condition ('ga-sync audit' lists "
+                        "the closest page locations seen).", g.event)
+    if g.kind in ("from", "session"):
+        made = ("from " + g.origin.source if g.kind == "from"  # type: ignore[union-attr]
+                else "by its audience")
+        return Warning_("never-occurred", f"Goal event '{g.event}' ({made}) did not occur in "
+                        f"the period: check that its {_what_makes(g)} exists ('ga-sync plan') "
+                        "and that its conditions can be met.", g.event)
+    return Warning_("never-occurred", f"Goal event '{g.event}' did not occur in the "
+                    "period: check the tag fires.", g.event)
+
+
 def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
                     compare: bool = False, today: date | None = None,
                     time_zone: str | None = None,
                     key_events: list[KeyEventState] | None = None,
-                    fx: FxRates | None = None, source: Source | None = None) -> ReportResult:
+                    fx: FxRates | None = None, source: Source | None = None,
+                    origins: Mapping[str, Origin] | None = None) -> ReportResult:
     """Pull and compute one property's report (and the previous period's, with `compare`).
 
-    `source` gives the facts (default: the Data API, one `batchRunReports`). `fx` converts
-    event values from the property's currency to the spec's (see `compute`).
+    `source` gives the facts (default: the Data API, one `batchRunReports`, one more per five
+    `page:` goals). `fx` converts event values from the property's currency to the spec's
+    (see `compute`).
 
     `key_events`, the property's key events as the Admin API lists them, make the warnings
     about GA's own key-event counts say why they differ (marked when, counting how).
+    `origins` say since when GA makes each `from:`/`session:` goal's event; when not given
+    they are read (`origin_times`: the change history, else the key events' creation).
     """
     periods = [period, period.previous()] if compare else [period]
     facts = (source or default_source()).pull(conn, spec, property, periods)
-    check(facts, periods)
+    check(facts, periods, spec)
     today = today or today_in(time_zone or facts.time_zone or "UTC", property=property)
     marked = {k.event: k for k in key_events} if key_events is not None else None
+    if origins is None:
+        origins = origin_times(conn, property, spec, key_events)
     results = []
     for i in range(len(periods)):
         r = compute(spec, facts, i, fx=fx)
-        r.warnings = _warnings(r, facts, today, spec, i, marked)
+        r.warnings = _warnings(r, facts, today, spec, i, marked, dict(origins))
         results.append(r)
     current = results[0]
     if compare:
@@ -391,3 +482,42 @@ def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
             g.change = (g.conversions - pg.conversions) / pg.conversions if pg.conversions else None
         current = replace(current, previous=prev)
     return current
+
+
+def origin_times(conn: Any, property: str, spec: Spec,
+                 key_events: Sequence[KeyEventState] | None = None,
+                 created: Callable[..., Mapping[str, str]] | None = None) -> dict[str, Origin]:
+    """Since when GA makes each `from:`/`session:` goal's event, best effort.
+
+    First the change history: when its rule or audience was created (`created`, default
+    `changelog.created_times` when the sync side provides it; one call per property). For a
+    goal the history does not cover (or when it cannot be read), its key event's createTime
+    stands in: ga-sync creates the key event right after its rule or audience, so the two are
+    minutes apart; for machinery made by hand they may be further apart. A goal with neither
+    is left out (no warning can be given).
+    """
+    wanted = {g.event: g for g in spec.goals if g.kind in ("from", "session")}
+    if not wanted:
+        return {}
+    out: dict[str, Origin] = {}
+    found: Mapping[str, str] = {}
+    if conn is not None:
+        try:
+            if created is None:
+                from ga_sync import changelog  # the sync side's module, when present
+                created = getattr(changelog, "created_times", None)
+            if created is not None:
+                found = created(conn, property, {e: (AUDIENCE if g.kind == "session"
+                                                     else EVENT_CREATE_RULE)
+                                                 for e, g in wanted.items()})
+        except (GaSyncError, ImportError):
+            found = {}  # the history is a refinement: the key events still stand in
+    for event, g in wanted.items():
+        resource = AUDIENCE if g.kind == "session" else EVENT_CREATE_RULE
+        if found.get(event):
+            out[event] = Origin(event, resource, str(found[event]), "change history")
+            continue
+        ke = next((k for k in key_events or () if k.event == event), None)
+        if ke is not None and ke.create_time:
+            out[event] = Origin(event, resource, ke.create_time, "key event")
+    return out
