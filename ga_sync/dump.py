@@ -1,7 +1,9 @@
 """Writing specs: a dump for every load.
 
 `ga-sync dump` turns a live property's key events into a spec file that validates and plans
-no changes (key events a spec cannot hold are left out, with a comment saying why);
+no changes (key events a spec cannot hold are left out, with a comment saying why); the event
+create rules and audience triggers that make those events become `page:`, `from:`/`where:` and
+`session:` (`goals_from_state`);
 `spec_to_yaml` writes a loaded spec back as one self-contained file. What is written loads back
 unchanged (tested for every example in goal_specs/).
 """
@@ -13,12 +15,15 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import replace
+from typing import Iterable, Mapping
 
-from ga_sync.model import (MACRO, MICRO, SESSIONS, Goal, KeyEventState, Spec, property_id,
-                           property_name)
-from ga_sync.garules import ANALYTICS_360, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS, STANDARD
-from ga_sync.spec_rules import EVENT_VALUE, check_event_name
+from ga_sync.model import (EQUALS, MACRO, MICRO, SESSIONS, Condition, EventRule, Goal,
+                           KeyEventState, SessionRule, Spec, property_id, property_name)
+from ga_sync.garules import (ANALYTICS_360, AUDIENCE_TRIGGERS_PER_PROPERTY,
+                             CREATED_EVENTS_PER_PROPERTY, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS,
+                             STANDARD)
+from ga_sync.spec_rules import EVENT_VALUE, check_event_name, origin_problems
 
 _PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 _.,'()/&+-]*\Z")
 _YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n"})
@@ -52,9 +57,39 @@ def goals_from_key_events(states: Iterable[KeyEventState], currency: str) -> lis
     return [_goal_from_state(s) for s in states]
 
 
-def _goal_from_state(state: KeyEventState) -> Goal:
+def _goal_from_state(state: KeyEventState,
+                     origin: EventRule | SessionRule | None = None) -> Goal:
     return Goal(event=state.event, tier=guess_tier(state.event), value=state.settings.value,
-                counting=state.settings.counting)
+                counting=state.settings.counting, origin=origin)
+
+
+Origins = Mapping[str, "EventRule | SessionRule"]
+
+
+def goals_from_state(key_events: Iterable[KeyEventState],
+                     rules_by_event: Mapping[str, EventRule] | None = None,
+                     sessions_by_event: Mapping[str, SessionRule] | None = None,
+                     currency: str = "") -> list[Goal]:
+    """Live key events and the goal machinery that makes their events -> goals with origins.
+
+    `rules_by_event` maps an event to the (normalized) event create rule that makes it,
+    `sessions_by_event` to the audience trigger that logs it; a key event in neither is a goal
+    whose event the site sends. When both make one event, the rule wins (a plan warns about the
+    audience as double counting). Pure: pass the result, or the key events with the same
+    mappings, to `dump_property`. `currency` is accepted for symmetry with
+    `goals_from_key_events`; values keep GA's numbers.
+    """
+    return [_goal_from_state(s, _origin_of(s.event, rules_by_event, sessions_by_event))
+            for s in key_events]
+
+
+def _origin_of(event: str, rules: Mapping[str, EventRule] | None,
+               sessions: Mapping[str, SessionRule] | None) -> EventRule | SessionRule | None:
+    if rules and event in rules:
+        return rules[event]
+    if sessions and event in sessions:
+        return sessions[event]
+    return None
 
 
 @dataclass(frozen=True)
@@ -151,6 +186,86 @@ def _values_left_out(items: list[Goal | KeyEventState], currency: str,
     return out
 
 
+def _origins_left_out(goals: dict[int, Goal]) -> dict[int, str]:
+    """Goals (by position) whose origin a spec could not hold, and why; they are written as
+    events the site sends, so the rule or audience stays unmanaged and nothing changes."""
+    out: dict[int, str] = {}
+    rules = sessions = 0
+    for index, goal in goals.items():
+        if goal.origin is None:
+            continue
+        what = ("event create rule" if isinstance(goal.origin, EventRule)
+                else "audience trigger")
+        problems = origin_problems(goal.event, goal.origin)
+        if problems:
+            out[index] = f"the {what} making `{goal.event}` is left out: " + "; ".join(problems)
+            continue
+        if isinstance(goal.origin, EventRule):
+            rules += 1
+            over = rules > CREATED_EVENTS_PER_PROPERTY
+            limit = f"{CREATED_EVENTS_PER_PROPERTY} created events"
+        else:
+            sessions += 1
+            over = sessions > AUDIENCE_TRIGGERS_PER_PROPERTY
+            limit = f"{AUDIENCE_TRIGGERS_PER_PROPERTY} audience triggers"
+        if over:
+            out[index] = (f"the {what} making `{goal.event}` is left out: a spec holds at most "
+                          f"{limit} per property")
+    return out
+
+
+# A condition value in a flow mapping or after `page:`: plain only when nothing can misread it.
+_PLAIN_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*\Z")
+
+
+def _quoted(value: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly `value`, whatever it holds.
+
+    JSON's escapes are YAML's; characters YAML may not hold raw or would fold (controls, NEL,
+    line and paragraph separators, BOM, surrogates) are written as \\u escapes.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(ch if _printable(ch) else
+                   (f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+                   for ch in text)
+
+
+def _printable(ch: str) -> bool:
+    code = ord(ch)
+    return (0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
+            and code != 0xFEFF or 0x10000 <= code <= 0x10FFFF) and code not in (0x2028, 0x2029)
+
+
+def _value(value: str) -> str:
+    if _PLAIN_VALUE.match(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return _quoted(value)
+
+
+def _condition(condition: Condition) -> str:
+    """`pdf` for a plain equals, else `{contains: "/brochure", ignore_case: true}`."""
+    if condition.op == EQUALS and not condition.ignore_case:
+        return _value(condition.value)
+    case = ", ignore_case: true" if condition.ignore_case else ""
+    return f"{{{condition.op}: {_value(condition.value)}{case}}}"
+
+
+def _origin_lines(origin: EventRule | SessionRule) -> list[str]:
+    if isinstance(origin, SessionRule):
+        [(key, number)] = [(k, v) for k, v in (("min_page_views", origin.min_page_views),
+                                                ("min_seconds", origin.min_seconds))
+                           if v is not None]
+        return [f"    session: {{{key}: {number}}}"]
+    page = origin.page
+    if page is not None:
+        return [f"    page: {_condition(page)}"]
+    lines = [f"    from: {origin.source}"]
+    if origin.where:
+        lines.append("    where:")
+        lines += [f"      {c.field}: {_condition(c)}" for c in origin.where]
+    return lines
+
+
 def _comment(text: str) -> str:
     """Text on one comment line, whatever a live event name holds."""
     return text.replace("\r", "\\r").replace("\n", "\\n")
@@ -171,15 +286,20 @@ def _number(value: float) -> str:
 
 def dump_spec(client: str, properties: Iterable[str | int], currency: str,
               goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
-              service_level: str = STANDARD, source: str | None = None) -> str:
+              service_level: str = STANDARD, source: str | None = None,
+              rules: Mapping[str, EventRule] | None = None,
+              sessions: Mapping[str, SessionRule] | None = None) -> str:
     """A spec file (YAML text) for these goals or live key events; see `dump_property`."""
     return dump_property(client, properties, currency, goals, rate_basis=rate_basis,
-                         service_level=service_level, source=source).text
+                         service_level=service_level, source=source, rules=rules,
+                         sessions=sessions).text
 
 
 def dump_property(client: str, properties: Iterable[str | int], currency: str,
                   goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
-                  service_level: str = STANDARD, source: str | None = None) -> Dump:
+                  service_level: str = STANDARD, source: str | None = None,
+                  rules: Mapping[str, EventRule] | None = None,
+                  sessions: Mapping[str, SessionRule] | None = None) -> Dump:
     """A spec for these goals or live key events that validates and plans no changes.
 
     Used by `ga-sync dump` to start a spec from a live property. Key events become goals with a
@@ -189,12 +309,23 @@ def dump_property(client: str, properties: Iterable[str | int], currency: str,
     comment line where it would be, so a plan lists it as unmanaged instead of changing it: a
     name that breaks GA's naming rules, a second spelling of a name that differs only in case,
     or a default value in another currency than most (a spec has one currency).
+
+    `rules` / `sessions` map a live key event's name to the normalized event create rule or
+    audience trigger that makes it (see `goals_from_state`); those goals get `page:`,
+    `from:`/`where:` or `session:`. A rule or audience a spec could not hold (its event is a
+    reserved name, a regex RE2 refuses, more conditions or longer values than GA takes, more
+    than GA's per-property limit) is left out with a comment and its goal written as an event
+    the site sends, so the plan lists the rule or audience as unmanaged and changes nothing.
     """
     given = currency.strip().upper()
     items = list(goals)
     left_out = _names_left_out(items)
     code = _spec_currency([item for i, item in enumerate(items) if i not in left_out], given)
     left_out.update(_values_left_out(items, code, left_out))
+    kept = {i: (_goal_from_state(item, _origin_of(item.event, rules, sessions))
+                if isinstance(item, KeyEventState) else item)
+            for i, item in enumerate(items) if i not in left_out}
+    origins_out = _origins_left_out(kept)
     names = [property_id(property_name(p)) for p in properties]
     origin = f" from {source}" if source else ""
     lines = [
@@ -209,6 +340,14 @@ def dump_property(client: str, properties: Iterable[str | int], currency: str,
     if left_out:
         lines.append(f"# {len(left_out)} key event{'s' if len(left_out) != 1 else ''} left out "
                      f"(see `# left out:` below); a plan lists them as unmanaged.")
+    if any(g.origin is not None for g in kept.values()):
+        lines.append("# page:, from: and session: goals are made by GA: from the event create "
+                     "rules and audience")
+        lines.append("# triggers that make their events (docs/spec.md, \"Goal kinds\").")
+    if origins_out:
+        lines.append(f"# {len(origins_out)} rule{'s' if len(origins_out) != 1 else ''} or "
+                     f"audience{'s' if len(origins_out) != 1 else ''} left out (see `# left out:`"
+                     f" below); a plan lists them as unmanaged.")
     custom = sum(1 for i, item in enumerate(items)
                  if i not in left_out and item.event not in DEFAULT_KEY_EVENTS)
     if service_level == STANDARD and \
@@ -229,7 +368,10 @@ def dump_property(client: str, properties: Iterable[str | int], currency: str,
         if index in left_out:
             lines.append(f"  # left out: {_comment(left_out[index].reason)}")
             continue
-        goal = _goal_from_state(item) if isinstance(item, KeyEventState) else item
+        goal = kept[index]
+        if index in origins_out:
+            lines.append(f"  # left out: {_comment(origins_out[index])}")
+            goal = replace(goal, origin=None)
         lines.append(f"  - event: {_text(goal.event)}")
         lines.append(f"    tier: {goal.tier}")
         lines.append(f"    value: {EVENT_VALUE if goal.value is None else _number(goal.value)}")
@@ -238,6 +380,8 @@ def dump_property(client: str, properties: Iterable[str | int], currency: str,
             lines.append(f"    category: {_text(goal.category)}")
         if goal.description is not None:
             lines.append(f"    description: {_text(goal.description)}")
+        if goal.origin is not None:
+            lines += _origin_lines(goal.origin)
     text = "\n".join(lines) + "\n"
     return Dump(text, code, tuple(left_out[i] for i in sorted(left_out)))
 

@@ -409,7 +409,7 @@ def condition_problems(condition: Condition, label: str | None = None) -> list[s
     """Problems with a condition's value; [] when GA takes it. `label` names it in messages
     (`page contains`, ``where `link_url` regex``)."""
     value = condition.value
-    where = label or f"`{condition.field}` {condition.op}"
+    where = label or f"`{condition.field}` `{condition.op}:` value"
     if not value:
         return [f"{where} is empty; GA needs text to match (leave the condition out to match "
                 f"every value)"]
@@ -530,7 +530,7 @@ def parse_condition(field_name: str, raw: Any, loc: Location, places: Places,
             return None
         op = ops[0]
         value_loc = places.at_value(raw, op)
-        value = _text_of(raw[op], value_loc, f"{label} {op}", places, out)
+        value = _text_of(raw[op], value_loc, f"{label} `{op}:` value", places, out)
         ignore_case = False
         if IGNORE_CASE in raw:
             flag = raw[IGNORE_CASE]
@@ -542,7 +542,8 @@ def parse_condition(field_name: str, raw: Any, loc: Location, places: Places,
     if value is None or len(out) > before:
         return None
     condition = Condition(field_name, op, value, ignore_case)
-    for message in condition_problems(condition, f"{label} {op}"):
+    for message in condition_problems(condition, f"{label} `{op}:` value"
+                                      if isinstance(raw, dict) else label):
         out.append(error(value_loc, message))
     return None if len(out) > before else condition
 
@@ -580,7 +581,7 @@ def parse_origin(item: Any, event: Any, places: Places, out: list[Problem]) -> O
                          f"`from: file_download`){extra}"))
     rules: list[EventRule | SessionRule] = []
     if PAGE in item:
-        loc = places.at_value(item, PAGE)
+        loc = places.at_value(item, PAGE) if item[PAGE] is not None else places.at_key(item, PAGE)
         condition = parse_condition(PAGE_PARAMETER, item[PAGE], loc, places, out, "page")
         if condition is not None:
             rules.append(EventRule(PAGE_EVENT, (condition,)))
@@ -656,8 +657,9 @@ def _parse_from(item: Any, event: Any, places: Places, out: list[Problem],
                 name_problems = parameter_problems(name)
                 for message in name_problems:
                     out.append(error(key_loc, message))
-                condition = parse_condition(name, value, places.at_value(where, name), places,
-                                            out, f"where `{quote(name)}`")
+                value_loc = places.at_value(where, name) if value is not None else key_loc
+                condition = parse_condition(name, value, value_loc, places, out,
+                                            f"where `{quote(name)}`")
                 if condition is not None and not name_problems:
                     conditions.append(condition)
     if len(out) > before or source is None:
