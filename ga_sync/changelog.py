@@ -31,9 +31,12 @@ RESOURCE_TYPES = ("CONVERSION_EVENT", "KEY_EVENT", "EVENT_CREATE_RULE", "AUDIENC
 #: How far back the search reaches (GA's interface keeps two years).
 HISTORY_DAYS = 730
 #: A change-history entry is ga-sync's own when the journal holds an applied or reconciled line
-#: for the same property, event and resource this close to it.
+#: for the same property, event, resource and action this close to it.
 JOURNAL_WINDOW = timedelta(minutes=5)
 PAGE_SIZE = 200  # the search's maximum page size
+#: The color of ga-sync's annotations (GA requires one: PURPLE, BROWN, BLUE, GREEN, RED, CYAN,
+#: ORANGE).
+ANNOTATION_COLOR = "BLUE"
 
 #: A resource to look up: (resource kind, event, server name).
 Resource = tuple[str, str, str]
@@ -130,6 +133,24 @@ class _Applied:
     event: str
     resource: str
     time: datetime
+    action: str = ""  # create / update / delete ('' matches any)
+
+
+#: The journal's actions a change-history action can be (archiving an audience may show as
+#: an update or a deletion).
+_JOURNAL_ACTIONS = {"CREATED": {"create"}, "UPDATED": {"update", "delete"},
+                    "DELETED": {"delete"}}
+
+
+def _same_change(applied: _Applied, property: str, event: str, kind: str,
+                 entry: HistoryEntry) -> bool:
+    """Whether a journal line is the change-history entry's change: same property, event and
+    resource kind, a matching action, within `JOURNAL_WINDOW`."""
+    actions = _JOURNAL_ACTIONS.get(entry.action)
+    return (applied.property == property and applied.event == event
+            and applied.resource == kind
+            and (not applied.action or actions is None or applied.action in actions)
+            and abs(applied.time - entry.time) <= JOURNAL_WINDOW)
 
 
 def read_journal(path: Path | str | None) -> list[_Applied]:
@@ -148,7 +169,8 @@ def read_journal(path: Path | str | None) -> list[_Applied]:
             if item.get("outcome") not in ("applied", "reconciled"):
                 continue
             out.append(_Applied(str(item["property"]), str(item["event"]),
-                                str(item.get("resource") or KEY_EVENT), _utc(item["time"])))
+                                str(item.get("resource") or KEY_EVENT), _utc(item["time"]),
+                                str(item.get("action") or "")))
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return out
@@ -206,8 +228,7 @@ class ChangeHistory:
         out = {}
         for key, entry in latest.items():
             kind, event, name = wanted[key]
-            ours = any(a.property == property and a.event == event and a.resource == kind
-                       and abs(a.time - entry.time) <= JOURNAL_WINDOW for a in applied)
+            ours = any(_same_change(a, property, event, kind, entry) for a in applied)
             out[name] = LastChange(format_time(entry.time), entry.actor, ours)
         return out
 
@@ -340,7 +361,7 @@ def annotate(conn: Any, property: str, title: str, description: str, day: date) 
     from ga_sync.admin import TIMEOUT
     from ga_sync.clients import call
     annotation = ReportingDataAnnotation(
-        title=title, description=description,
+        title=title, description=description, color=ANNOTATION_COLOR,
         annotation_date=date_pb2.Date(year=day.year, month=day.month, day=day.day))
     client = conn.admin_alpha()
     return call(lambda: client.create_reporting_data_annotation(
