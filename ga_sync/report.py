@@ -106,6 +106,8 @@ class ReportResult:
     daily: Any = None  # DataFrame: date, event, conversions, value, sessions, users, currency
     quota: dict[str, Any] | None = None
     property_currency: str | None = None  # GA's: event values (`value: event`) come in it
+    #: Goal changes to mark on the HTML report's rate charts (`goal_marks`); not in the JSON.
+    marks: list["GoalMark"] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         compare = self.previous is not None
@@ -484,14 +486,51 @@ def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
     return current
 
 
+def created_times(conn: Any, property: str, wanted: Mapping[str, str]) -> dict[str, str]:
+    """When the change history says each goal's rule or audience was created.
+
+    `wanted` maps a goal's event to the resource that makes it (EVENT_CREATE_RULE or
+    AUDIENCE). The property's rules and audiences are read (`machinery.read_machinery`) to
+    learn their server names, then the account's change history is searched once
+    (`changelog.search`); an event's time is the earliest CREATED entry of any rule or
+    audience making it now (GA makes the event from the first one on). Events the history
+    does not cover (older than its two years, or no such resource) are left out. Raises
+    GaSyncError when something cannot be read.
+    """
+    from ga_sync.admin import read_property
+    from ga_sync.changelog import canonical, format_time, search
+    from ga_sync.machinery import read_machinery
+
+    account = read_property(conn, property).account
+    if not account:
+        return {}
+    machinery = read_machinery(conn, property)
+    names: dict[str, str] = {}
+    for r in machinery.rules:
+        if wanted.get(r.event) == EVENT_CREATE_RULE:
+            names[canonical(r.name)] = r.event
+    for a in machinery.audiences:
+        if wanted.get(a.event) == AUDIENCE:
+            names[canonical(a.name)] = a.event
+    if not names:
+        return {}
+    first: dict[str, Any] = {}
+    for entry in search(conn, account):
+        event = names.get(entry.resource)
+        if event is not None and entry.action == "CREATED" and (
+                event not in first or entry.time < first[event]):
+            first[event] = entry.time
+    return {e: format_time(t) for e, t in first.items()}
+
+
 def origin_times(conn: Any, property: str, spec: Spec,
                  key_events: Sequence[KeyEventState] | None = None,
                  created: Callable[..., Mapping[str, str]] | None = None) -> dict[str, Origin]:
     """Since when GA makes each `from:`/`session:` goal's event, best effort.
 
     First the change history: when its rule or audience was created (`created`, default
-    `changelog.created_times` when the sync side provides it; one call per property). For a
-    goal the history does not cover (or when it cannot be read), its key event's createTime
+    `created_times`: a few Admin API reads and one change-history search per property). For a
+    goal the history does not cover, or when it cannot be read, its key event's createTime
     stands in: ga-sync creates the key event right after its rule or audience, so the two are
     minutes apart; for machinery made by hand they may be further apart. A goal with neither
     is left out (no warning can be given).
@@ -499,25 +538,91 @@ def origin_times(conn: Any, property: str, spec: Spec,
     wanted = {g.event: g for g in spec.goals if g.kind in ("from", "session")}
     if not wanted:
         return {}
-    out: dict[str, Origin] = {}
+    resources = {e: (AUDIENCE if g.kind == "session" else EVENT_CREATE_RULE)
+                 for e, g in wanted.items()}
     found: Mapping[str, str] = {}
-    if conn is not None:
+    if conn is not None or created is not None:
         try:
-            if created is None:
-                from ga_sync import changelog  # the sync side's module, when present
-                created = getattr(changelog, "created_times", None)
-            if created is not None:
-                found = created(conn, property, {e: (AUDIENCE if g.kind == "session"
-                                                     else EVENT_CREATE_RULE)
-                                                 for e, g in wanted.items()})
-        except (GaSyncError, ImportError):
+            found = (created or created_times)(conn, property, resources)
+        except GaSyncError:
             found = {}  # the history is a refinement: the key events still stand in
-    for event, g in wanted.items():
-        resource = AUDIENCE if g.kind == "session" else EVENT_CREATE_RULE
+    out: dict[str, Origin] = {}
+    for event in wanted:
         if found.get(event):
-            out[event] = Origin(event, resource, str(found[event]), "change history")
+            out[event] = Origin(event, resources[event], str(found[event]), "change history")
             continue
         ke = next((k for k in key_events or () if k.event == event), None)
         if ke is not None and ke.create_time:
-            out[event] = Origin(event, resource, ke.create_time, "key event")
+            out[event] = Origin(event, resources[event], ke.create_time, "key event")
     return out
+
+
+# --------------------------------------------------------------------------- goal changes
+
+
+@dataclass(frozen=True)
+class GoalMark:
+    """A day goals changed (or anything else a GA annotation says), to mark on a rate chart:
+    `source` is "annotation" (a GA reporting data annotation, ga-sync's own from `apply
+    --annotate` or anyone's) or "journal" (ga-sync's apply journal, when the annotations could
+    not be read)."""
+
+    day: date
+    title: str
+    source: str = "annotation"
+    end: date | None = None  # an annotation's date range ends here (None: one day)
+
+
+def _journal_marks(property: str, journal: Any) -> list[GoalMark]:
+    """One mark per UTC day the apply journal holds applied or reconciled changes of
+    `property`, titled like `apply --annotate`'s annotation ("ga-sync: 2 goals created")."""
+    import json
+    from pathlib import Path
+
+    from ga_sync.changelog import annotation_text
+    from ga_sync.model import KEY_EVENT, Change
+
+    if journal is None:
+        return []
+    try:
+        text = Path(journal).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    days: dict[date, list[Change]] = {}
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+            if item.get("outcome") not in ("applied", "reconciled") or \
+                    item.get("property") != property:
+                continue
+            day = date.fromisoformat(str(item["time"])[:10])
+            days.setdefault(day, []).append(Change(str(item["action"]), str(item["event"]),
+                                                   None, None,
+                                                   resource=str(item.get("resource")
+                                                                or KEY_EVENT)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return [GoalMark(day, annotation_text(changes)[0], "journal")
+            for day, changes in sorted(days.items())]
+
+
+def goal_marks(conn: Any, property: str, *, journal: Any = None,
+               annotations: Callable[[Any, str], Sequence[Any]] | None = None
+               ) -> tuple[list[GoalMark], str | None]:
+    """The days to mark on a property's rate charts, and why they come from the journal
+    (None when from GA).
+
+    GA's reporting data annotations first (`changelog.list_annotations`, one paged call):
+    ga-sync's own (`apply --annotate`) and anyone else's, since an annotation is there to
+    explain the data. When they cannot be read, the apply journal's applied changes of the
+    property, one mark per day (UTC). Never raises a GaSyncError: no marks is not a failure.
+    """
+    if annotations is None:
+        from ga_sync.changelog import list_annotations as annotations
+    try:
+        found = annotations(conn, property)
+    except GaSyncError as err:
+        from ga_sync.redact import excerpt
+        return _journal_marks(property, journal), excerpt(str(err), 200)
+    return [GoalMark(a.start, a.title, "annotation", a.end if a.end != a.start else None)
+            for a in found if a.start is not None], None

@@ -106,6 +106,8 @@ def report(
         for r in results:
             typer.echo(f"{r.property}: {_quota_line(r.quota)}", err=True)
 
+    if fmt is ReportFormat.html:
+        _mark_goal_changes(conn, results)
     keep = not no_store and bool(results)
     history = _History(run, store, fmt is ReportFormat.html)
     errors = [e.to_json() for e in run.errors]
@@ -138,6 +140,18 @@ def report(
     if run.errors:
         raise typer.Exit(1)
     exit_if_invalid(specs)
+
+
+def _mark_goal_changes(conn: Any, results: list) -> None:
+    """Goal changes for the HTML rate charts: GA's annotations, else the apply journal (then a
+    warning says why)."""
+    from ga_sync.report import goal_marks
+    from ga_sync.settings import journal_path
+    for r in results:
+        r.marks, why = goal_marks(conn, r.property, journal=journal_path())
+        if why:
+            warn(f"{r.property}: GA's annotations could not be read ({why}); the charts mark "
+                 "goal changes from the apply journal instead.")
 
 
 class _History:

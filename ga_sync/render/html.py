@@ -69,6 +69,8 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
             padding: 10px 14px; margin-top: 16px; }
 .warnings ul { margin: 4px 0 0; padding-left: 20px; }
 .warnings code { font-size: .85rem; }
+ol.marks { font-size: .85rem; color: #3b434d; margin: 6px 0 0; padding-left: 22px; }
+ol.marks .src { color: #5b6470; }
 footer { font-size: .85rem; color: #5b6470; }
 footer dt { font-weight: 600; color: #3b434d; margin-top: 6px; }
 footer dd { margin: 0 0 0 1em; }
@@ -163,12 +165,37 @@ def _partial_weeks(weekly: pd.DataFrame | None) -> int:
     return sum(1 for d in weekly["days"] if 0 < int(d) < 7)
 
 
+MARK_COLOR = "#6b3fa0"
+
+
+def mark_positions(marks: Sequence[Any], kind: str, xs: Sequence[date]) -> list[tuple[int, Any]]:
+    """(x position, mark) for each goal mark that falls on the chart, in date order.
+
+    Daily: the mark's day (for an annotation's date range, its first charted day). Weekly: the
+    ISO week holding that day. Marks before the first or after the last point are left out.
+    """
+    from datetime import timedelta
+
+    out = []
+    for m in sorted(marks, key=lambda m: (m.day, m.title)):
+        last = getattr(m, "end", None) or m.day
+        for i, x in enumerate(xs):
+            lo, hi = (x, x) if kind == "daily" else (x, x + timedelta(days=6))
+            if lo <= last and m.day <= hi:
+                out.append((i, m))
+                break
+    return out
+
+
 def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None,
-                salt: str) -> tuple[str, str, str]:
-    """Macro and micro rates over time, one panel each; returns (svg, caption, note).
+                salt: str) -> tuple[str, str, str, list[tuple[int, Any]]]:
+    """Macro and micro rates over time, one panel each; returns (svg, caption, note, the goal
+    marks drawn as (x position, mark)).
 
     Micro rates are often ten times the macro ones: on one axis the macro line would lie flat,
-    so each tier gets its own scale, sharing the time axis.
+    so each tier gets its own scale, sharing the time axis. Goal changes (`result.marks`) are
+    dashed vertical lines through both panels, numbered at the top, so a jump in a rate is
+    explained on the chart itself; the list under the chart says what each number is.
     """
     from matplotlib.ticker import PercentFormatter
 
@@ -202,7 +229,7 @@ def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None,
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
-        return _svg(fig, salt), caption, note
+        return _svg(fig, salt), caption, note, []
     top, bottom = fig.subplots(2, 1, sharex=True)
     pos = list(range(len(xs)))
     for ax, tier, ys in ((top, MACRO, macro), (bottom, MICRO, micro)):
@@ -214,7 +241,37 @@ def _rate_chart(result: ReportResult, weekly: pd.DataFrame | None,
     step = max(1, math.ceil(len(pos) / 10))
     bottom.set_xticks(pos[::step], [x.strftime("%d %b") for x in xs][::step])
     top.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left")
-    return _svg(fig, salt), caption, note
+    drawn = mark_positions(getattr(result, "marks", None) or [], kind, xs)
+    numbers: dict[int, list[str]] = {}
+    for n, (x, _) in enumerate(drawn, 1):
+        numbers.setdefault(x, []).append(str(n))
+    for x, labels in numbers.items():
+        for ax in (top, bottom):
+            ax.axvline(x, color=MARK_COLOR, linestyle="--", linewidth=1.2, alpha=0.85, zorder=1)
+        top.annotate(",".join(labels), xy=(x, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                     fontsize=8, color=MARK_COLOR, fontweight="bold")
+    if drawn:
+        top.set_xlim(-0.5, len(pos) - 0.5)
+        top.set_title(f"Conversion rate ({kind})", fontsize=10, loc="left", pad=14)
+    return _svg(fig, salt), caption, note, drawn
+
+
+def _marks_list(drawn: Sequence[tuple[int, Any]]) -> str:
+    """The numbered list under a rate chart: what each dashed line marks."""
+    if not drawn:
+        return ""
+    items = []
+    for _, m in drawn:
+        when = m.day.isoformat()
+        end = getattr(m, "end", None)
+        if end:
+            when += f" to {end.isoformat()}"
+        src = ("GA annotation" if m.source == "annotation" else "ga-sync apply journal")
+        items.append(f"<li>{escape(when)}: {escape(m.title)} "
+                     f'<span class="src">({escape(src)})</span></li>')
+    return (f'<ol class="marks" aria-label="Goal changes marked on the chart">'
+            f"{''.join(items)}</ol>")
 
 
 def _value_chart(result: ReportResult, salt: str) -> tuple[str, str]:
@@ -344,8 +401,11 @@ def _warnings(r: ReportResult) -> str:
 
 
 def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
-    rate_svg, rate_caption, rate_note = _rate_chart(r, weekly, f"ga-sync-{index}-rate")
+    rate_svg, rate_caption, rate_note, drawn = _rate_chart(r, weekly, f"ga-sync-{index}-rate")
+    if drawn:
+        rate_caption += "; dashed lines: goal changes and annotations (numbered below)"
     note = f'<span class="note">{escape(rate_note)}</span>' if rate_note else ""
+    marks = _marks_list(drawn)
     value_svg, value_caption = _value_chart(r, f"ga-sync-{index}-value")
     days = r.period.days
     sub = (f"{r.period.start.isoformat()} to {r.period.end.isoformat()} ({days} "
@@ -358,7 +418,7 @@ def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
 <p class="sub">{sub}</p>
 {_cards(r)}
 <div class="charts">
-<figure>{rate_svg}<figcaption>{escape(rate_caption)}{note}</figcaption></figure>
+<figure>{rate_svg}<figcaption>{escape(rate_caption)}{note}</figcaption>{marks}</figure>
 <figure>{value_svg}<figcaption>{escape(value_caption)}</figcaption></figure>
 </div>
 <h3>Macro and micro conversions</h3>
