@@ -91,9 +91,11 @@ def test_plan_json_contract(prop, spec_file):
         "changes": [
             {"action": "update", "event": "generate_lead",
              "before": {"counting": "once_per_event", "value": None, "currency": None},
-             "after": {"counting": "once_per_event", "value": 40.0, "currency": "USD"}},
+             "after": {"counting": "once_per_event", "value": 40.0, "currency": "USD"},
+             "resource": "key_event"},
             {"action": "create", "event": "sign_up", "before": None,
-             "after": {"counting": "once_per_session", "value": 12.5, "currency": "USD"}}],
+             "after": {"counting": "once_per_session", "value": 12.5, "currency": "USD"},
+             "resource": "key_event"}],
         "unmanaged": ["test_event_1"], "protected": [], "warnings": []}],
         "summary": {"create": 1, "update": 1, "delete": 0}}
 
@@ -118,7 +120,8 @@ def test_plan_apply_plan_converges(prop, spec_file, tmp_path):
     assert [(x["action"], x["event"], x["outcome"]) for x in lines] == [
         ("update", "generate_lead", "started"), ("update", "generate_lead", "applied"),
         ("create", "sign_up", "started"), ("create", "sign_up", "applied")]
-    assert set(lines[0]) == {"time", "property", "action", "event", "before", "after", "outcome"}
+    assert set(lines[0]) == {"time", "property", "action", "event", "before", "after", "outcome",
+                             "resource"}
 
 
 def test_prune_deletes_but_protects_purchase(env, sandbox_state, tmp_path):

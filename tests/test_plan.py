@@ -26,7 +26,8 @@ def test_create_update_and_unmanaged():
     assert p.unmanaged == ("test_event_1",)
     assert p.protected == ()
     assert p.to_json()["changes"][1] == {"action": "create", "event": "sign_up", "before": None,
-                                         "after": {"counting": "once_per_session", "value": 12.5, "currency": "USD"}}
+                                         "after": {"counting": "once_per_session", "value": 12.5, "currency": "USD"},
+                                         "resource": "key_event"}
 
 
 def test_no_changes_when_equal_modulo_float_noise_and_currency_case():
@@ -71,7 +72,8 @@ def test_plan_json_contract():
     assert data == {"version": 1, "properties": [{
         "property": P, "client": "Acme",
         "changes": [{"action": "create", "event": "x", "before": None,
-                     "after": {"counting": "once_per_event", "value": None, "currency": None}}],
+                     "after": {"counting": "once_per_event", "value": None, "currency": None},
+                     "resource": "key_event"}],
         "unmanaged": ["y"], "protected": [], "warnings": []}],
         "summary": {"create": 1, "update": 0, "delete": 0}}
 
