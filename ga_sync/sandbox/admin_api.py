@@ -203,6 +203,20 @@ def _check_default_value(ke: KeyEvent) -> None:
                            "key_event.default_value.numeric_value")
 
 
+def _history(state: SandboxState, record: PropertyRecord, action: str, name: str,
+             before: KeyEvent | None, after: KeyEvent | None) -> None:
+    """Record a key-event change in the change history, with the caller as actor."""
+    from ga_sync.sandbox import changes
+
+    def as_json(ke: KeyEvent | None) -> dict | None:
+        if ke is None:
+            return None
+        return json.loads(KeyEvent.to_json(ke, use_integers_for_enums=False, indent=None,
+                                           always_print_fields_with_no_presence=False))
+    changes.record(state, record, changes.KEY_EVENT, action, name, as_json(before),
+                   as_json(after))
+
+
 # ---- handlers -------------------------------------------------------------------------------
 
 def list_account_summaries(state: SandboxState, match: re.Match[str], query: dict[str, list[str]],
@@ -301,6 +315,7 @@ def create_key_event(state: SandboxState, match: re.Match[str], query: dict[str,
         if KeyEvent.pb(incoming).HasField("default_value"):
             created.default_value = incoming.default_value
         record.key_events[kid] = created
+        _history(state, record, "CREATED", created.name, None, created)
         return 200, dump(created, query)
 
 
@@ -347,6 +362,7 @@ def update_key_event(state: SandboxState, match: re.Match[str], query: dict[str,
             else:
                 KeyEvent.pb(updated).ClearField("default_value")
         record.key_events[match["kid"]] = updated
+        _history(state, record, "UPDATED", updated.name, current, updated)
         return 200, dump(updated, query)
 
 
@@ -360,6 +376,7 @@ def delete_key_event(state: SandboxState, match: re.Match[str], query: dict[str,
             raise ApiError(400, f"Key event '{ke.event_name}' ({ke.name}) is not deletable.",
                            status="FAILED_PRECONDITION")
         del record.key_events[match["kid"]]
+        _history(state, record, "DELETED", ke.name, ke, None)
         return 200, {}
 
 

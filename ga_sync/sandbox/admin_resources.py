@@ -5,7 +5,8 @@ tests/fixtures/real/): `GET /v1beta/accounts`, `GET /v1beta/properties?filter=pa
 `GET .../dataStreams`, and the deprecated `conversionEvents`, which GA still serves from the
 same store as key events, with the same ids
 (https://developers.google.com/analytics/devguides/config/admin/v1/rest/v1beta/properties.conversionEvents).
-Each sandbox property has one web data stream, with a measurement id fixed by its property id.
+Each sandbox property has one web data stream by default, with a measurement id fixed by its
+property id (machinery.py serves streams and lets a property have others, or none).
 Every route answers on v1alpha too, as GA's does (the official clients default to v1alpha).
 """
 
@@ -94,33 +95,7 @@ def measurement_id(pid: str) -> str:
     return "G-" + "".join(chars)
 
 
-def stream_message(record: PropertyRecord) -> admin_types.DataStream:
-    host = (record.traffic or {}).get("host") or f"www.example-{record.id}.com"
-    return admin_types.DataStream(
-        name=f"{record.name}/dataStreams/{stream_id(record.id)}",
-        type_=admin_types.DataStream.DataStreamType.WEB_DATA_STREAM,
-        display_name=record.display_name, create_time=parse_rfc3339(record.create_time),
-        update_time=parse_rfc3339(record.update_time or record.create_time),
-        web_stream_data=admin_types.DataStream.WebStreamData(
-            measurement_id=measurement_id(record.id), default_uri=f"https://{host}"))
-
-
-def list_data_streams(state: SandboxState, match: re.Match[str], query: dict[str, list[str]],
-                      body: Any) -> tuple[int, dict]:
-    with state.lock:
-        record = _property(state, match["pid"])
-        page, nxt = _paginate([stream_message(record)], query, "dataStreams", record.name)
-        return 200, dump(admin_types.ListDataStreamsResponse(data_streams=page, next_page_token=nxt),
-                         query)
-
-
-def get_data_stream(state: SandboxState, match: re.Match[str], query: dict[str, list[str]],
-                    body: Any) -> tuple[int, dict]:
-    with state.lock:
-        record = _property(state, match["pid"])
-        if match["sid"] != stream_id(record.id):
-            raise ApiError(404, NOT_FOUND_MESSAGE)
-        return 200, dump(stream_message(record), query)
+# Listing and getting streams: machinery.py (a property may have no web stream, or app streams).
 
 
 # ---- conversionEvents: key events under their old name ------------------------------------------
@@ -203,8 +178,6 @@ ROUTES: list[Route] = [
     route("GET", _V + r"/accounts", list_accounts, api="admin"),
     route("GET", _V + r"/accounts/(?P<aid>\d+)", get_account, api="admin"),
     route("GET", _V + r"/properties", list_properties, api="admin"),
-    route("GET", _P + r"/dataStreams", list_data_streams, api="admin"),
-    route("GET", _P + r"/dataStreams/(?P<sid>\d+)", get_data_stream, api="admin"),
     route("GET", _P + r"/conversionEvents", list_conversion_events, api="admin"),
     route("POST", _P + r"/conversionEvents", create_conversion_event, api="admin", write=True),
     route("GET", _CE, get_conversion_event, api="admin"),

@@ -23,7 +23,7 @@ import numpy as np
 from google.analytics.data_v1beta.types import analytics_data_api as api_types
 from google.protobuf import json_format
 
-from ga_sync.sandbox import catalog, query
+from ga_sync.sandbox import catalog, derived, query
 from ga_sync.sandbox.routing import ApiError, Route, route
 
 MAX_BATCH = 5
@@ -319,6 +319,7 @@ class _Snapshot:
     service_level: str
     key_events: dict[str, Any]
     traffic: dict | None
+    machinery: tuple[dict[str, Any], ...] = ()  # rule and audience versions (derived.py)
 
     @classmethod
     def of(cls, state: Any, pid: str) -> "_Snapshot":
@@ -326,7 +327,8 @@ class _Snapshot:
             r = state.property(pid)
             # whole copies: a report reads the counting method, creation time, default value
             kes = {k: type(v).deserialize(type(v).serialize(v)) for k, v in r.key_events.items()}
-            return cls(r.id, r.time_zone, r.currency_code, r.service_level, kes, r.traffic)
+            return cls(r.id, r.time_zone, r.currency_code, r.service_level, kes, r.traffic,
+                       derived.applicable(r))
 
 
 def _report(state: Any, record: _Snapshot, req: Any, as_numbers: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from google.analytics.data_v1beta.types import data as data_types
 
-from ga_sync.sandbox import fields
+from ga_sync.sandbox import derived, fields
 from ga_sync.sandbox.catalog import DEPRECATED, DIMENSIONS, METRICS, incompatible
 from ga_sync.sandbox.routing import ApiError
 from ga_sync.sandbox.traffic import (NUMBER_COLUMNS, PURCHASE_LIKE, SESSION_COLUMNS, event_log,
@@ -211,13 +211,18 @@ _BASES_LOCK = Lock()
 def _base(record: PropertyLike, lo: date, hi: date) -> tuple[dict[str, np.ndarray],
                                                               dict[str, list[str]]]:
     """The event log of [lo, hi] as integer columns; the last few are cached, since a batch
-    usually asks several reports over the same days."""
-    key = (fingerprint(record.traffic or {}), lo, hi)
+    usually asks several reports over the same days. With rules or audience triggers
+    (`record.machinery`), the events GA makes from them are in it (derived.py)."""
+    versions = getattr(record, "machinery", ())  # rules and audience triggers (derived.py)
+    key = (fingerprint(record.traffic or {}), derived.versions_key(versions), lo, hi)
     with _BASES_LOCK:
         if key in _BASES:
             _BASES.move_to_end(key)
             return _BASES[key]
-    log = event_log(record.traffic, lo, hi, record.time_zone)
+    if versions:
+        log = derived.event_log(record.traffic, lo, hi, record.time_zone, versions)
+    else:
+        log = event_log(record.traffic, lo, hi, record.time_zone)
     sessions = log["session_id"].to_numpy()
     # A session's events are contiguous in the log, so its dense code is a running count.
     changed = np.concatenate(([bool(sessions.size)], sessions[1:] != sessions[:-1]))

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ga_sync.sandbox import admin_api, admin_resources
+from ga_sync.sandbox import admin_api, admin_resources, changes, machinery
 from ga_sync.sandbox import data_api, reports_api
 from ga_sync.sandbox.faults import (
     LOST_RESPONSE,
@@ -83,8 +83,8 @@ _ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "
 
 def default_routes() -> list[Route]:
     """The Admin API routes, then the Data API's (looked up now, so late additions are seen)."""
-    return (list(admin_api.ROUTES) + list(admin_resources.ROUTES) + list(data_api.ROUTES)
-            + list(reports_api.ROUTES))
+    return (list(admin_api.ROUTES) + list(admin_resources.ROUTES) + list(machinery.ROUTES)
+            + list(changes.ROUTES) + list(data_api.ROUTES) + list(reports_api.ROUTES))
 
 
 def _jwt_claims(token: str) -> dict[str, Any] | None:
@@ -127,6 +127,7 @@ class SandboxServer:
         self.quota: QuotaTracker | None = QuotaTracker(quotas) if quotas is not None else None
         self.stats = ServerStats()
         self.token_scopes: dict[str, list[str]] = {}  # credentials seen, with their scopes
+        self.token_actors: dict[str, str] = {}  # tokens issued to a service account: its e-mail
         self.scopes_seen: Counter[str] = Counter()  # GA requests by the scopes they carried
         self._tokens_lock = threading.Lock()
         # A listen backlog of 128, not socketserver's 5: 16-32 clients connecting at once
@@ -225,6 +226,10 @@ class SandboxServer:
         token = "ya29.sandbox-" + secrets.token_urlsafe(24)
         with self._tokens_lock:
             self.token_scopes[token] = scopes
+            if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                email = changes.jwt_email(form.get("assertion", [""])[0])
+                if email:
+                    self.token_actors[token] = email
         answer = {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
         if scopes:
             answer["scope"] = " ".join(scopes)
@@ -289,7 +294,8 @@ class SandboxServer:
             if fault is not None and fault != LOST_RESPONSE:
                 self.stats.add(faults=1)
                 raise FaultInjector.error(fault)
-            status, payload = r.handler(self.state, match, query, body)
+            with changes.acting_as(changes.actor_from_headers(headers, self.token_actors)):
+                status, payload = r.handler(self.state, match, query, body)
             if r.write and status < 300:
                 self.state.save()
                 if fault == LOST_RESPONSE:  # applied, but the caller never learns it

@@ -63,6 +63,13 @@ _FIRST_ACCOUNT_ID = 300_000_001
 _FIRST_PROPERTY_ID = 500_000_001
 _FIRST_KEY_EVENT_ID = 14_000_000_001
 
+# A property's other items, kept as plain JSON dicts by id (machinery.py, changes.py):
+# attribute name -> first id handed out. Rules, audiences and annotations hold the resource as
+# proto3 JSON with enum names; `changes` the change history events; `versions` when each rule
+# or audience version was in force (the traffic model reads it, derived.py).
+ITEM_KINDS = {"rules": 2_100_000_001, "audiences": 11_000_000_001,
+              "annotations": 3_100_000_001, "changes": 1_700_000_000_001, "versions": 1}
+
 
 def now_utc() -> _dt.datetime:
     """The current time, with a microsecond part that protobuf prints with exactly 6 digits.
@@ -111,7 +118,8 @@ class AccountRecord:
 
 
 class _KeyEvents(dict):
-    """A property's key events by id: every assignment and deletion is noted for the log."""
+    """A property's key events by id (or another kind of item, see `ITEM_KINDS`): every
+    assignment and deletion is noted for the log."""
 
     __slots__ = ("note",)
 
@@ -176,15 +184,26 @@ class PropertyRecord:
     key_events: dict[str, KeyEvent] = field(default_factory=_KeyEvents)
     traffic: dict | None = None
     update_time: str = ""
+    # None: one web stream, as every sandbox property had before streams could be chosen;
+    # else stream id -> {"type", "display_name", "create_time", ...} (machinery.set_streams)
+    streams: dict[str, dict] | None = None
+    rules: dict[str, dict] = field(default_factory=_KeyEvents)
+    audiences: dict[str, dict] = field(default_factory=_KeyEvents)
+    annotations: dict[str, dict] = field(default_factory=_KeyEvents)
+    changes: dict[str, dict] = field(default_factory=_KeyEvents)
+    versions: dict[str, dict] = field(default_factory=_KeyEvents)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "key_events" and not isinstance(value, _KeyEvents):
+        noted = name == "key_events" or name in ITEM_KINDS
+        if noted and not isinstance(value, _KeyEvents):
             value = _KeyEvents(value)
         object.__setattr__(self, name, value)
         state = self.__dict__.get("_state")
         if state is not None:  # stored in a state: the log keeps the whole property again
             if name == "key_events":
                 value.note = state._key_event_noter(self.id)
+            elif noted:
+                value.note = state._item_noter(self.id, name)
             state._note_property(self.id)
 
     @property
@@ -218,6 +237,8 @@ class PropertyRecord:
                 for kid, ke in self.key_events.items()
             },
             "traffic": self.traffic,
+            "streams": self.streams,
+            **{kind: dict(getattr(self, kind)) for kind in ITEM_KINDS},
         }
 
     @classmethod
@@ -229,7 +250,8 @@ class PropertyRecord:
             service_level=data.get("service_level", STANDARD),
             event_data_retention=data.get("event_data_retention", "FOURTEEN_MONTHS"),
             create_time=data.get("create_time", ""), update_time=data.get("update_time", ""),
-            key_events=kes, traffic=data.get("traffic"),
+            key_events=kes, traffic=data.get("traffic"), streams=data.get("streams"),
+            **{kind: dict(data.get(kind) or {}) for kind in ITEM_KINDS},
         )
 
 
@@ -302,6 +324,7 @@ class SandboxState:
         self._next_account = _FIRST_ACCOUNT_ID
         self._next_property = _FIRST_PROPERTY_ID
         self._next_key_event = _FIRST_KEY_EVENT_ID
+        self._next_items: dict[str, int] = dict(ITEM_KINDS)
         # The write-ahead log (None: in memory, nothing noted).
         self._pending: dict[tuple[str, ...], None] = {}  # ("p", pid) / ("k", pid, kid), in order
         self._reset_pending = False
@@ -334,11 +357,19 @@ class SandboxState:
     def _adopt(self, record: PropertyRecord) -> None:
         record.__dict__["_state"] = self
         record.key_events.note = self._key_event_noter(record.id)
+        for kind in ITEM_KINDS:
+            getattr(record, kind).note = self._item_noter(record.id, kind)
 
     def _key_event_noter(self, pid: str) -> Any:
         def note(kid: str) -> None:
             if self.path is not None:
                 self._pending[("k", pid, kid)] = None
+        return note
+
+    def _item_noter(self, pid: str, kind: str) -> Any:
+        def note(key: str) -> None:
+            if self.path is not None:
+                self._pending[("i", pid, kind, key)] = None
         return note
 
     def _note_property(self, pid: str) -> None:
@@ -351,6 +382,14 @@ class SandboxState:
         self._logged_denied = set(self.denied)
 
     # ---- ids -------------------------------------------------------------------------------
+
+    def new_item_id(self, kind: str) -> str:
+        """A fresh id for a rule, audience, annotation, change event or version (`ITEM_KINDS`);
+        increasing, so listing by id lists by creation."""
+        with self.lock:
+            n = self._next_items.get(kind, ITEM_KINDS[kind])
+            self._next_items[kind] = n + 1
+            return str(n)
 
     def new_key_event_id(self) -> str:
         """A fresh 11-digit id; increasing, like GA's (so listing by id lists by creation)."""
@@ -468,8 +507,7 @@ class SandboxState:
         with self.lock:
             return {
                 "version": FORMAT_VERSION,
-                "next_ids": {"account": self._next_account, "property": self._next_property,
-                             "key_event": self._next_key_event},
+                "next_ids": self._next_ids(),
                 "accounts": [_account_json(a) for a in self.accounts.values()],
                 "properties": [p.to_json() for p in self.properties.values()],
                 "denied": sorted(self.denied),
@@ -519,7 +557,12 @@ class SandboxState:
             record = self.properties.get(pid)
             if key[0] == "p":
                 ops.append({"property": pid, "data": None if record is None else record.to_json()})
-            elif ("p", pid) not in self._pending and record is not None:
+            elif ("p", pid) in self._pending or record is None:
+                continue
+            elif key[0] == "i":
+                item = getattr(record, key[2]).get(key[3])
+                ops.append({"item": [pid, key[2], key[3], item]})
+            else:
                 ke = record.key_events.get(key[2])
                 ops.append({"key_event": [pid, key[2], None if ke is None else
                                           base64.b64encode(KeyEvent.serialize(ke)).decode()]})
@@ -533,7 +576,7 @@ class SandboxState:
 
     def _next_ids(self) -> dict[str, int]:
         return {"account": self._next_account, "property": self._next_property,
-                "key_event": self._next_key_event}
+                "key_event": self._next_key_event, "items": dict(self._next_items)}
 
     def _open_wal(self) -> int:
         if self._wal_fd is None:
@@ -623,6 +666,7 @@ class SandboxState:
             self._next_account = ids.get("account", _FIRST_ACCOUNT_ID)
             self._next_property = ids.get("property", _FIRST_PROPERTY_ID)
             self._next_key_event = ids.get("key_event", _FIRST_KEY_EVENT_ID)
+            self._next_items = {**ITEM_KINDS, **ids.get("items", {})}
             self._generation = int(data.get("log_generation", 0))
             self._replay()
             self._clear_pending()
@@ -674,6 +718,14 @@ class SandboxState:
                     record.key_events.pop(kid, None)
                 else:
                     record.key_events[kid] = KeyEvent.deserialize(base64.b64decode(blob))
+        elif "item" in op:
+            pid, kind, key, item = op["item"]
+            record = self.properties.get(pid)
+            if record is not None and kind in ITEM_KINDS:
+                if item is None:
+                    getattr(record, kind).pop(key, None)
+                else:
+                    getattr(record, kind)[key] = item
         elif "denied" in op:
             self.denied = set(op["denied"])
         elif "next_ids" in op:
@@ -681,6 +733,8 @@ class SandboxState:
             self._next_account = max(self._next_account, ids["account"])
             self._next_property = max(self._next_property, ids["property"])
             self._next_key_event = max(self._next_key_event, ids["key_event"])
+            for kind, n in ids.get("items", {}).items():
+                self._next_items[kind] = max(self._next_items.get(kind, 0), n)
 
 
 def _account_json(a: AccountRecord) -> dict[str, str]:

@@ -31,7 +31,10 @@ Profile schema (version 1)::
       "pageview_like": [str],            # events firing with 90% of page views, goals included
                                          # (a goal listed here loses its own session_rate)
       "thresholding": bool,              # reports flagged subjectToThresholding
-      "pii_paths": bool                  # some page_location query strings carry an e-mail address
+      "pii_paths": bool,                 # some page_location query strings carry an e-mail address
+      "downloads": [{"path": "/downloads/brochure.pdf", "text": str, "weight": float}, ...]
+                                         # optional: the files file_download events are about
+                                         # (DEFAULT_DOWNLOADS when absent)
     }
 
 A goal's `session_rate` is the share of sessions in which it fires; `repeat` is the Poisson mean of
@@ -47,7 +50,7 @@ import os
 import re
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from threading import Lock
 from typing import Any, Iterable, Sequence
@@ -72,6 +75,18 @@ DEFAULT_WEEKDAY_FACTORS = (1.05, 1.08, 1.06, 1.02, 0.94, 0.55, 0.50)
 DEFAULT_COUNTRIES = (("United States", 38.0), ("United Kingdom", 12.0), ("Germany", 10.0),
                      ("Poland", 8.0), ("France", 7.0), ("Canada", 6.0), ("India", 6.0),
                      ("Netherlands", 4.0), ("Spain", 4.0), ("Brazil", 3.0), ("Australia", 2.0))
+# The files `file_download` events are about (path on the site's host, link text, weight):
+# their parameters file_extension, file_name, link_url and link_text (GA's enhanced
+# measurement), which event create rules can match.
+DEFAULT_DOWNLOADS = (("/downloads/brochure-2025.pdf", "Download our brochure", 20.0),
+                     ("/downloads/brochure-products.pdf", "Product brochure (PDF)", 10.0),
+                     ("/manuals/setup-guide.pdf", "Setup guide", 14.0),
+                     ("/manuals/user-manual-v3.pdf", "User manual", 12.0),
+                     ("/downloads/price-list.xlsx", "Price list", 8.0),
+                     ("/downloads/terms.docx", "Terms and conditions", 4.0),
+                     ("/downloads/press-kit.zip", "Press kit", 3.0))
+#: Event parameters `event_log(..., parameters=True)` adds (NaN where an event has none).
+PARAMETER_COLUMNS = ("file_extension", "file_name", "link_url", "link_text")
 PII_PATH = "/newsletter/confirm"
 PII_QUERY = "?email=jane.doe@example.com"
 PURCHASE_LIKE = ("purchase", "ecommerce_purchase", "in_app_purchase")
@@ -180,6 +195,8 @@ class _Catalog:
     country_weights: np.ndarray
     n_browse: int
     goal_rows: tuple[dict[str, Any], ...]  # goals then extras, each with event/page codes
+    downloads: tuple[tuple[str, str, str, str], ...] = ()  # (extension, name, url, text)
+    download_weights: np.ndarray = field(default_factory=lambda: np.ones(1))
 
 
 def _catalog(profile: dict[str, Any]) -> _Catalog:
@@ -207,7 +224,13 @@ def _catalog(profile: dict[str, Any]) -> _Catalog:
     countries = profile.get("countries") or [{"name": c, "weight": w}
                                              for c, w in DEFAULT_COUNTRIES]
     cw = np.asarray([float(c["weight"]) for c in countries], dtype=float)
+    files = profile.get("downloads") or [{"path": p, "text": t, "weight": w}
+                                         for p, t, w in DEFAULT_DOWNLOADS]
+    downloads = tuple((f["path"].rsplit(".", 1)[-1] if "." in f["path"] else "", f["path"],
+                       host + f["path"], f.get("text") or "") for f in files)
+    dw = np.asarray([float(f.get("weight", 1.0)) for f in files], dtype=float)
     return _Catalog(
+        downloads=downloads, download_weights=dw / dw.sum(),
         countries=tuple(c["name"] for c in countries), country_weights=cw / cw.sum(),
         events=tuple(events), paths=tuple(paths), locations=tuple(locations),
         page_path_code=np.array([paths.index(p) for p, _ in pages], dtype=np.int32),
@@ -236,6 +259,7 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
         return {k: np.empty(0, dtype=t) for k, t in
                 (("session", np.int64), ("user", np.int64), ("event", np.int16),
                  ("value", float), ("page", np.int32), ("country", np.int16),
+                 ("download", np.int16),
                  *((k, v) for k, v in _VISITOR_DTYPES.items()))}
     rng = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal()])
     mean = profile["daily_sessions"] * profile["weekday_factors"][day.weekday()]
@@ -298,6 +322,13 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     # engagement time travels on the session's user_engagement event, as engagement_time_msec
     on = ev[order] == code["user_engagement"]
     out["engagement_ms"] = np.where(on, who["engagement_ms"][s_all], 0).astype(np.int64)
+    # Which file each file_download is about, from its own random stream (nothing above moves).
+    download = np.full(out["event"].size, -1, dtype=np.int16)
+    if "file_download" in code:
+        hits = np.flatnonzero(out["event"] == code["file_download"])
+        pick = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal(), 0xD0C])
+        download[hits] = pick.choice(len(cat.downloads), size=hits.size, p=cat.download_weights)
+    out["download"] = download
     return out
 
 
@@ -371,7 +402,7 @@ def fingerprint(profile: dict[str, Any]) -> str:
 
 
 def event_log(traffic: dict[str, Any] | None, start: date, end: date,
-              time_zone: str = "UTC") -> pd.DataFrame:
+              time_zone: str = "UTC", *, parameters: bool = False) -> pd.DataFrame:
     """Every event from `start` to `end` (inclusive; local days of the property's time zone).
 
     Columns: `date` ('YYYYMMDD' strings, ordered categorical), `user_id` and `session_id` (int64; a
@@ -386,9 +417,15 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
     (seconds) and `session_start` (seconds after local midnight). Rows of a session are
     contiguous. `time_zone` only names the days' zone: days are generated whole, so the
     property's zone never shifts an event from one day to another.
+
+    With `parameters`, the event parameters of `PARAMETER_COLUMNS` follow (categorical, NaN on
+    events without them): `file_extension` ("pdf"), `file_name` (the file's path), `link_url`
+    (full URL) and `link_text`, carried by `file_download` events.
     """
     columns = ["date", "user_id", "session_id", "event_name", "value", "page_path",
                "page_location", "country", *SESSION_COLUMNS, *NUMBER_COLUMNS]
+    if parameters:
+        columns += PARAMETER_COLUMNS
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if traffic is None or not days:
         frame = pd.DataFrame({c: pd.Series(dtype=float if c == "value" or c in NUMBER_COLUMNS
@@ -416,9 +453,22 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
         "country": pd.Categorical.from_codes(np.concatenate([c["country"] for c in chunks]),
                                              categories=list(cat.countries)),
         **_visitor_columns(cat, chunks),
+        **(_parameter_columns(cat, chunks) if parameters else {}),
     })
     frame.attrs["time_zone"] = time_zone
     return frame
+
+
+def _parameter_columns(cat: _Catalog, chunks: list[_Day]) -> dict[str, pd.Categorical]:
+    """`PARAMETER_COLUMNS`, event by event (code -1: the event has no such parameter)."""
+    code = np.concatenate([c["download"] for c in chunks]).astype(np.int32)
+    out = {}
+    for i, name in enumerate(PARAMETER_COLUMNS):
+        values = [d[i] for d in cat.downloads]
+        distinct = list(dict.fromkeys(values))
+        where = np.array([distinct.index(v) for v in values] + [-1], dtype=np.int32)
+        out[name] = pd.Categorical.from_codes(where[code], categories=distinct, validate=False)
+    return out
 
 
 def _lookup(codes: np.ndarray, values: Sequence[str]) -> pd.Categorical:
