@@ -19,14 +19,21 @@ from ga_sync.model import Spec
 from ga_sync.spec import load_specs, validate_paths
 
 KEYS = ["client", "property", "properties", "currency", "rate_basis", "service_level", "extends",
-        "goals", "event", "tier", "value", "counting", "category", "description", "vaule", "x"]
+        "goals", "event", "tier", "value", "counting", "category", "description", "vaule", "x",
+        # goal kinds and what goes inside them
+        "page", "from", "where", "session", "equals", "contains", "starts_with", "ends_with",
+        "regex", "ignore_case", "contain", "min_page_views", "min_seconds", "event_name",
+        "page_location", "file_extension", "link_url", "bad-name"]
 WORDS = ["purchase", "sign_up", "café_visit", "price_per_m²", "macro", "micro", "event", "USD",
          "usd", "EURO", "once_per_session", "sessions", "users", "analytics_360", "0x1F", "+123",
          "1_000", "１２３", "9223372036854775808", "properties/123", "G-ABCD1234", "UA-1-1",
          "-0.0", ".inf", ".nan", "1e308", "9" * 400, "true", "null", "~", "2024-02-30", "12,50",
          "$40.50", "[", "{", "'", '"', "&a", "*a", "!!binary aGk=", "!tag x", "? x", "- ",
          "-----BEGIN PRIVATE KEY-----", "../outside.yaml", "/dev/zero", "_base.yaml",
-         "sub/_b.yaml", "loop.yaml", "\t", "\u200b", "𝔘𝔫𝔦", "\x00"]
+         "sub/_b.yaml", "loop.yaml", "\t", "\u200b", "𝔘𝔫𝔦", "\x00",
+         "page_view", "file_download", "click", "form_submit", "/thank-you", "'a(?=b)'",
+         "'(a)\\1'", "'[('", "'^/(en|de)/ok$'", "'\\pL'", "'a{1001}'", "'(?P<x>a)(?P=x)'",
+         "'" + "x" * 101 + "'", "''", "0", "86401", "1001", "2.5"]
 
 # Values a YAML file can hold, as text: every scalar type, flow collections, aliases.
 scalars = st.one_of(
@@ -102,6 +109,32 @@ FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None
 @given(text=spec_texts(), base=spec_texts())
 def test_yaml_ish_specs(tmp_path: Path, text: str, base: str) -> None:
     _check(*_tree(tmp_path, text, base))
+
+
+KIND_VALUES = st.recursive(st.one_of(scalars, st.sampled_from(WORDS[-22:])), lambda inner: st.one_of(
+    st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    st.dictionaries(st.sampled_from(KEYS[-22:]), inner, max_size=4).map(
+        lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"),
+), max_leaves=10)
+
+
+@st.composite
+def kind_texts(draw: Any) -> str:
+    """A valid spec whose goals carry random `page:`/`from:`/`where:`/`session:` keys."""
+    lines = ["client: C", "property: 1", "currency: USD", "goals:"]
+    for i in range(draw(st.integers(1, 4))):
+        event = draw(st.sampled_from([f"goal_{i}", "page_view", "file_download", "error"]))
+        lines.append(f"  - event: {event}\n    tier: micro\n    value: 1")
+        for key in draw(st.lists(st.sampled_from(["page", "from", "where", "session"]),
+                                 max_size=3, unique=True)):
+            lines.append(f"    {key}: {draw(KIND_VALUES)}")
+    return "\n".join(lines) + "\n"
+
+
+@FUZZ
+@given(text=kind_texts())
+def test_goal_kinds(tmp_path: Path, text: str) -> None:
+    _check(*_tree(tmp_path, text, "currency: USD\n"))
 
 
 @FUZZ
