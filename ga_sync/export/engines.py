@@ -109,6 +109,28 @@ class DuckDBEngine:
         finally:
             con.close()
 
+    def execute_bigquery_sql(self, sql: str, layout: ExportLayout,
+                             days: Sequence[str] | None = None) -> Any:
+        """Run any BigQuery query over the export's wildcard table on DuckDB, over the files
+        of `days` ('YYYYMMDD'; default: every day of the layout). For a local BigQuery
+        emulator (the sandbox's jobs.query); the result as a DataFrame."""
+        import duckdb
+
+        from ga_sync.export.query import transpile
+
+        chosen = [layout.days[d] for d in (days if days is not None else layout.days)
+                  if d in layout.days]
+        files = [f for d in chosen for f in d.files]
+        con = self.connect()
+        try:
+            try:
+                con.execute(self.view_sql(layout, files))
+                return con.execute(transpile(sql, _VIEW)).df()
+            except duckdb.Error as e:
+                raise _duckdb_error(e, layout, files) from None
+        finally:
+            con.close()
+
 
 def _duckdb_error(e: Exception, layout: ExportLayout, files: Sequence[Path]) -> ExportError:
     """A DuckDB failure -> UnreadableExport naming the file when DuckDB says which."""

@@ -144,20 +144,31 @@ class ExportQuery:
     def duckdb_sql(self, table_sql: str = "__export_events") -> str:
         """The same query for DuckDB, reading `table_sql` (a view or table of the export's
         rows with a `_TABLE_SUFFIX` column) instead of the BigQuery wildcard table."""
-        tree = self.tree.copy()
-        replacement = exp.to_table(table_sql, dialect="duckdb") if \
-            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_sql) else None
-        for t in list(tree.find_all(exp.Table)):
-            if t.name.endswith("*"):
-                new = replacement.copy() if replacement is not None else \
-                    exp.Table(this=exp.Identifier(this=table_sql, quoted=False))
-                new.set("alias", t.args.get("alias"))
-                t.replace(new)
-        for sub in list(tree.find_all(exp.Subquery)):
-            rewritten = _param_lookup_duckdb(sub)
-            if rewritten is not None:
-                sub.replace(rewritten)
-        return tree.sql("duckdb", pretty=True)
+        return _to_duckdb(self.tree, table_sql)
+
+
+def transpile(bigquery_sql: str, table_sql: str = "__export_events") -> str:
+    """Any BigQuery query over a GA4 export wildcard table (`...events_*`) -> DuckDB SQL
+    reading `table_sql` instead, with the parameter subqueries rewritten (see the module
+    docstring). What a local BigQuery emulator over exported files runs."""
+    return _to_duckdb(sqlglot.parse_one(bigquery_sql, read="bigquery"), table_sql)
+
+
+def _to_duckdb(tree: exp.Expression, table_sql: str) -> str:
+    tree = tree.copy()
+    replacement = exp.to_table(table_sql, dialect="duckdb") if \
+        re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_sql) else None
+    for t in list(tree.find_all(exp.Table)):
+        if t.name.endswith("*"):
+            new = replacement.copy() if replacement is not None else \
+                exp.Table(this=exp.Identifier(this=table_sql, quoted=False))
+            new.set("alias", t.args.get("alias"))
+            t.replace(new)
+    for sub in list(tree.find_all(exp.Subquery)):
+        rewritten = _param_lookup_duckdb(sub)
+        if rewritten is not None:
+            sub.replace(rewritten)
+    return tree.sql("duckdb", pretty=True)
 
 
 def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
@@ -174,19 +185,24 @@ def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
         return None
     alias = unnest.args.get("alias")
     names = [c.name for c in alias.columns] if alias is not None and alias.columns else []
-    if names != [_EP]:
+    if not names and alias is not None and alias.name:
+        names = [alias.name]
+    if len(names) != 1 or len(unnest.expressions) != 1:
         return None
+    var = names[0]
     where = select.args.get("where")
     if where is None or not isinstance(where.this, exp.EQ):
         return None
-    key = where.this.expression
-    if not isinstance(key, exp.Literal):
+    keyed, key = where.this.this, where.this.expression
+    if not isinstance(key, exp.Literal) or not isinstance(keyed, exp.Column) or \
+            keyed.name != "key" or keyed.table != var:
+        return None
+    if any(isinstance(n, (exp.Select, exp.Unnest)) for n in select.expressions[0].walk()):
         return None
     array = unnest.expressions[0].sql("duckdb")
-    picked = (f"list_filter({array}, {lambda_sql(_EP, f'{_EP}.key = ' + key.sql('duckdb'))})"
-              f"[1]")
+    picked = f"list_filter({array}, {lambda_sql(var, f'{var}.key = ' + key.sql('duckdb'))})[1]"
     inner = select.expressions[0].sql("duckdb")
-    text = re.sub(rf"\b{_EP}\.", f"({picked}).", inner)
+    text = re.sub(rf"(?<![\w.\"]){re.escape(var)}\.", f"({picked}).", inner)
     return exp.Var(this=f"({text})")
 
 
@@ -409,4 +425,4 @@ def _dates(values: Any) -> Any:
 
 
 __all__ = ["COLUMNS_READ", "ExportQuery", "RESULT_COLUMNS", "build_query", "columns_read",
-           "condition_sql", "table_ref", "to_facts", "ymd"]
+           "condition_sql", "table_ref", "to_facts", "transpile", "ymd"]
