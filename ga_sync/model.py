@@ -116,12 +116,13 @@ class Condition:
 
     def matches(self, actual: object) -> bool:
         """Whether a parameter value matches, as GA matches it (regex: RE2 partial match,
-        approximated with Python's `re.search`; values compared as strings)."""
+        through `re2check.search`; values compared as strings)."""
         if actual is None:
             return False
         text, want = str(actual), self.value
         if self.op == REGEX:
-            return re.search(want, text, re.IGNORECASE if self.ignore_case else 0) is not None
+            from ga_sync.re2check import search
+            return search(want, text, self.ignore_case)
         if self.ignore_case:
             text, want = text.casefold(), want.casefold()
         return {EQUALS: text == want, CONTAINS: want in text, STARTS_WITH: text.startswith(want),
