@@ -9,13 +9,18 @@ reported as unmanaged or never fired unless the spec names them: nobody can remo
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from ga_sync.audit.facts import PII_PARAMS, PropertyFacts
 from ga_sync.audit.findings import CHECKS, LIMIT_SHARE, PAGEVIEW_SHARE, Finding
-from ga_sync.model import ONCE_PER_SESSION, KeyEventSettings, KeyEventState
+from ga_sync.garules import (AUDIENCE_TRIGGERS_PER_PROPERTY, AUDIENCES_PER_PROPERTY,
+                             CREATED_EVENTS_PER_PROPERTY, NEAR_LIMIT_SHARE)
+from ga_sync.model import (AUDIENCE, EVENT_CREATE_RULE, KEY_EVENT, ONCE_PER_SESSION, Condition,
+                           EventRule, KeyEventSettings, KeyEventState)
 from ga_sync.plan import same_settings
 from ga_sync.garules import BROWSING_EVENTS, EVENT_NAME_MAX
 from ga_sync.spec_rules import check_event_name
@@ -144,7 +149,8 @@ def counting_method_mismatch(facts: PropertyFacts) -> list[Finding]:
             f"`{g.event}` counts {_counting(ke.settings.counting)} in GA but "
             f"{_counting(g.counting)} in the spec: {ga_count:,} key events in GA against "
             f"{spec_count:,} conversions by the spec over the window.",
-            f"Run `ga-sync apply` to set the counting method to {_counting(g.counting)}."))
+            f"Run `ga-sync apply` to set the counting method to {_counting(g.counting)}.",
+            resource=(KEY_EVENT, ke.name) if ke.name else None))
     return out
 
 
@@ -172,7 +178,8 @@ def default_value_mismatch(facts: PropertyFacts) -> list[Finding]:
         out.append(facts.finding(
             "default-value-mismatch", g.event,
             f"`{g.event}` has {'a default value of ' if have.value is not None else ''}"
-            f"{_money(have.value, have.currency)} in GA but {wanted} in the spec.", fix))
+            f"{_money(have.value, have.currency)} in GA but {wanted} in the spec.", fix,
+            resource=(KEY_EVENT, ke.name) if ke.name else None))
     return out
 
 
@@ -181,13 +188,22 @@ def never_fired(facts: PropertyFacts) -> list[Finding]:
     if facts.total_sessions == 0:
         return []  # no-data says it once
     out = []
+    goals = {g.event: g for g in facts.spec.goals} if facts.spec else {}
     for event, what in _watched(facts):
         if facts.stats(event).count:
             continue
+        goal = goals.get(event)
+        if goal is not None and goal.kind == "page" and facts.page_views.get(event, 1) == 0:
+            continue  # page-goal-no-match says why, with the closest pages
         marked = facts.key_event(event) is not None
         kind = f"{what} (and key event)" if what == "goal" and marked else what
         fix = (f"Check that the site sends `{event}` (GA4 Realtime or DebugView) with exactly "
                f"this spelling, or remove the {what} if the action no longer exists.")
+        if goal is not None and goal.origin is not None:
+            maker = "audience trigger" if goal.kind == "session" else "event create rule"
+            fix = (f"GA makes `{event}` by an {maker}: check that it exists (`ga-sync plan`) "
+                   "and that its conditions can be met; GA applies it only to data collected "
+                   "after it was created.")
         out.append(facts.finding(
             "never-fired", event,
             f"The {kind} `{event}` did not occur once from {facts.period.start} to "
@@ -379,6 +395,234 @@ def no_data(facts: PropertyFacts) -> list[Finding]:
         "its tag is missing, broken or sends to another property, so no goal can be checked.",
         "Check that the site sends data to this property (GA4 Realtime report or Tag "
         "Assistant), then audit again.")]
+
+
+# --------------------------------------------------------------------------- goal kinds
+
+
+def _condition_text(c: Condition) -> str:
+    text = f"{c.op.replace('_', ' ')} `{c.value}`"
+    return text + (" (ignoring case)" if c.ignore_case else "")
+
+
+def _pieces(location: str) -> list[str]:
+    """The forms a page condition is usually written against: the full URL, the part after
+    the host (path and query), and the path alone."""
+    rest = location.split("://", 1)[-1]
+    i = rest.find("/")
+    after = rest[i:] if i >= 0 else "/"
+    return [location, after, after.split("?", 1)[0].split("#", 1)[0]]
+
+
+def closest_locations(condition: Condition, locations: Iterable[tuple[str, int]],
+                      n: int = 3) -> list[str]:
+    """The `n` page locations most like the condition's value (string similarity against the
+    URL, its path with query and its path; case ignored; for a regex, its literal text), most
+    similar first, so a typo in the condition shows."""
+    from difflib import SequenceMatcher
+
+    want = condition.value
+    if condition.op == "regex":
+        want = re.sub(r"\\(.)", r"\1", re.sub(r"[\^$*+?()\[\]{}|]|\.(?=[*+?])", "", want))
+    want = want.casefold()
+    scored = []
+    for loc, views in locations:
+        score = max(SequenceMatcher(None, want, p.casefold(), autojunk=False).ratio()
+                    for p in _pieces(loc))
+        scored.append((-score, -views, loc))
+    return [loc for _, _, loc in sorted(scored)[:n]]
+
+
+@check("page-goal-no-match")
+def page_goal_no_match(facts: PropertyFacts) -> list[Finding]:
+    if facts.spec is None or facts.total_sessions == 0:
+        return []
+    out = []
+    for g in facts.spec.goals:
+        if g.kind != "page" or facts.page_views.get(g.event, 0) or g.event not in facts.page_views:
+            continue
+        cond = g.origin.page  # type: ignore[union-attr]
+        near = closest_locations(cond, facts.locations)
+        seen = ("; the closest page locations seen: " + ", ".join(f"`{redact(x)}`" for x in near)
+                if near else "; no page view was recorded at all")
+        out.append(facts.finding(
+            "page-goal-no-match", g.event,
+            f"The page goal `{g.event}` counts page views whose location "
+            f"{_condition_text(cond)}, and none of the "
+            f"{_plural(sum(v for _, v in facts.locations), 'page view')} from "
+            f"{facts.period.start} to {facts.period.end} matched{seen}.",
+            "Correct the `page:` condition in the spec (a URL matches on its full location, "
+            "`https://host/path?query`; case counts unless `ignore_case: true`), then run "
+            "`ga-sync apply`."))
+    return out
+
+
+def _made(facts: PropertyFacts) -> dict[str, list[tuple[str, str]]]:
+    """Events made by rules or audience triggers -> [(resource kind, name)]."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    m = facts.machinery
+    if m is None:
+        return out
+    for r in m.rules:
+        out.setdefault(r.event, []).append((EVENT_CREATE_RULE, r.name))
+    for a in m.audiences:
+        if a.event:
+            out.setdefault(a.event, []).append((AUDIENCE, a.name))
+    return out
+
+
+@check("created-event-not-key-event")
+def created_event_not_key_event(facts: PropertyFacts) -> list[Finding]:
+    names = {k.event for k in facts.key_events}
+    goals = _managed(facts)  # a spec goal's missing key event is `missing-key-event`
+    out = []
+    for event, made in sorted(_made(facts).items()):
+        if event in names or event in goals:
+            continue
+        rules = sum(1 for kind, _ in made if kind == EVENT_CREATE_RULE)
+        triggers = len(made) - rules
+        by = " and ".join(x for x in (_plural(rules, "event create rule") if rules else "",
+                                      _plural(triggers, "audience trigger") if triggers else "")
+                          if x)
+        st = facts.stats(event)
+        seen = (f" ({_plural(st.count, 'event')} in the window)" if facts.total_sessions else "")
+        out.append(facts.finding(
+            "created-event-not-key-event", event,
+            f"`{event}` is made by {by}{seen} but is not a key event, so GA counts none of it "
+            "as a conversion.",
+            f"If `{event}` is a goal, add it to the spec with its `page:`, `from:` or "
+            "`session:` and run `ga-sync apply`; otherwise delete the rule or trigger in GA4 "
+            "Admin."))
+    return out
+
+
+@check("missing-goal-machinery")
+def missing_goal_machinery(facts: PropertyFacts) -> list[Finding]:
+    m = facts.machinery
+    if facts.spec is None or m is None:
+        return []
+    out = []
+    for g in facts.spec.goals:
+        if g.origin is None or facts.key_event(g.event) is None:
+            continue
+        if g.kind == "session":
+            if any(a.event == g.event for a in m.audiences):
+                continue
+            what = "no audience logs it with an event trigger"
+        else:
+            web = {s.name for s in m.web_streams}
+            if any(r.event == g.event and r.stream in web for r in m.rules):
+                continue
+            what = ("no event create rule makes it on a web data stream" if web else
+                    "the property has no web data stream for an event create rule")
+        out.append(facts.finding(
+            "missing-goal-machinery", g.event,
+            f"`{g.event}` is a key event of the {g.kind} goal `{g.event}`, but {what}, so GA "
+            "records none of it.",
+            "Run `ga-sync apply` to create it." if "no web" not in what else
+            "Add a web data stream to the property (GA4 Admin → Data streams), then run "
+            "`ga-sync apply`."))
+    return out
+
+
+@check("goal-machinery-mismatch")
+def goal_machinery_mismatch(facts: PropertyFacts) -> list[Finding]:
+    m = facts.machinery
+    if facts.spec is None or m is None:
+        return []
+    out = []
+    for g in facts.spec.goals:
+        if g.origin is None:
+            continue
+        want = g.origin.to_json()
+        if g.kind == "session":
+            found = [(a.name, a.form) for a in m.audiences if a.event == g.event]
+            kind, what = AUDIENCE, "audience"
+        else:
+            web = {s.name for s in m.web_streams}
+            found = [(r.name, r.form) for r in m.rules if r.event == g.event and r.stream in web]
+            kind, what = EVENT_CREATE_RULE, "event create rule"
+        for name, form in found:
+            if form == g.origin:
+                continue
+            have = form.to_json()
+            out.append(facts.finding(
+                "goal-machinery-mismatch", g.event,
+                f"The {what} `{name}` that makes `{g.event}` says "
+                f"{json.dumps(have, sort_keys=True)} in GA but the spec says "
+                f"{json.dumps(want, sort_keys=True)}.",
+                "Run `ga-sync plan` to see the change and `ga-sync apply` to make GA match the "
+                "spec" + (" (GA archives the audience and a new one is made)."
+                          if kind == AUDIENCE else "."),
+                resource=(kind, name)))
+    return out
+
+
+def _has_regex(form: Any) -> bool:
+    if isinstance(form, EventRule):
+        return any(c.op == "regex" for c in form.where)
+    where = form.to_json().get("where") or {}
+    return any(isinstance(v, dict) and any("regex" in k or "regular_expression" in k
+                                           for k in v) for v in where.values())
+
+
+@check("regex-rule-on-app-stream")
+def regex_rule_on_app_stream(facts: PropertyFacts) -> list[Finding]:
+    m = facts.machinery
+    if m is None:
+        return []
+    kinds = {s.name: s for s in m.streams}
+    out = []
+    for r in m.rules:
+        stream = kinds.get(r.stream)
+        if stream is None or stream.web or not _has_regex(r.form):
+            continue
+        out.append(facts.finding(
+            "regex-rule-on-app-stream", r.event,
+            f"The event create rule `{r.name}` making `{r.event}` has a regular-expression "
+            f"condition on the {stream.kind.replace('_DATA_STREAM', '').lower()} data stream "
+            f"`{stream.display_name or stream.name}`: GA allows regular expressions in event "
+            "create rules on web streams only, so this rule does not behave as written.",
+            "Rewrite the condition with equals, contains, starts with or ends with, or delete "
+            "the rule in GA4 Admin → Data streams → Modify events."))
+    return out
+
+
+@check("goal-machinery-limit")
+def goal_machinery_limit(facts: PropertyFacts) -> list[Finding]:
+    m = facts.machinery
+    if m is None:
+        return []
+    counts = (
+        ("created events (event create rules)", len(m.rules), CREATED_EVENTS_PER_PROPERTY,
+         " GA states the limit per property; whether it counts per data stream is not "
+         "documented."),
+        ("audiences", len(m.audiences), AUDIENCES_PER_PROPERTY, ""),
+        ("audience triggers", sum(1 for a in m.audiences if a.event),
+         AUDIENCE_TRIGGERS_PER_PROPERTY, ""),
+    )
+    out = []
+    for what, used, limit, note in counts:
+        if used < math.ceil(NEAR_LIMIT_SHARE * limit):
+            continue
+        out.append(facts.finding(
+            "goal-machinery-limit", None,
+            f"{used} of {limit} {what} are used ({_pct(used, limit)}); GA refuses more at "
+            f"{limit}, leaving room for {max(limit - used, 0)}.{note}",
+            f"Remove {what.split(' (')[0]} nobody reports on to keep room for new goals."))
+    return out
+
+
+@check("goal-machinery-unread")
+def goal_machinery_unread(facts: PropertyFacts) -> list[Finding]:
+    if facts.machinery_error is None:
+        return []
+    return [facts.finding(
+        "goal-machinery-unread", None,
+        f"The event create rules and audiences could not be read ({facts.machinery_error}), "
+        "so the checks on them were skipped.",
+        "Check that the credentials can read the property's data streams and audiences (the "
+        "Admin API v1alpha), then audit again.")]
 
 
 def run_checks(facts: PropertyFacts, checks: Iterable[str] | None = None) -> list[Finding]:

@@ -7,10 +7,12 @@ rename one. Thresholds live here because the checks' descriptions quote them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ga_sync.garules import EVENT_NAME_MAX
+from ga_sync.garules import (AUDIENCE_TRIGGERS_PER_PROPERTY, AUDIENCES_PER_PROPERTY,
+                             CREATED_EVENTS_PER_PROPERTY, EVENT_NAME_MAX, NEAR_LIMIT_SHARE)
+from ga_sync.model import LastChange
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
@@ -25,7 +27,11 @@ PAGEVIEW_SHARE = 0.5  # pageview-like-key-event fires above this share of sessio
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem in one property. `subject` is the event name, or None for the property."""
+    """One problem in one property. `subject` is the event name, or None for the property.
+
+    `resource` is (kind, server name) of the GA resource a mismatch is about, so the audit can
+    add `last_change` (who last changed it, from the change history); neither is compared.
+    """
 
     property: str
     client: str
@@ -34,11 +40,18 @@ class Finding:
     subject: str | None
     message: str
     fix: str
+    resource: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    last_change: LastChange | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"property": self.property, "client": self.client, "check": self.check,
-                "severity": self.severity, "subject": self.subject, "message": self.message,
-                "fix": self.fix}
+        """The finding's JSON; `last_change` is an added field, present only when known."""
+        out: dict[str, Any] = {"property": self.property, "client": self.client,
+                               "check": self.check, "severity": self.severity,
+                               "subject": self.subject, "message": self.message,
+                               "fix": self.fix}
+        if self.last_change is not None:
+            out["last_change"] = self.last_change.to_json()
+        return out
 
     def sort_key(self) -> tuple[int, str, str, str]:
         subject = self.subject or ""
@@ -86,6 +99,24 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
           "year-over-year comparisons)"),
     Check("no-data", ERROR, "the property recorded no sessions in the window (tag missing or "
           "broken)", needs_data=True),
+    Check("page-goal-no-match", ERROR, "a `page:` goal whose condition matched no page view "
+          "in the window (the closest page locations seen are listed)", needs_spec=True,
+          needs_data=True),
+    Check("created-event-not-key-event", WARNING, "an event create rule or audience trigger "
+          "whose event is not a key event (GA counts none of it as a conversion)"),
+    Check("missing-goal-machinery", ERROR, "a key event of a `page:`, `from:` or `session:` goal "
+          "whose event create rule or audience is missing, so nothing makes the event",
+          needs_spec=True),
+    Check("goal-machinery-mismatch", ERROR, "an event create rule or audience of a spec goal "
+          "that differs from the spec", needs_spec=True),
+    Check("regex-rule-on-app-stream", ERROR, "an event create rule with a regular-expression "
+          "condition on an app data stream (GA allows them on web streams only)"),
+    Check("goal-machinery-limit", WARNING, f"created events (limit {CREATED_EVENTS_PER_PROPERTY}"
+          f"), audiences ({AUDIENCES_PER_PROPERTY}) or audience triggers "
+          f"({AUDIENCE_TRIGGERS_PER_PROPERTY}) at or above {NEAR_LIMIT_SHARE:.0%} of GA's "
+          "per-property limit"),
+    Check("goal-machinery-unread", INFO, "the event create rules and audiences could not be "
+          "read, so the checks on them were skipped"),
     Check("no-access", ERROR, "the credentials cannot read the property"),
     Check("audit-failed", ERROR, "GA kept failing while the property was read"),
 )}

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from ga_sync.audit.checks import run_checks
-from ga_sync.audit.facts import DEFAULT_DAYS, gather
+from ga_sync.audit.facts import DEFAULT_DAYS, PropertyFacts, gather
 from ga_sync.audit.findings import ERROR, SEVERITIES, Finding
 from ga_sync.clients import Connection
 from ga_sync.errors import ApiError, Cancelled, GaSyncError, MalformedAnswer
@@ -60,10 +60,40 @@ def _failure(target: AuditTarget, err: ApiError, client: str) -> Finding:
                    "endpoint settings.")
 
 
+def attribute(conn: Connection, facts: PropertyFacts, findings: Sequence[Finding], *,
+              history: Any = None) -> list[Finding]:
+    """The findings with `last_change` (who last changed the resource in GA, and when, from
+    the account's change history; whether ga-sync did, from the apply journal) on those about
+    a resource. Best effort: a change history that cannot be read leaves them as they are;
+    it never fails the audit."""
+    from dataclasses import replace
+
+    from ga_sync.changelog import ChangeHistory
+    from ga_sync.settings import journal_path
+
+    about = [f for f in findings if f.resource is not None and f.resource[1]]
+    if not about or not facts.info.account:
+        return list(findings)
+    history = history or ChangeHistory(conn, journal_path())
+    try:
+        found = history.last_changes(facts.property, facts.info.account,
+                                     [(f.resource[0], f.subject or "", f.resource[1])
+                                      for f in about if f.resource is not None])
+    except Cancelled:
+        raise
+    except GaSyncError:
+        return list(findings)
+    return [replace(f, last_change=found[f.resource[1]])
+            if f.resource is not None and f.resource[1] in found else f for f in findings]
+
+
 def audit_target(conn: Connection, target: AuditTarget, *, days: int = DEFAULT_DAYS,
-                 today: date | None = None) -> AuditedProperty:
+                 today: date | None = None, history: Any = None) -> AuditedProperty:
     """Audit one property; GA refusing it (or answering something that is not a valid answer)
-    becomes a `no-access` or `audit-failed` finding. An interruption is not a finding."""
+    becomes a `no-access` or `audit-failed` finding. An interruption is not a finding.
+
+    Mismatch findings get who last changed the resource (`attribute`); pass one
+    `changelog.ChangeHistory` as `history` to many calls to search each account once."""
     prop = property_name(target.property)
     spec = target.spec
     try:
@@ -74,7 +104,8 @@ def audit_target(conn: Connection, target: AuditTarget, *, days: int = DEFAULT_D
         client = spec.client if spec is not None else ""
         api_err = err if isinstance(err, ApiError) else ApiError(str(err), property=prop)
         return AuditedProperty(prop, client, None, (_failure(target, api_err, client),))
-    return AuditedProperty(prop, facts.client, facts.period, tuple(run_checks(facts)))
+    findings = attribute(conn, facts, run_checks(facts), history=history)
+    return AuditedProperty(prop, facts.client, facts.period, tuple(findings))
 
 
 def audit_property(conn: Connection, property: str, spec: Spec | None = None, *,
@@ -133,8 +164,13 @@ def audit_all(conn: Connection, specs: Sequence[Spec], *, properties: Iterable[s
     """
     if days < 1:
         raise GaSyncError(f"days must be at least 1, not {days}")
+    from ga_sync.changelog import ChangeHistory
+    from ga_sync.settings import journal_path
+
     items = audit_targets(specs, properties)
-    done = run_each(items, lambda t: audit_target(conn, t, days=days, today=today),
+    history = ChangeHistory(conn, journal_path())  # each account searched once per run
+    done = run_each(items, lambda t: audit_target(conn, t, days=days, today=today,
+                                                  history=history),
                     cancel=conn.retry.cancel,
                     concurrency=concurrency, on_done=on_done)
     audited = []

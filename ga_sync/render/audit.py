@@ -63,10 +63,21 @@ def audit_text(result: AuditResult) -> str:
                     subject = f" {f.subject}" if f.subject else ""
                     lines.append(f"      [{f.check}]{subject}")
                     lines.append(f"        {f.message}")
+                    if f.last_change is not None:
+                        lines.append(f"        {_who(f)}")
                     lines.append(f"        fix: {f.fix}")
         lines.append("")
     lines.append(summary_line(result))
     return "\n".join(lines) + "\n"
+
+
+def _who(f: Finding) -> str:
+    """`Last changed by dana@x on 2026-11-20 14:03 UTC (not by ga-sync).` from the change
+    history."""
+    from ga_sync.changelog import describe
+    assert f.last_change is not None
+    text = describe(f.last_change)
+    return text[:1].upper() + text[1:] + "."
 
 
 def _cell(text: str | None) -> str:
@@ -89,8 +100,9 @@ def audit_markdown(result: AuditResult) -> str:
             out.append("|---|---|---|---|---|")
             for f in a.findings:
                 subject = f"`{_cell(f.subject)}`" if f.subject else ""
-                out.append(f"| {f.severity} | `{f.check}` | {subject} | {_cell(f.message)} | "
-                           f"{_cell(f.fix)} |")
+                who = f" ({_who(f)})" if f.last_change is not None else ""
+                out.append(f"| {f.severity} | `{f.check}` | {subject} | "
+                           f"{_cell(f.message + who)} | {_cell(f.fix)} |")
             out.append("")
     return "\n".join(out)
 
