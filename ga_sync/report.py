@@ -350,12 +350,23 @@ class Origin:
     since: str
     basis: str = "key event"
 
-    @property
-    def day(self) -> date | None:
+    def day(self, time_zone: str | None = None) -> date | None:
+        """The day of `since` in `time_zone` (the property's; UTC when None or unknown)."""
+        from datetime import datetime
         try:
-            return date.fromisoformat(self.since[:10])
+            when = datetime.fromisoformat(self.since.replace("Z", "+00:00"))
         except ValueError:
-            return None
+            try:
+                return date.fromisoformat(self.since[:10])
+            except ValueError:
+                return None
+        if when.tzinfo is not None and time_zone:
+            try:
+                from zoneinfo import ZoneInfo
+                when = when.astimezone(ZoneInfo(time_zone))
+            except (KeyError, ValueError):
+                pass
+        return when.date()
 
 
 def _what_makes(g: Goal) -> str:
@@ -363,7 +374,8 @@ def _what_makes(g: Goal) -> str:
 
 
 def _kind_warnings(g: Goal, r: GoalResult, period_start: date,
-                   origins: dict[str, Origin] | None) -> list[Warning_]:
+                   origins: dict[str, Origin] | None,
+                   time_zone: str | None = None) -> list[Warning_]:
     """The warnings a goal gets for its kind (page, from, session), whatever it counted."""
     out: list[Warning_] = []
     if g.kind == "page" and g.value is None:
@@ -374,7 +386,7 @@ def _kind_warnings(g: Goal, r: GoalResult, period_start: date,
                             f"{r.value:,.2f}). Give the goal a value in the spec.", g.event))
     if g.kind in ("from", "session"):
         origin = (origins or {}).get(g.event)
-        day = origin.day if origin is not None else None
+        day = origin.day(time_zone) if origin is not None else None
         if day is not None and period_start < day:
             basis = ("the change history" if origin.basis == "change history" else
                      "its key event's creation (the change history could not be read)")
@@ -414,7 +426,7 @@ def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec,
     pf = facts.periods[index]
     ev = pf.events
     for g, r in zip(spec.goals, result.goals):
-        out.extend(_kind_warnings(g, r, result.period.start, origins))
+        out.extend(_kind_warnings(g, r, result.period.start, origins, facts.time_zone))
         if r.conversions == 0:
             out.append(_never_occurred(g))
             continue

@@ -9,7 +9,7 @@ sandbox's query engine.
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -288,8 +288,8 @@ def test_before_creation_and_approximate_warnings(conn):
     approx = by[("approximate", "generate_lead")]
     assert "not once per qualifying session" in approx.message and "BigQuery" in approx.message
     assert ("approximate", "sign_up") not in by
-    # created on the period's first day or earlier: no warning
-    origins = {"sign_up": Origin("sign_up", "event_create_rule", "2026-10-05T23:00:00Z")}
+    # created on the period's first day in the property's zone (23:00 in Warsaw): no warning
+    origins = {"sign_up": Origin("sign_up", "event_create_rule", "2026-10-05T21:00:00Z")}
     r = report_property(conn, s, PROP, PERIOD, today=TODAY, origins=origins)
     assert "before-creation" not in {w.code for w in r.warnings}
     # every warning is a structured entry in the JSON
@@ -324,3 +324,121 @@ def test_origin_times_fall_back_to_the_key_events(conn):
     got = origin_times(conn, PROP, s, kes, created=broken)
     assert set(got) == {"generate_lead"} and got["generate_lead"].basis == "key event"
     assert origin_times(conn, PROP, spec(OWN), kes, created=broken) == {}
+
+
+# --------------------------------------------------------------------------- against GA's own rule
+
+
+def test_page_goal_counts_days_before_its_rule_existed(conn, traffic, sandbox_state, sandbox):
+    """The rule is created mid-period: GA's own created event starts then, the report's count
+    of the page goal covers the whole period and equals a pandas count of the raw log."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from ga_sync.data import fetch
+    from ga_sync.sandbox import machinery as sm
+    from ga_sync.sandbox.derived import property_event_log
+
+    g = PAGE_GOALS[0]  # pricing_view, contains /pricing, once per session
+    made = dt.datetime(2026, 10, 11, 0, 0, tzinfo=ZoneInfo(TZ))
+    stream = sm.web_streams(sandbox_state.properties[PID])[0]
+    sm.create_rule(sandbox_state, PID, stream, {
+        "destinationEvent": g.event, "sourceCopyParameters": True, "eventConditions": [
+            {"field": "event_name", "comparisonType": "EQUALS", "value": "page_view"},
+            {"field": "page_location", "comparisonType": "CONTAINS", "value": "/pricing"}]},
+        when=made, actor="dana@agency.example")
+    s = spec((g,) + OWN)
+    got = report_property(conn, s, PROP, PERIOD, today=TODAY).to_json()
+    raw = the_log(traffic, PERIOD)  # what the site sent, no rule involved
+    assert_matches(got, expected(raw, s))
+    by = {x["event"]: x for x in got["goals"]}
+    pv = matching(raw, g)
+    assert by[g.event]["conversions"] == pv["session_id"].nunique()
+    # GA's own event exists only from the rule's creation: fewer, none before 2026-10-11
+    full = property_event_log(sandbox_state, PID, PERIOD.start, PERIOD.end)
+    made_events = full[full["event_name"].astype(str) == g.event]
+    assert len(made_events) > 0
+    assert str(made_events["date"].astype(str).min()) == "20261011"
+    ga = fetch(conn, PROP, [("own", {
+        "dateRanges": [{"startDate": PERIOD.start.isoformat(), "endDate": PERIOD.end.isoformat()}],
+        "metrics": [{"name": "sessions"}],
+        "dimensionFilter": {"filter": {"fieldName": "eventName", "stringFilter": {
+            "matchType": "EXACT", "value": g.event}}}})])["own"].frame()
+    assert int(ga["sessions"].sum()) == made_events["session_id"].nunique()
+    assert 0 < int(ga["sessions"].sum()) < by[g.event]["conversions"]
+    # a from: goal made by the same kind of rule gets a before-creation warning, dated from
+    # the change history
+    f = Goal("pricing_from", "micro", 1.0, origin=EventRule(
+        "page_view", (Condition("page_location", "contains", "/pricing"),
+                      Condition("page_title", "contains", "Pricing"))))
+    sm.create_rule(sandbox_state, PID, stream, {
+        "destinationEvent": f.event, "sourceCopyParameters": True, "eventConditions": [
+            {"field": "event_name", "comparisonType": "EQUALS", "value": "page_view"},
+            {"field": "page_location", "comparisonType": "CONTAINS", "value": "/pricing"},
+            {"field": "page_title", "comparisonType": "CONTAINS", "value": "Pricing"}]},
+        when=made + dt.timedelta(days=2))
+    r = report_property(conn, spec((f,)), PROP, PERIOD, today=TODAY)
+    warn = {(w.code, w.subject): w.message for w in r.warnings}
+    # created 2026-10-13 00:00 in the property's zone (2026-10-12 22:00 UTC): its own day
+    assert "since 2026-10-13" in warn[("before-creation", "pricing_from")]
+    assert "change history" in warn[("before-creation", "pricing_from")]
+
+
+def test_goal_marks_from_annotations_or_the_journal(tmp_path):
+    import json as _json
+
+    from ga_sync.changelog import Annotation
+    from ga_sync.errors import ApiError
+    from ga_sync.render.html import mark_positions, report_html
+    from ga_sync.report import GoalMark, goal_marks
+
+    notes = [Annotation("a/1", "ga-sync: 1 goal created", "", date(2026, 10, 9),
+                        date(2026, 10, 9)),
+             Annotation("a/2", "Sale", "", date(2026, 10, 12), date(2026, 10, 14))]
+    marks, why = goal_marks(None, PROP, annotations=lambda c, p: notes)
+    assert why is None and marks == [GoalMark(date(2026, 10, 9), "ga-sync: 1 goal created"),
+                                     GoalMark(date(2026, 10, 12), "Sale", "annotation",
+                                              date(2026, 10, 14))]
+    journal = tmp_path / "journal.jsonl"
+    lines = [{"time": "2026-10-09T10:00:00.000+00:00", "property": PROP, "action": "create",
+              "event": "quote", "resource": "event_create_rule", "outcome": "applied"},
+             {"time": "2026-10-09T10:00:01.000+00:00", "property": PROP, "action": "create",
+              "event": "quote", "resource": "key_event", "outcome": "applied"},
+             {"time": "2026-10-16T10:00:00.000+00:00", "property": PROP, "action": "update",
+              "event": "lead", "resource": "key_event", "outcome": "failed"},
+             {"time": "2026-10-17T10:00:00.000+00:00", "property": "properties/9",
+              "action": "update", "event": "lead", "resource": "key_event",
+              "outcome": "applied"}]
+    journal.write_text("\n".join(_json.dumps(x) for x in lines) + "\nnot json\n")
+
+    def refuse(conn, property):
+        raise ApiError("annotations: HTTP 403", property=property, status=403)
+    marks, why = goal_marks(None, PROP, journal=journal, annotations=refuse)
+    assert "HTTP 403" in why
+    assert marks == [GoalMark(date(2026, 10, 9), "ga-sync: 1 goal created", "journal")]
+    # on the chart: the day's position; weekly: the week holding it; outside: left out
+    days = [date(2026, 10, 5) + timedelta(days=i) for i in range(14)]
+    ms = [GoalMark(date(2026, 10, 9), "x"), GoalMark(date(2026, 11, 30), "late"),
+          GoalMark(date(2026, 10, 1), "range", end=date(2026, 10, 6))]
+    assert [(i, m.title) for i, m in mark_positions(ms, "daily", days)] == [(0, "range"),
+                                                                         (4, "x")]
+    weeks = [date(2026, 9, 28), date(2026, 10, 5)]
+    assert [(i, m.title) for i, m in mark_positions(ms, "weekly", weeks)] == [(0, "range"),
+                                                                           (1, "x")]
+
+
+def test_html_marks_goal_changes_on_the_rate_chart(conn, traffic):
+    from ga_sync.render.html import report_html
+    from ga_sync.report import GoalMark
+
+    r = report_property(conn, spec(), PROP, PERIOD, today=TODAY)
+    plain = report_html([r])
+    r.marks = [GoalMark(date(2026, 10, 9), "ga-sync: 1 goal created <b>"),
+               GoalMark(date(2026, 10, 14), "ga-sync: 2 goals changed", "journal")]
+    html = report_html([r])
+    assert 'class="marks"' not in plain and "dashed lines" not in plain
+    assert "<li>2026-10-09: ga-sync: 1 goal created &lt;b&gt; " in html
+    assert "(ga-sync apply journal)" in html and "dashed lines: goal changes" in html
+    # two dashed lines drawn in each of the two panels, and their numbers
+    assert html.count("stroke-dasharray") - plain.count("stroke-dasharray") >= 4
+    assert ">1</text>" in html or "1</text>" in html
