@@ -397,16 +397,25 @@ class Plan:
 
     def to_frame(self):  # -> pandas.DataFrame
         """One row per change: property, client, action, event, then the counting method,
-        value and currency before and after (None where there is no before or after)."""
+        value and currency before and after (None where there is no before or after, and for
+        rules and audiences), then `resource`, `stream` (a rule's data stream) and `form_before`
+        / `form_after`, the spec-side form of a rule or audience as JSON text."""
+        import json
+
         import pandas as pd
         columns = ["property", "client", "action", "event", "counting_before", "value_before",
-                   "currency_before", "counting_after", "value_after", "currency_after"]
+                   "currency_before", "counting_after", "value_after", "currency_after",
+                   "resource", "stream", "form_before", "form_after"]
         rows = []
         for p in self.properties:
             for c in p.changes:
-                b, a = c.before, c.after
+                key = c.resource == KEY_EVENT
+                b, a = (c.before, c.after) if key else (None, None)
+                form = (lambda x: None if key or x is None else
+                        json.dumps(x.to_json(), ensure_ascii=False, sort_keys=True))
                 rows.append([p.property, p.client, c.action, c.event,
                              b.counting if b else None, b.value if b else None,
                              b.currency if b else None, a.counting if a else None,
-                             a.value if a else None, a.currency if a else None])
+                             a.value if a else None, a.currency if a else None,
+                             c.resource, c.stream, form(c.before), form(c.after)])
         return pd.DataFrame(rows, columns=columns)

@@ -720,7 +720,8 @@ def test_disk_fills_after_the_first_change_is_made(ga, conn, sandbox_state, tmp_
     plan = creates("alpha", "beta", "gamma")
     line = len(json.dumps({"time": "2026-01-01T00:00:00.000+00:00", "property": BAD_P,
                            "action": "create", "event": "alpha", "before": None,
-                           "after": plan.changes[0].after.to_json(), "outcome": "started"}) + "\n")
+                           "after": plan.changes[0].after.to_json(), "resource": "key_event",
+                           "outcome": "started"}) + "\n")
     FillsUp(monkeypatch, room=line + 10)  # the "started" line fits, the "applied" one half
     with pytest.raises(JournalError) as e:
         apply_plan(conn, plan, journal)
