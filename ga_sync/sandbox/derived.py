@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ga_sync import model
+from ga_sync import model, re2check
 from ga_sync.sandbox import traffic as _traffic
 
 ORIGINS = ("collected", "rule", "audience")
@@ -94,6 +94,9 @@ def _predicate(cond: dict[str, Any]) -> Callable[[str], bool]:
     kind = str(cond.get("comparisonType", ""))
     value = str(cond.get("value", ""))
     base = kind.removesuffix("_CASE_INSENSITIVE")
+    if base == "REGULAR_EXPRESSION":  # RE2, partial match, as GA (re2check.py)
+        ignore = kind.endswith("_CASE_INSENSITIVE")
+        return lambda text: re2check.search(value, text, ignore)
     if base in _STRING_OPS:
         c = model.Condition(str(cond.get("field", "")), _STRING_OPS[base], value,
                             kind.endswith("_CASE_INSENSITIVE"))

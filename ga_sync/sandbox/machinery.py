@@ -36,7 +36,7 @@ from typing import Any, Iterable
 from google.analytics.admin_v1alpha import types as alpha
 from google.protobuf import json_format
 
-from ga_sync import garules
+from ga_sync import garules, re2check
 from ga_sync.sandbox import changes
 from ga_sync.sandbox.admin_api import _paginate, _property, _snake, dump, invalid_json
 from ga_sync.sandbox.routing import ApiError, Route, route
@@ -218,32 +218,10 @@ def timeline(record: Any) -> list[dict[str, Any]]:
 
 # ---- regular expressions ---------------------------------------------------------------------
 
-_RE2_UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!]|>)|\\[1-9]|[*+?}]\+")
-
-
 def re2_error(pattern: str) -> str | None:
-    """Why `pattern` is not a valid RE2 regular expression, or None when it is."""
-    try:
-        from ga_sync import re2check  # type: ignore[attr-defined]
-    except ImportError:
-        re2check = None
-    if re2check is not None:
-        for name in ("re2_error", "error", "check", "validate"):
-            fn = getattr(re2check, name, None)
-            if callable(fn):
-                try:
-                    out = fn(pattern)
-                except ValueError as exc:
-                    return str(exc)
-                return out if isinstance(out, str) and out else None
-    m = _RE2_UNSUPPORTED.search(pattern)
-    if m:
-        return f"'{m.group(0)}' (lookaround, backreference or possessive quantifier) is not RE2"
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return str(exc)
-    return None
+    """Why `pattern` is not a valid RE2 regular expression, or None when it is (re2check.py:
+    RE2 itself when google-re2 is installed, else a check of what RE2 refuses)."""
+    return re2check.problem(pattern)
 
 
 # ---- event create rules ------------------------------------------------------------------------

@@ -10,6 +10,16 @@ every goal: it audits with no findings.
 Key events are written straight into the state (as a property configured before GA tightened
 its validation could hold them): the Admin API would refuse some of the messy ones, e.g. a name
 longer than 40 characters.
+
+The messy property also has goal machinery made by hand by the client's marketer,
+`dana@client.example` (`HAND`), at past times, all in its change history: an event create rule
+for the quote thank-you page that she later narrowed to a page that does not exist (drift: the
+goal stopped counting three weeks ago), a correct brochure-download rule whose event nobody
+marked as a key event, an engaged-visit audience at 3 page views where the spec says 5, an
+audience without a trigger, and, on an Android app stream, an old regular-expression rule (GA
+refuses those on app streams today; written straight into the state). The spec adds the
+matching `page:`/`from:`/`session:` goals, a key event that depends on a rule nobody made, and a
+`page:` goal with a typo that matches no page.
 """
 
 from __future__ import annotations
@@ -17,8 +27,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datetime import timedelta
+
 from google.analytics.admin_v1beta.types import KeyEvent
 
+from ga_sync.sandbox import changes, machinery
 from ga_sync.sandbox.state import PropertyRecord, SandboxState, now_utc
 from ga_sync.sandbox.traffic import make_traffic
 
@@ -43,6 +56,19 @@ _MESSY_FILLERS = ("contact_click", "newsletter_signup", "file_download", "video_
 _MESSY_STRAYS = ("test_event_1", "page_view", "Sign_Up",
                  "newsletter_signup_confirmation_thank_you_page")
 _MESSY_CURRENCY = "EUR"  # the spec's; the property reports in USD
+#: Who configured the messy property's rules and audiences by hand.
+HAND = "dana@client.example"
+QUOTE_PAGE = "/quote/thank-you"
+# Goal kinds of the messy spec: (event, tier, value, spec lines after `value:`)
+_MESSY_KIND_GOALS: tuple[tuple[str, str, float, tuple[str, ...]], ...] = (
+    ("quote_thank_you", "macro", 250.0, (f"    page: {{contains: {QUOTE_PAGE}}}",)),
+    ("brochure_download", "micro", 3.0, ("    from: file_download",
+                                         "    where: {file_extension: pdf, link_url: {contains: /brochure}}")),
+    ("manual_download", "micro", 2.0, ("    from: file_download",
+                                       "    where: {file_name: {starts_with: /manuals/}}")),
+    ("engaged_visit", "micro", 0.4, ("    session: {min_page_views: 5}",)),
+    ("newsletter_confirmed", "micro", 1.0, ("    page: {contains: /newsleter/confirm}",)),  # typo
+)
 
 _CLEAN_GOALS: tuple[tuple[str, str, float | None, str], ...] = (
     ("purchase", "macro", None, "once_per_event"),
@@ -100,6 +126,7 @@ def _seed_messy(state: SandboxState, ids: list[str], seed: int) -> None:
         traffic_goals += [(e, "micro", None) for e in _MESSY_FILLERS]
         traffic = make_traffic(traffic_goals, seed=seed, daily_sessions=900,
                                property_id=main, thresholding=True, pii_paths=True)
+        traffic["pages"].append({"path": QUOTE_PAGE, "weight": 1.2})  # the quote form's end
         record = state.add_property(property_id=main, display_name=CLIENTS["messy"],
                                     currency_code="USD", event_data_retention="TWO_MONTHS",
                                     traffic=traffic)
@@ -113,12 +140,76 @@ def _seed_messy(state: SandboxState, ids: list[str], seed: int) -> None:
             _mark(state, record, event, counting, value, _MESSY_CURRENCY)
         for event in _MESSY_FILLERS + _MESSY_STRAYS:
             _mark(state, record, event, "once_per_event")
+        _messy_machinery(state, record)
     if locked not in state.properties:
         state.add_property(property_id=locked, display_name=f"{CLIENTS['messy']} (CA)",
                            currency_code="USD",
                            traffic=make_traffic([("purchase", "macro", None)], seed=seed + 1,
                                                 property_id=locked))
     state.deny(locked)
+
+
+def _condition(field: str, kind: str, value: str) -> dict[str, str]:
+    return {"field": field, "comparisonType": kind, "value": value}
+
+
+def _pages_audience(event: str, pages: int, name: str) -> dict[str, Any]:
+    count = {"dimensionOrMetricFilter": {"fieldName": "eventCount", "numericFilter": {
+        "operation": "GREATER_THAN", "value": {"int64Value": str(pages - 1)}}}}
+    leaf = {"eventFilter": {"eventName": "page_view", "eventParameterFilterExpression": {
+        "andGroup": {"filterExpressions": [{"orGroup": {"filterExpressions": [count]}}]}}}}
+    return {"displayName": name, "description": f"Sessions with {pages}+ page views",
+            "membershipDurationDays": 30,
+            "eventTrigger": {"eventName": event, "logCondition": "AUDIENCE_MEMBERSHIP_RENEWED"},
+            "filterClauses": [{"clauseType": "INCLUDE", "simpleFilter": {
+                "scope": "AUDIENCE_FILTER_SCOPE_WITHIN_SAME_SESSION",
+                "filterExpression": {"andGroup": {"filterExpressions": [
+                    {"orGroup": {"filterExpressions": [leaf]}}]}}}}]}
+
+
+def _messy_machinery(state: SandboxState, record: PropertyRecord) -> None:
+    """Rules and audiences `HAND` made over the last months (module docstring)."""
+    now = now_utc().replace(microsecond=0)
+    ago = lambda days, hours=0: now - timedelta(days=days, hours=hours)  # noqa: E731
+    pid = record.id
+    web, app = machinery.set_streams(state, pid, web=1, android=1)
+    quote = machinery.create_rule(state, pid, web, {
+        "destinationEvent": "quote_thank_you", "sourceCopyParameters": True, "eventConditions": [
+            _condition("event_name", "EQUALS", "page_view"),
+            _condition("page_location", "CONTAINS", QUOTE_PAGE)]}, actor=HAND, when=ago(200))
+    _mark(state, record, "quote_thank_you", "once_per_event", 250.0, _MESSY_CURRENCY)
+    _mark(state, record, "engaged_visit", "once_per_event", 0.4, _MESSY_CURRENCY)
+    _mark(state, record, "manual_download", "once_per_event", 2.0, _MESSY_CURRENCY)
+    machinery.create_rule(state, pid, web, {
+        "destinationEvent": "brochure_download", "sourceCopyParameters": True, "eventConditions": [
+            _condition("event_name", "EQUALS", "file_download"),
+            _condition("file_extension", "EQUALS", "pdf"),
+            _condition("link_url", "CONTAINS", "/brochure")]}, actor=HAND, when=ago(120, 3))
+    engaged = machinery.create_audience(state, pid, _pages_audience(
+        "engaged_visit", 3, "Engaged visitors"), actor=HAND, when=ago(90, 5))
+    machinery.create_audience(state, pid, {
+        "displayName": "Newsletter readers", "description": "Came from the newsletter",
+        "membershipDurationDays": 90, "filterClauses": [{"clauseType": "INCLUDE", "simpleFilter": {
+            "scope": "AUDIENCE_FILTER_SCOPE_ACROSS_ALL_SESSIONS", "filterExpression": {
+                "dimensionOrMetricFilter": {"fieldName": "sessionMedium", "stringFilter": {
+                    "matchType": "EXACT", "value": "email"}}}}}]}, actor=HAND, when=ago(60, 2))
+    # The drift: a "tidier" URL that the site never used; the goal stops counting.
+    machinery.update_rule(state, pid, web, quote["name"].rsplit("/", 1)[1], {"eventConditions": [
+        _condition("event_name", "EQUALS", "page_view"),
+        _condition("page_location", "CONTAINS", "/quote/thanks")]}, ["event_conditions"],
+        actor=HAND, when=ago(21, 4))
+    machinery.update_audience(state, pid, engaged["name"].rsplit("/", 1)[1],
+                              {"description": "Visitors who read 3+ pages (lowered from 5)"},
+                              ["description"], actor=HAND, when=ago(9, 1))
+    # An app-stream rule with a regular expression, from before GA refused them there.
+    rid = state.new_item_id("rules")
+    rule = {"name": f"{record.name}/dataStreams/{app}/eventCreateRules/{rid}",
+            "destinationEvent": "app_quote_thank_you", "sourceCopyParameters": True,
+            "eventConditions": [_condition("event_name", "EQUALS", "screen_view"),
+                                _condition("firebase_screen", "REGULAR_EXPRESSION", "^Quote.*Thanks$")]}
+    record.rules[rid] = rule
+    changes.record(state, record, changes.EVENT_CREATE_RULE, "CREATED", rule["name"], None, rule,
+                   actor=HAND, when=ago(300))
 
 
 def _seed_clean(state: SandboxState, ids: list[str], seed: int) -> None:
@@ -161,6 +252,9 @@ def scenario_spec_yaml(name: str, property_ids: Sequence[str | int] | None = Non
              f"properties: [{', '.join(ids)}]", f"currency: {currency}", "goals:"]
     for goal in goals:
         lines += _goal_yaml(*goal)
+    if name == "messy":
+        for event, tier, value, origin in _MESSY_KIND_GOALS:
+            lines += _goal_yaml(event, tier, value, "once_per_event") + list(origin)
     return "\n".join(lines) + "\n"
 
 
