@@ -102,12 +102,30 @@ class DuckDBEngine:
         con = self.connect()
         try:
             try:
+                self.check_schema(con, layout, files)
                 con.execute(self.view_sql(layout, files))
                 return con.execute(query.duckdb_sql(_VIEW)).df()
             except duckdb.Error as e:
                 raise _duckdb_error(e, layout, files) from None
         finally:
             con.close()
+
+    def check_schema(self, con: Any, layout: ExportLayout, files: Sequence[Path]) -> None:
+        """Every Parquet file has the columns the query reads (from the files' footers only):
+        with `union_by_name` a file without them would silently read as NULLs."""
+        if layout.format == JSON or not files:
+            return
+        paths = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+        rows = con.execute(f"SELECT file_name, list(name) FROM parquet_schema({paths}) "
+                           "GROUP BY file_name").fetchall()
+        from ga_sync.export.query import COLUMNS_READ
+        for name, columns in rows:
+            lacking = [c for c in COLUMNS_READ if c not in set(columns)]
+            if lacking:
+                raise UnreadableExport(
+                    f"{layout.property}: {name} is not a table of GA's export schema: it has "
+                    f"no {', '.join(lacking)} column. Export that day again.",
+                    property=layout.property)
 
     def execute_bigquery_sql(self, sql: str, layout: ExportLayout,
                              days: Sequence[str] | None = None) -> Any:
