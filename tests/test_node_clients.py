@@ -1,8 +1,10 @@
 """A second real client: Google's official Node.js clients drive the sandbox over REST.
 
-`tests/node/drive.js` uses `@google-analytics/admin` (v1beta) and `@google-analytics/data` with
-`fallback: true` (REST), `protocol: 'http'` and a pass-through auth client, through key-event
-list/create/update/delete, account summaries and reports with filters, paging and totals; its
+`tests/node/drive.js` uses `@google-analytics/admin` (v1beta, and v1alpha for event create rules,
+audiences and the change history) and `@google-analytics/data` with `fallback: true` (REST),
+`protocol: 'http'` and a pass-through auth client, through key-event list/create/update/delete,
+rule list/create/delete, audience create/list/archive, account summaries and reports with
+filters, paging and totals; its
 numbers are checked here against plain pandas over the sandbox's event log. The Node packages
 are installed with `npm ci` from tests/node/package-lock.json when node_modules is missing
 (`.ci/run` installs them beforehand).
@@ -44,10 +46,11 @@ def node_run() -> tuple[dict[str, Any], Any]:
     state = SandboxState()
     traffic = make_traffic([("purchase", "macro", None), ("sign_up", "micro", None)], seed=21,
                            daily_sessions=800, start="2024-06-01", property_id=PID)
-    state.add_property(property_id=PID, time_zone="UTC", currency_code="EUR", traffic=traffic)
+    record = state.add_property(property_id=PID, time_zone="UTC", currency_code="EUR",
+                                traffic=traffic)
     with SandboxServer(state) as server:
         env = {**os.environ, "SANDBOX_HOST": server.host, "SANDBOX_PORT": str(server.port),
-               "PROPERTY": PID, "START": START, "END": END}
+               "PROPERTY": PID, "START": START, "END": END, "ACCOUNT": record.account}
         done = subprocess.run(["node", "drive.js"], cwd=NODE_DIR, env=env, capture_output=True,
                               text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -64,6 +67,23 @@ def test_node_admin_client_key_event_lifecycle(node_run: tuple[dict[str, Any], A
     assert seen["createdMethod"] == "ONCE_PER_SESSION"
     assert seen["updated"] == {"method": "ONCE_PER_EVENT", "value": 12.5, "currency": "EUR"}
     assert seen["duplicate"] == 409  # the Node REST fallback reports the HTTP status
+
+
+def test_node_admin_client_rules_and_audiences(node_run: tuple[dict[str, Any], Any]) -> None:
+    seen = node_run[0]["machinery"]
+    assert seen["streams"] == ["WEB_DATA_STREAM"]
+    assert seen["ruleConditions"] == [["event_name", "EQUALS", "page_view"],
+                                      ["page_location", "CONTAINS", "/quote/thank-you"]]
+    assert seen["rulesDuring"] == ["quote_thank_you"] and seen["rulesAfter"] == 0
+    assert seen["badRule"] == 400
+    assert seen["audienceTrigger"] == ["engaged_visit", "AUDIENCE_MEMBERSHIP_RENEWED"]
+    assert seen["audiencesDuring"] == ["ga-sync: engaged_visit"] and seen["audiencesAfter"] == 0
+    assert seen["immutable"] == [400, True]
+    # newest first; the caller named by the x-sandbox-actor header, anonymous ones by default
+    assert seen["history"][:4] == [["DELETED", "ga-sync@sandbox.invalid", "audiences"],
+                                   ["CREATED", "node@agency.example", "audiences"],
+                                   ["DELETED", "ga-sync@sandbox.invalid", "eventCreateRules"],
+                                   ["CREATED", "node@agency.example", "eventCreateRules"]]
 
 
 def test_node_data_client_reports(node_run: tuple[dict[str, Any], Any]) -> None:

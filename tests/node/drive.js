@@ -5,7 +5,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const {v1beta: adminV1beta} = require('@google-analytics/admin');
+const {v1beta: adminV1beta, v1alpha: adminV1alpha} = require('@google-analytics/admin');
 const {BetaAnalyticsDataClient} = require('@google-analytics/data');
 const {PassThroughClient} = require('google-auth-library');
 
@@ -65,6 +65,75 @@ async function adminSteps(admin) {
   return seen;
 }
 
+// Goal machinery on v1alpha: event create rules and audiences, then who made them.
+async function machinerySteps(alpha) {
+  const seen = {};
+  const [streams] = await alpha.listDataStreams({parent: property});
+  const web = streams.find(s => s.type === 'WEB_DATA_STREAM');
+  seen.streams = streams.map(s => s.type);
+  const actor = {otherArgs: {headers: {'x-sandbox-actor': 'node@agency.example'}}};
+  const [rule] = await alpha.createEventCreateRule({
+    parent: web.name,
+    eventCreateRule: {
+      destinationEvent: 'quote_thank_you',
+      sourceCopyParameters: true,
+      eventConditions: [
+        {field: 'event_name', comparisonType: 'EQUALS', value: 'page_view'},
+        {field: 'page_location', comparisonType: 'CONTAINS', value: '/quote/thank-you'},
+      ],
+    },
+  }, actor);
+  assert.match(rule.name, new RegExp(`^${web.name}/eventCreateRules/\\d+$`));
+  seen.ruleConditions = rule.eventConditions.map(c => [c.field, c.comparisonType, c.value]);
+  const [rules] = await alpha.listEventCreateRules({parent: web.name});
+  seen.rulesDuring = rules.map(r => r.destinationEvent);
+  try {
+    await alpha.createEventCreateRule({parent: web.name, eventCreateRule: {
+      destinationEvent: '9bad', eventConditions: [{field: 'event_name', comparisonType: 'EQUALS', value: 'x'}]}});
+    seen.badRule = 'accepted';
+  } catch (err) {
+    seen.badRule = err.code; // 400 over REST
+  }
+  await alpha.deleteEventCreateRule({name: rule.name});
+  const [rulesAfter] = await alpha.listEventCreateRules({parent: web.name});
+  seen.rulesAfter = rulesAfter.length;
+
+  const count = {dimensionOrMetricFilter: {fieldName: 'eventCount',
+    numericFilter: {operation: 'GREATER_THAN', value: {int64Value: 4}}}};
+  const [audience] = await alpha.createAudience({
+    parent: property,
+    audience: {
+      displayName: 'ga-sync: engaged_visit',
+      description: 'Goal engaged_visit (ga-sync): sessions with at least 5 page views',
+      membershipDurationDays: 30,
+      eventTrigger: {eventName: 'engaged_visit', logCondition: 'AUDIENCE_MEMBERSHIP_RENEWED'},
+      filterClauses: [{clauseType: 'INCLUDE', simpleFilter: {
+        scope: 'AUDIENCE_FILTER_SCOPE_WITHIN_SAME_SESSION',
+        filterExpression: {andGroup: {filterExpressions: [{orGroup: {filterExpressions: [
+          {eventFilter: {eventName: 'page_view', eventParameterFilterExpression: {andGroup: {
+            filterExpressions: [{orGroup: {filterExpressions: [count]}}]}}}}]}}]}},
+      }}],
+    },
+  }, actor);
+  seen.audienceTrigger = [audience.eventTrigger.eventName, audience.eventTrigger.logCondition];
+  const [audiences] = await alpha.listAudiences({parent: property});
+  seen.audiencesDuring = audiences.map(a => a.displayName);
+  try {
+    await alpha.updateAudience({audience: {name: audience.name, membershipDurationDays: 7},
+      updateMask: {paths: ['membership_duration_days']}});
+    seen.immutable = 'accepted';
+  } catch (err) {
+    seen.immutable = [err.code, /immutable/.test(err.message)];
+  }
+  await alpha.archiveAudience({name: audience.name});
+  const [audiencesAfter] = await alpha.listAudiences({parent: property});
+  seen.audiencesAfter = audiencesAfter.length;
+
+  const [events] = await alpha.searchChangeHistoryEvents({account: process.env.ACCOUNT, pageSize: 10});
+  seen.history = events.map(e => [e.changes[0].action, e.userActorEmail, e.changes[0].resource.split('/').slice(-2)[0]]);
+  return seen;
+}
+
 async function dataSteps(data) {
   const seen = {};
   // paging: two rows a page until rowCount, with a filter, an order and totals
@@ -119,9 +188,12 @@ async function dataSteps(data) {
 
 async function main() {
   const admin = new adminV1beta.AnalyticsAdminServiceClient(options);
+  const alpha = new adminV1alpha.AnalyticsAdminServiceClient(options);
   const data = new BetaAnalyticsDataClient(options);
-  const out = {admin: await adminSteps(admin), data: await dataSteps(data)};
+  const out = {admin: await adminSteps(admin), machinery: await machinerySteps(alpha),
+    data: await dataSteps(data)};
   await admin.close();
+  await alpha.close();
   await data.close();
   process.stdout.write(JSON.stringify(out) + '\n');
 }
