@@ -449,7 +449,7 @@ def page_goal_no_match(facts: PropertyFacts) -> list[Finding]:
             "page-goal-no-match", g.event,
             f"The page goal `{g.event}` counts page views whose location "
             f"{_condition_text(cond)}, and none of the "
-            f"{_plural(sum(v for _, v in facts.locations), 'page view')} from "
+            f"{_plural(facts.stats('page_view').count, 'page view')} from "
             f"{facts.period.start} to {facts.period.end} matched{seen}.",
             "Correct the `page:` condition in the spec (a URL matches on its full location, "
             "`https://host/path?query`; case counts unless `ignore_case: true`), then run "
@@ -517,8 +517,8 @@ def missing_goal_machinery(facts: PropertyFacts) -> list[Finding]:
                     "the property has no web data stream for an event create rule")
         out.append(facts.finding(
             "missing-goal-machinery", g.event,
-            f"`{g.event}` is a key event of the {g.kind} goal `{g.event}`, but {what}, so GA "
-            "records none of it.",
+            f"`{g.event}` is a key event and a `{g.kind}:` goal of the spec, but {what}, so "
+            "GA records none of it.",
             "Run `ga-sync apply` to create it." if "no web" not in what else
             "Add a web data stream to the property (GA4 Admin → Data streams), then run "
             "`ga-sync apply`."))
