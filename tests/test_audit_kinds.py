@@ -17,7 +17,7 @@ from google.analytics.admin_v1beta.types import KeyEvent
 from ga_sync.audit import CHECKS, audit_property, gather, run_checks
 from ga_sync.audit.checks import closest_locations
 from ga_sync.audit.facts import PropertyFacts
-from ga_sync.audit.run import AuditResult, AuditedProperty, attribute
+from ga_sync.audit.run import AuditResult, AuditedProperty
 from ga_sync.clients import connect
 from ga_sync.machinery import AudienceState, Machinery, RuleState, Stream, Unexpressible
 from ga_sync.model import (Condition, EventRule, Goal, PropertyInfo, SessionRule, Spec)

@@ -29,7 +29,7 @@ from ga_sync.clients import Connection
 from ga_sync.errors import Cancelled, GaSyncError
 from ga_sync.garules import DATA_BATCH_REQUESTS_MAX
 from ga_sync.machinery import Machinery
-from ga_sync.model import Goal, KeyEventState, LastChange, PropertyInfo, Spec, property_name
+from ga_sync.model import Goal, KeyEventState, PropertyInfo, Spec, property_name
 from ga_sync.data import malformed, parse_report, post
 from ga_sync.periods import Period, complete_days, today_in
 
