@@ -222,6 +222,16 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
     `table` is the wildcard table (see `table_ref`); `intraday` the days ('YYYYMMDD') to read
     from `events_intraday_*` because their daily table does not exist yet. The SQL is parsed by
     sqlglot as BigQuery SQL before it is returned (a bug here fails here, not on BigQuery).
+
+    Shape (one scan of the export, every other step over far fewer rows):
+
+      events        the period's events: p, day, u, sid, name, ts, value, where-parameters
+      session_days  one row per (period, day, user, session): events, page views, first and
+                    last timestamp, and per goal i its events `n_i` and value `v_i`
+      sessions      one row per (period, user, session), the same summed over days
+      period_wide / day_wide / session_day_wide   per period / per day, every goal's count,
+                    sessions (with n_i > 0) and value side by side
+      final SELECT  those few rows unpivoted into RESULT_COLUMNS with UNION ALL
     """
     goals = tuple(spec.goals if isinstance(spec, Spec) else spec)
     periods = tuple(periods)
@@ -229,11 +239,13 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
         raise ValueError("no period to query")
     lo = ymd(min(p.start for p in periods))
     hi = ymd(max(p.end for p in periods))
-    plain = [g for g in goals if g.origin is None]
-    rules = _event_rules(goals)
-    sessions_rules = _session_rules(goals)
-    plain_names = sorted({g.event for g in plain})
-    # the parameters to read, and on which events (only those: the rest cost nothing)
+    # goals counted from events (plain and rule goals) and per session; one column set each
+    by_event = [g for g in dict((g.event, g) for g in goals
+                                if not isinstance(g.origin, SessionRule)).values()]
+    by_session = [g for g in dict((g.event, g) for g in goals
+                                  if isinstance(g.origin, SessionRule)).values()]
+    rules = [(g, g.origin) for g in by_event if isinstance(g.origin, EventRule)]
+    plain_names = sorted({g.event for g in by_event if g.origin is None})
     valued = sorted(set(plain_names) | {r.source for _, r in rules})
     fields: dict[str, set[str]] = {}
     for _, r in rules:
@@ -243,6 +255,19 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
 
     def in_list(names: Sequence[str]) -> str:
         return "(" + ", ".join(lit(n) for n in sorted(names)) + ")"
+
+    def match(g: Goal) -> str:
+        if g.origin is None:
+            return f"name = {lit(g.event)}"
+        r = g.origin
+        return " AND ".join([f"name = {lit(r.source)}"] +
+                            [condition_sql(field_col[c.field], c) for c in r.where])
+
+    def qualifies(g: Goal) -> str:
+        r = g.origin
+        test = (f"views >= {int(r.min_page_views)}" if r.min_page_views is not None
+                else f"duration_us >= {int(r.min_seconds) * 1_000_000}")
+        return f"sid IS NOT NULL AND {test}"
 
     periods_sql = "\n  UNION ALL ".join(
         f"SELECT {i} AS p, {lit(ymd(p.start))} AS lo, {lit(ymd(p.end))} AS hi"
@@ -254,8 +279,6 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
     if valued:
         cols.append(f"IF(e.event_name IN {in_list(valued)}, {_param('value', 'number')}, "
                     f"NULL) AS value")
-    else:
-        cols.append("CAST(NULL AS FLOAT64) AS value")
     for f, col in field_col.items():
         cols.append(f"IF(e.event_name IN {in_list(fields[f])}, {_param(f, 'string')}, NULL) "
                     f"AS {col}")
@@ -265,84 +288,99 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
         suffix = (f"({suffix} OR _TABLE_SUFFIX IN "
                   f"{in_list(['intraday_' + d for d in intraday])})")
 
-    hits = []
-    if plain_names:
-        hits.append(f"SELECT p, day, u, sid, name AS event, value FROM events "
-                    f"WHERE name IN {in_list(plain_names)}")
-    for g, r in rules:
-        where = " AND ".join([f"name = {lit(r.source)}"] +
-                             [condition_sql(field_col[c.field], c) for c in r.where])
-        hits.append(f"SELECT p, day, u, sid, {lit(g.event)} AS event, value FROM events "
-                    f"WHERE {where}")
-    for g, r in sessions_rules:
-        test = (f"views >= {int(r.min_page_views)}" if r.min_page_views is not None
-                else f"duration_us >= {int(r.min_seconds) * 1_000_000}")
-        hits.append(f"SELECT p, day, u, sid, {lit(g.event)} AS event, "
-                    f"CAST(NULL AS FLOAT64) AS value FROM sessions WHERE {test}")
-    if not hits:
-        hits.append("SELECT p, day, u, sid, name AS event, value FROM events WHERE FALSE")
-    tier_case = "CASE " + " ".join(
-        f"WHEN event IN {in_list(sorted({g.event for g in goals if g.tier == t}))} THEN {lit(t)}"
-        for t in TIERS if any(g.tier == t for g in goals)) + " END" if goals else \
-        "CAST(NULL AS STRING)"
-    session_cols = ""
-    if sessions_rules:
-        session_cols = (", COUNTIF(name = " + lit(PAGE_EVENT) + ") AS views, "
-                        "MIN(ts) AS first_ts, MAX(ts) AS last_ts")
-    sessions_cte = ""
-    if sessions_rules:
-        sessions_cte = f""",
-sessions AS (
-  SELECT p, u, sid, MIN(day) AS day, SUM(views) AS views,
-         MAX(last_ts) - MIN(first_ts) AS duration_us
-  FROM session_days WHERE sid IS NOT NULL GROUP BY p, u, sid
+    ev = {g.event: i for i, g in enumerate(by_event)}
+    se = {g.event: i for i, g in enumerate(by_session)}
+    sd_aggs = ["COUNT(*) AS events"]
+    if by_session:
+        sd_aggs += [f"COUNTIF(name = {lit(PAGE_EVENT)}) AS views", "MIN(ts) AS first_ts",
+                    "MAX(ts) AS last_ts"]
+    for g in by_event:
+        i = ev[g.event]
+        sd_aggs.append(f"COUNTIF({match(g)}) AS n{i}")
+        sd_aggs.append(f"SUM(IF({match(g)}, value, NULL)) AS v{i}" if valued
+                       else f"CAST(NULL AS FLOAT64) AS v{i}")
+    s_aggs = ["MIN(day) AS day", "SUM(events) AS events"]
+    if by_session:
+        s_aggs += ["SUM(views) AS views", "MAX(last_ts) - MIN(first_ts) AS duration_us"]
+    s_aggs += [f"SUM(n{i}) AS n{i}, SUM(v{i}) AS v{i}" for i in ev.values()]
+    # per period: totals, every goal, every tier
+    pw = ["SUM(events) AS events", "COUNT(sid) AS sessions", "COUNT(DISTINCT u) AS users",
+          "SUM(IF(sid IS NULL, events, 0)) AS no_sid"]
+    for i in ev.values():
+        pw += [f"SUM(n{i}) AS n{i}", f"COUNTIF(n{i} > 0 AND sid IS NOT NULL) AS s{i}",
+               f"SUM(v{i}) AS v{i}"]
+    for g in by_session:
+        pw.append(f"COUNTIF({qualifies(g)}) AS q{se[g.event]}")
+    tiers = [t for t in TIERS if any(g.tier == t for g in goals)]
+    for t in tiers:
+        tests = [f"n{ev[g.event]} > 0" for g in by_event if g.tier == t] + \
+                [f"({qualifies(g)})" for g in by_session if g.tier == t]
+        pw.append(f"COUNTIF(sid IS NOT NULL AND ({' OR '.join(tests)})) AS tier_{t}")
+    dw = ["COUNT(sid) AS sessions", "COUNT(DISTINCT u) AS users"]
+    for i in ev.values():
+        dw += [f"SUM(n{i}) AS n{i}", f"COUNTIF(n{i} > 0 AND sid IS NOT NULL) AS s{i}",
+               f"SUM(v{i}) AS v{i}"]
+    sdw = [f"COUNTIF({qualifies(g)}) AS q{se[g.event]}" for g in by_session]
+
+    null_s, null_i, null_f = "CAST(NULL AS STRING)", "CAST(NULL AS INT64)", \
+        "CAST(NULL AS FLOAT64)"
+    out = [f"SELECT 'total' AS kind, p, {null_s} AS day, {null_s} AS event, events AS n, "
+           f"sessions, users, CAST(no_sid AS FLOAT64) AS value FROM period_wide",
+           f"SELECT 'day', p, day, {null_s}, {null_i}, sessions, users, {null_f} FROM day_wide"]
+    for g in by_event:
+        i = ev[g.event]
+        out.append(f"SELECT 'event', p, {null_s}, {lit(g.event)}, n{i}, s{i}, {null_i}, v{i} "
+                   f"FROM period_wide WHERE n{i} > 0")
+        out.append(f"SELECT 'daily', p, day, {lit(g.event)}, n{i}, s{i}, {null_i}, v{i} "
+                   f"FROM day_wide WHERE n{i} > 0")
+    for g in by_session:
+        j = se[g.event]
+        out.append(f"SELECT 'event', p, {null_s}, {lit(g.event)}, q{j}, q{j}, {null_i}, "
+                   f"{null_f} FROM period_wide WHERE q{j} > 0")
+        out.append(f"SELECT 'daily', p, day, {lit(g.event)}, q{j}, q{j}, {null_i}, {null_f} "
+                   f"FROM session_day_wide WHERE q{j} > 0")
+    for t in tiers:
+        out.append(f"SELECT 'tier', p, {null_s}, {lit(t)}, {null_i}, tier_{t}, {null_i}, "
+                   f"{null_f} FROM period_wide")
+    session_day_cte = ""
+    if by_session:
+        session_day_cte = f""",
+session_day_wide AS (
+  SELECT p, day, {", ".join(sdw)}
+  FROM sessions GROUP BY p, day
 )"""
+    sep = ",\n    "
     sql = f"""
 WITH periods AS (
   {periods_sql}
 ),
 events AS (
-  SELECT {", ".join(cols)}
+  SELECT {sep.join(cols)}
   FROM {table} AS e
   JOIN periods AS per ON e.event_date BETWEEN per.lo AND per.hi
   WHERE {suffix}
 ),
 session_days AS (
-  SELECT p, day, u, sid, COUNT(*) AS events{session_cols}
+  SELECT p, day, u, sid,
+    {sep.join(sd_aggs)}
   FROM events GROUP BY p, day, u, sid
-){sessions_cte},
-hits AS (
-  {(chr(10) + "  UNION ALL ").join(hits)}
 ),
-hit_days AS (
-  SELECT p, day, event, u, sid, COUNT(*) AS n, SUM(value) AS value
-  FROM hits GROUP BY p, day, event, u, sid
+sessions AS (
+  SELECT p, u, sid,
+    {sep.join(s_aggs)}
+  FROM session_days GROUP BY p, u, sid
 ),
-hit_sessions AS (
-  SELECT p, event, u, sid, SUM(n) AS n, SUM(value) AS value
-  FROM hit_days GROUP BY p, event, u, sid
+period_wide AS (
+  SELECT p,
+    {sep.join(pw)}
+  FROM sessions GROUP BY p
 ),
-tier_hits AS (
-  SELECT DISTINCT p, {tier_case} AS tier, u, sid
-  FROM hit_sessions WHERE sid IS NOT NULL
-)
-SELECT 'total' AS kind, p, CAST(NULL AS STRING) AS day, CAST(NULL AS STRING) AS event,
-       SUM(events) AS n, COUNT(sid) AS sessions, COUNT(DISTINCT u) AS users,
-       CAST(SUM(IF(sid IS NULL, events, 0)) AS FLOAT64) AS value
-FROM (SELECT p, u, sid, SUM(events) AS events FROM session_days GROUP BY p, u, sid)
-GROUP BY p
-UNION ALL
-SELECT 'day', p, day, NULL, NULL, COUNT(sid), COUNT(DISTINCT u), NULL
-FROM session_days GROUP BY p, day
-UNION ALL
-SELECT 'event', p, NULL, event, SUM(n), COUNT(sid), NULL, SUM(value)
-FROM hit_sessions GROUP BY p, event
-UNION ALL
-SELECT 'daily', p, day, event, SUM(n), COUNT(sid), NULL, SUM(value)
-FROM hit_days GROUP BY p, day, event
-UNION ALL
-SELECT 'tier', p, NULL, tier, NULL, COUNT(*), NULL, NULL
-FROM tier_hits GROUP BY p, tier
+day_wide AS (
+  SELECT p, day,
+    {sep.join(dw)}
+  FROM session_days GROUP BY p, day
+){session_day_cte}
+{(chr(10) + "UNION ALL" + chr(10)).join(out)}
 """
     tree = sqlglot.parse_one(sql, read="bigquery")
     return ExportQuery(sql=tree.sql("bigquery", pretty=True), tree=tree, periods=periods,
