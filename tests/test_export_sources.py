@@ -345,3 +345,17 @@ def test_export_facts_equal_data_api_facts_on_sandbox_traffic(ga_env, sandbox_st
         for col in ("count", "sessions", "value"):
             assert [float(x) for x in ad[col]] == pytest.approx([float(x) for x in od[col]])
     assert_facts(ours.periods[0], expected(s, PERIOD))
+
+
+def test_bigquery_client_uses_the_endpoint_override():
+    from google.auth.credentials import AnonymousCredentials
+
+    from ga_sync.errors import CredentialsError
+    from ga_sync.export.engines import bigquery_client
+    client = bigquery_client("my-project", env={"GA_SYNC_BIGQUERY_ENDPOINT":
+                                                "http://127.0.0.1:9999/"})
+    assert client.project == "my-project"
+    assert client._connection.API_BASE_URL == "http://127.0.0.1:9999"
+    assert isinstance(client._credentials, AnonymousCredentials)
+    with pytest.raises(CredentialsError, match="not a URL"):
+        bigquery_client("p", env={"GA_SYNC_BIGQUERY_ENDPOINT": "localhost:9999"})
