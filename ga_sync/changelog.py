@@ -220,9 +220,10 @@ class ChangeHistory:
         if not wanted:
             return {}
         latest: dict[str, HistoryEntry] = {}
+        # GA answers newest first: of two changes at the same time, the first listed is later
         for entry in self.entries(account):
             if entry.resource in wanted and (entry.resource not in latest
-                                             or entry.time >= latest[entry.resource].time):
+                                             or entry.time > latest[entry.resource].time):
                 latest[entry.resource] = entry
         applied = self._journal() if latest else []
         out = {}

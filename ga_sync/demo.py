@@ -117,10 +117,28 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         echo(f"wrote {dumped}; planning it against the property: "
              + ("no changes" if not check.has_changes else "CHANGES (unexpected)"))
 
-        step("7. Report last week: macro and micro conversions and their value")
-        html = _report(conn, specs, directory, echo)
+        destination = _destination_goal(specs)
+        if destination is not None:
+            spec, goal = destination
+            step(f"7. Drift: a colleague edits {spec.client}'s destination goal "
+                 f"`{goal.event}` by hand in GA; plan says who and when")
+            _hand_edit(conn, spec, goal, echo)
+            drift = ga_sync.plan(conn, [spec])
+            _fail_on(drift.errors)
+            echo(render.plan_text(drift).rstrip())
+            changed = [c for p in drift.properties for c in p.changes]
+            if not changed or any(c.last_change is None or c.last_change.actor != _COLLEAGUE
+                                  for c in changed):
+                raise RuntimeError("demo: the hand-made drift was not attributed to "
+                                   f"{_COLLEAGUE}")
+            fixed = ga_sync.apply(conn, drift, journal=journal_file, annotate=True)
+            echo(f"Applied {fixed.applied} change back to the spec, with a GA annotation on "
+                 "today's date so the report's charts show it.")
 
-        step("8. Audit: the client specs, then an inherited, hand-configured property")
+        step("8. Report last week: macro and micro conversions and their value")
+        html = _report(conn, specs, directory, echo, destination)
+
+        step("9. Audit: the client specs, then an inherited, hand-configured property")
         _audit(conn, state, specs, directory, echo)
 
     step("Done")
@@ -130,7 +148,41 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
          "'ga-sync sandbox' and try plan/apply by hand.")
 
 
-def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
+#: Who edits the destination goal by hand in the demo (the sandbox records the caller it is told).
+_COLLEAGUE = "dana@client.example"
+
+
+def _destination_goal(specs: list[Spec]) -> tuple[Spec, Any] | None:
+    """The first `page:` goal of the bundled specs (Northwind's quote thank-you page)."""
+    for spec in specs:
+        for goal in spec.goals:
+            if goal.kind == "page":
+                return spec, goal
+    return None
+
+
+def _hand_edit(conn: Any, spec: Spec, goal: Any, echo: Echo) -> None:
+    """Narrow the goal's event create rule to another page, as a person in GA's interface would
+    (the sandbox records the change under the `x-sandbox-actor` header's name)."""
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    from ga_sync.machinery import read_machinery
+
+    client = conn.admin_alpha()
+    machinery = read_machinery(conn, spec.properties[0])
+    rule = next(r for r in machinery.rules if r.event == goal.event)
+    raw = client.get_event_create_rule(name=rule.name)
+    for condition in raw.event_conditions:
+        if condition.field == "page_location":
+            condition.value = "/quote/thanks"
+    client.update_event_create_rule(
+        event_create_rule=raw, update_mask=FieldMask(paths=["event_conditions"]),
+        metadata=[("x-sandbox-actor", _COLLEAGUE)])
+    echo(f"{_COLLEAGUE} changed the rule making `{goal.event}` to match `/quote/thanks`.")
+
+
+def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo,
+            destination: tuple[Spec, Any] | None = None) -> Path:
     """Pull last week against the week before, keep eight weeks of history, write the HTML."""
     from datetime import timedelta
 
@@ -152,6 +204,14 @@ def _report(conn: Any, specs: list[Spec], directory: Path, echo: Echo) -> Path:
             _fail_on(earlier.errors + [w for w in earlier.warnings])
     weekly = run.save(store, weeks=8)
     echo(report_table(run.results[:1]).rstrip())
+    if destination is not None:
+        spec, goal = destination
+        shown = next((r for r in run.results if r.property in spec.properties), None)
+        if shown is not None and shown is not run.results[0]:
+            echo("")
+            echo(f"{spec.client}'s destination goal `{goal.event}` is counted from page views "
+                 "of its page, so the days before its rule existed count too:")
+            echo(report_table([shown]).rstrip())
     echo(f"(and {len(run.results) - 1} more properties in the HTML report)")
     html = directory / "report.html"
     html.write_text(report_html(run.results, weekly=weekly), encoding="utf-8")

@@ -20,7 +20,8 @@ from ga_sync.audit.facts import PropertyFacts
 from ga_sync.audit.run import AuditResult, AuditedProperty
 from ga_sync.clients import connect
 from ga_sync.machinery import AudienceState, Machinery, RuleState, Stream, Unexpressible
-from ga_sync.model import (Condition, EventRule, Goal, PropertyInfo, SessionRule, Spec)
+from ga_sync.model import (Condition, EventRule, Goal, KeyEventSettings, KeyEventState,
+                            PropertyInfo, SessionRule, Spec)
 from ga_sync.periods import Period
 from ga_sync.render.audit import audit_markdown, audit_text
 from ga_sync.sandbox import machinery as sm
@@ -294,3 +295,34 @@ def test_cost_only_specs_with_goal_kinds_read_the_machinery(site, conn, sandbox)
     audit_property(conn, PROP, spec(*(page_goal(e, "contains", f"/{e}") for e in "abc")))
     assert sandbox.stats.snapshot()["data_requests"] == 2 and \
         sandbox.stats.snapshot()["writes"] == 0
+
+
+# --------------------------------------------------------------------------- never-fired
+
+
+@pytest.mark.parametrize("kind,marked,page_views,fires", [
+    ("from", "2026-09-01T10:00:00.000000Z", None, True),  # made long ago, still silent
+    ("from", "2026-10-20T10:00:00.000000Z", None, False),  # made inside the window: too soon
+    ("session", "2026-10-20T10:00:00.000000Z", None, False),
+    ("from", None, None, False),  # no key event: missing-key-event's finding
+    ("page", "2026-10-20T10:00:00.000000Z", 40, False),  # counted from its page views
+    ("page", "2026-09-01T10:00:00.000000Z", 0, False),  # page-goal-no-match's finding
+    ("event", "2026-10-20T10:00:00.000000Z", None, True),  # the site sends it: no excuse
+])
+def test_never_fired_waits_for_goals_ga_makes(kind, marked, page_views, fires):
+    origin = {"from": EventRule("file_download", (Condition("file_extension", "equals", "pdf"),)),
+              "session": SessionRule(min_page_views=5),
+              "page": EventRule("page_view", (Condition("page_location", "contains", "/x"),)),
+              "event": None}[kind]
+    goal = Goal("made_goal", "micro", 1.0, origin=origin)
+    spec_ = Spec("c", (PROP,), "USD", (goal,))
+    key_events = () if marked is None else (KeyEventState(
+        "made_goal", KeyEventSettings("once_per_event"), f"{PROP}/keyEvents/1", True, True,
+        marked),)
+    facts = PropertyFacts(property=PROP, client="c", info=PropertyInfo(PROP),
+                          key_events=key_events, retention="FOURTEEN_MONTHS",
+                          period=Period(date(2026, 10, 1), date(2026, 10, 28)), spec=spec_,
+                          total_sessions=100,
+                          page_views={} if page_views is None else {"made_goal": page_views})
+    found = run_checks(facts, ["never-fired"])
+    assert bool(found) == fires, found
