@@ -68,7 +68,7 @@ from ga_sync.periods import Period
 RESULT_COLUMNS = ("kind", "p", "day", "event", "n", "sessions", "users", "value")
 #: The export columns the query reads (and `_TABLE_SUFFIX`, the wildcard's pseudo-column).
 COLUMNS_READ = ("event_date", "event_timestamp", "event_name", "event_params", "user_pseudo_id")
-_EP = "__ep"  # the UNNEST alias of parameter subqueries (what the DuckDB rewrite looks for)
+_EP = "ep"  # the UNNEST alias of parameter subqueries (what the DuckDB rewrite looks for)
 
 
 def ymd(day: date) -> str:
@@ -172,8 +172,8 @@ def _to_duckdb(tree: exp.Expression, table_sql: str) -> str:
 
 
 def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
-    """`(SELECT f(__ep) FROM UNNEST(e.event_params) AS __ep WHERE __ep.key = 'k' LIMIT 1)` ->
-    `f(list_filter(e.event_params, lambda __ep: __ep.key = 'k')[1])`, as raw DuckDB text."""
+    """`(SELECT f(ep) FROM UNNEST(e.event_params) AS ep WHERE ep.key = 'k' LIMIT 1)` ->
+    `f(list_filter(e.event_params, lambda ep: ep.key = 'k')[1])`, as raw DuckDB text."""
     from ga_sync.export.writer import lambda_sql
 
     select = sub.this
