@@ -173,7 +173,9 @@ def _to_duckdb(tree: exp.Expression, table_sql: str) -> str:
 
 def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
     """`(SELECT f(ep) FROM UNNEST(e.event_params) AS ep WHERE ep.key = 'k' LIMIT 1)` ->
-    `f(list_filter(e.event_params, lambda ep: ep.key = 'k')[1])`, as raw DuckDB text."""
+    `list_transform(list_filter(e.event_params, lambda ep: ep.key = 'k'), lambda ep: f(ep))[1]`
+    (or `list_filter(...)[1].value.int_value` for a plain field), as raw DuckDB text: NULL when
+    no parameter has the key, as the subquery gives."""
     from ga_sync.export.writer import lambda_sql
 
     select = sub.this
@@ -200,10 +202,12 @@ def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
     if any(isinstance(n, (exp.Select, exp.Unnest)) for n in select.expressions[0].walk()):
         return None
     array = unnest.expressions[0].sql("duckdb")
-    picked = f"list_filter({array}, {lambda_sql(var, f'{var}.key = ' + key.sql('duckdb'))})[1]"
     inner = select.expressions[0].sql("duckdb")
-    text = re.sub(rf"(?<![\w.\"]){re.escape(var)}\.", f"({picked}).", inner)
-    return exp.Var(this=f"({text})")
+    picked = f"list_filter({array}, {lambda_sql(var, f'{var}.key = ' + key.sql('duckdb'))})"
+    if re.fullmatch(rf"{re.escape(var)}(\.\w+)+", inner):  # a plain field: no second lambda
+        return exp.Var(this=f"({picked}[1]{inner[len(var):]})")
+    # the parameter is picked once, then the expression sees it under the same name
+    return exp.Var(this=f"(list_transform({picked}, {lambda_sql(var, inner)})[1])")
 
 
 def _event_rules(goals: Sequence[Goal]) -> list[tuple[Goal, EventRule]]:
@@ -299,27 +303,41 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
         sd_aggs.append(f"COUNTIF({match(g)}) AS n{i}")
         sd_aggs.append(f"SUM(IF({match(g)}, value, NULL)) AS v{i}" if valued
                        else f"CAST(NULL AS FLOAT64) AS v{i}")
+    # A session holds goal i when its days do: one bit per goal in 62-bit masks, so the
+    # per-session step has one aggregate per 62 goals, not two per goal (counts and values
+    # add up over days, so the period's come from day_wide).
+    def bit(i: int) -> tuple[int, int]:
+        return i // 62, 1 << (i % 62)
+
+    chunks = sorted({bit(i)[0] for i in ev.values()})
     s_aggs = ["MIN(day) AS day", "SUM(events) AS events"]
     if by_session:
         s_aggs += ["SUM(views) AS views", "MAX(last_ts) - MIN(first_ts) AS duration_us"]
-    s_aggs += [f"SUM(n{i}) AS n{i}, SUM(v{i}) AS v{i}" for i in ev.values()]
-    # per period: totals, every goal, every tier
+    for k in chunks:
+        parts = [f"IF(n{i} > 0, {bit(i)[1]}, 0)" for i in ev.values() if bit(i)[0] == k]
+        s_aggs.append(f"BIT_OR({' | '.join(parts)}) AS m{k}")
+
+    def has(i: int) -> str:
+        k, b = bit(i)
+        return f"(m{k} & {b}) != 0"
+
+    # per period: totals, sessions with each goal, every tier
     pw = ["SUM(events) AS events", "COUNT(sid) AS sessions", "COUNT(DISTINCT u) AS users",
           "SUM(IF(sid IS NULL, events, 0)) AS no_sid"]
     for i in ev.values():
-        pw += [f"SUM(n{i}) AS n{i}", f"COUNTIF(n{i} > 0 AND sid IS NOT NULL) AS s{i}",
-               f"SUM(v{i}) AS v{i}"]
+        pw.append(f"COUNTIF(sid IS NOT NULL AND {has(i)}) AS s{i}")
     for g in by_session:
         pw.append(f"COUNTIF({qualifies(g)}) AS q{se[g.event]}")
     tiers = [t for t in TIERS if any(g.tier == t for g in goals)]
     for t in tiers:
-        tests = [f"n{ev[g.event]} > 0" for g in by_event if g.tier == t] + \
+        tests = [has(ev[g.event]) for g in by_event if g.tier == t] + \
                 [f"({qualifies(g)})" for g in by_session if g.tier == t]
         pw.append(f"COUNTIF(sid IS NOT NULL AND ({' OR '.join(tests)})) AS tier_{t}")
     dw = ["COUNT(sid) AS sessions", "COUNT(DISTINCT u) AS users"]
     for i in ev.values():
         dw += [f"SUM(n{i}) AS n{i}", f"COUNTIF(n{i} > 0 AND sid IS NOT NULL) AS s{i}",
                f"SUM(v{i}) AS v{i}"]
+    ps = [f"SUM(n{i}) AS pn{i}, SUM(v{i}) AS pv{i}" for i in ev.values()]
     sdw = [f"COUNTIF({qualifies(g)}) AS q{se[g.event]}" for g in by_session]
 
     null_s, null_i, null_f = "CAST(NULL AS STRING)", "CAST(NULL AS INT64)", \
@@ -329,8 +347,8 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
            f"SELECT 'day', p, day, {null_s}, {null_i}, sessions, users, {null_f} FROM day_wide"]
     for g in by_event:
         i = ev[g.event]
-        out.append(f"SELECT 'event', p, {null_s}, {lit(g.event)}, n{i}, s{i}, {null_i}, v{i} "
-                   f"FROM period_wide WHERE n{i} > 0")
+        out.append(f"SELECT 'event', p, {null_s}, {lit(g.event)}, pn{i}, s{i}, {null_i}, "
+                   f"pv{i} FROM period_all WHERE pn{i} > 0")
         out.append(f"SELECT 'daily', p, day, {lit(g.event)}, n{i}, s{i}, {null_i}, v{i} "
                    f"FROM day_wide WHERE n{i} > 0")
     for g in by_session:
@@ -342,6 +360,16 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
     for t in tiers:
         out.append(f"SELECT 'tier', p, {null_s}, {lit(t)}, {null_i}, tier_{t}, {null_i}, "
                    f"{null_f} FROM period_wide")
+    period_all = ""
+    if by_event:
+        period_all = f""",
+period_sums AS (
+  SELECT p, {", ".join(ps)}
+  FROM day_wide GROUP BY p
+),
+period_all AS (
+  SELECT * FROM period_wide JOIN period_sums USING (p)
+)"""
     session_day_cte = ""
     if by_session:
         session_day_cte = f""",
@@ -379,7 +407,7 @@ day_wide AS (
   SELECT p, day,
     {sep.join(dw)}
   FROM session_days GROUP BY p, day
-){session_day_cte}
+){period_all}{session_day_cte}
 {(chr(10) + "UNION ALL" + chr(10)).join(out)}
 """
     tree = sqlglot.parse_one(sql, read="bigquery")
