@@ -359,3 +359,36 @@ def test_bigquery_client_uses_the_endpoint_override():
     assert isinstance(client._credentials, AnonymousCredentials)
     with pytest.raises(CredentialsError, match="not a URL"):
         bigquery_client("p", env={"GA_SYNC_BIGQUERY_ENDPOINT": "localhost:9999"})
+
+
+def test_bq_extract_json_with_int64_as_strings(tmp_path):
+    """`bq extract --destination_format NEWLINE_DELIMITED_JSON` writes INT64 as strings and
+    leaves out null fields; a spec without goals still gets sessions and users."""
+    folder = tmp_path / "analytics_9"
+    folder.mkdir()
+    rows = [
+        {"event_date": "20250101", "event_timestamp": "1735689600000000", "event_name":
+         "page_view", "user_pseudo_id": "123.456", "event_params": [
+             {"key": "ga_session_id", "value": {"int_value": "1735689600"}},
+             {"key": "page_location", "value": {"string_value": "https://x.com/pricing"}}]},
+        {"event_date": "20250101", "event_timestamp": "1735689601000000", "event_name":
+         "purchase", "user_pseudo_id": "123.456", "event_params": [
+             {"key": "ga_session_id", "value": {"int_value": "1735689600"}},
+             {"key": "value", "value": {"int_value": "40"}}]},
+    ]
+    import json
+    (folder / "events_20250101.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    day = [Period(date(2025, 1, 1), date(2025, 1, 1))]
+    goals = (Goal("purchase", "macro", None),
+             Goal("pricing", "micro", 1.0, origin=EventRule(
+                 "page_view", (Condition("page_location", "ends_with", "/pricing"),))),
+             Goal("one_page", "micro", 1.0, origin=SessionRule(min_page_views=1)))
+    s = Spec(client="t", properties=("properties/9",), currency="USD", goals=goals)
+    pf = ExportSource(tmp_path).pull(None, s, "9", day).periods[0]
+    assert (pf.sessions, pf.users) == (1, 1)
+    assert dict(pf.events["count"]) == {"one_page": 1, "pricing": 1, "purchase": 1}
+    assert pf.events.loc["purchase", "value"] == 40.0
+    assert pf.tier_sessions == {"macro": 1.0, "micro": 1.0}
+    empty = Spec(client="t", properties=("properties/9",), currency="USD", goals=())
+    pf = ExportSource(tmp_path).pull(None, empty, "9", day).periods[0]
+    assert (pf.sessions, pf.users, len(pf.events), pf.tier_sessions) == (1, 1, 0, {})
