@@ -392,3 +392,10 @@ def test_bq_extract_json_with_int64_as_strings(tmp_path):
     empty = Spec(client="t", properties=("properties/9",), currency="USD", goals=())
     pf = ExportSource(tmp_path).pull(None, empty, "9", day).periods[0]
     assert (pf.sessions, pf.users, len(pf.events), pf.tier_sessions) == (1, 1, 0, {})
+
+
+def test_show_sql_of_the_file_source_is_bigquery_sql(small_export):
+    sql = ExportSource(small_export).show_sql(None, spec(), PROP, [PERIOD])
+    sqlglot.parse_one(sql, read="bigquery")
+    assert f"`export`.`analytics_{PID}`.`events_*`" in sql
+    assert "_TABLE_SUFFIX BETWEEN '20250310' AND '20250316'" in sql

@@ -144,8 +144,10 @@ class ExportSource(_ExportBase):
         return build_query(spec, periods, table=table_ref(EXPORT, layout.folder.name),
                            intraday=layout.incomplete(periods))
 
-    def show_sql(self, spec: Spec, property: str, periods: Sequence[Period]) -> str:
-        """The BigQuery SQL of the query (what DuckDB runs, transpiled, over the files)."""
+    def show_sql(self, conn: Any, spec: Spec, property: str,
+                 periods: Sequence[Period]) -> str:
+        """The BigQuery SQL of the query (what DuckDB runs, transpiled, over the files); the
+        same signature as `BigQuerySource.show_sql` (`conn` is not used)."""
         return self.query(spec, property, periods).sql
 
     def pull(self, conn: Any, spec: Spec, property: str,
