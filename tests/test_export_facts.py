@@ -7,7 +7,6 @@ pandas from the log itself, independently of the SQL.
 
 from __future__ import annotations
 
-import zlib
 from datetime import date, timedelta
 from pathlib import Path
 
