@@ -25,13 +25,13 @@ __all__ = [
     "Goal", "JournalError", "MalformedAnswer", "OutputError", "Plan", "Problem",
     "QuotaExhausted", "ReportResult", "ReportRun", "Spec", "SpecError", "StoreError",
     "UnsafePlan", "apply", "audit", "connect", "history", "load_specs", "plan", "report",
-    "validate", "__version__",
+    "report_sql", "validate", "__version__",
 ]
 
 _HOMES = {
     "apply": "ga_sync.api", "audit": "ga_sync.api", "connect": "ga_sync.api",
     "history": "ga_sync.api", "load_specs": "ga_sync.api", "plan": "ga_sync.api",
-    "report": "ga_sync.api", "validate": "ga_sync.api", "ApplyResult": "ga_sync.api",
+    "report": "ga_sync.api", "report_sql": "ga_sync.api", "validate": "ga_sync.api", "ApplyResult": "ga_sync.api",
     "ReportRun": "ga_sync.api",
     "AuditResult": "ga_sync.audit.run", "Connection": "ga_sync.clients",
     "ReportResult": "ga_sync.report",
@@ -46,7 +46,7 @@ _HOMES = {
 
 if TYPE_CHECKING:
     from ga_sync.api import (ApplyResult, ReportRun, apply, audit, connect, history,
-                             load_specs, plan, report, validate)
+                             load_specs, plan, report, report_sql, validate)
     from ga_sync.audit.run import AuditResult
     from ga_sync.clients import Connection
     from ga_sync.errors import (ApiError, CredentialsError, GaSyncError, JournalError,

@@ -502,6 +502,7 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
            compare: str | None = None, fx: Any = None,
            store: str | os.PathLike[str] | bool | None = None,
            concurrency: int | None = None, on_progress: Progress | None = None,
+           source: Any = None, max_gb: float | None = None,
            ) -> ReportRun:
     """Macro and micro conversions, rates and economic value for every property of `specs`.
 
@@ -512,9 +513,14 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
     (`{"USD:EUR": 0.92}`: 1 USD = 0.92 EUR); without one such values stay out of the totals.
     The run is kept in the history store (`store`: a path; None, the default store; False,
     not kept); a store that cannot be written is a warning in `run.warnings`, not a lost report.
+
+    `source` says where the numbers come from: "data-api" (None, the default), "export:PATH"
+    (GA4 BigQuery export files under PATH/analytics_<property id>/, on DuckDB) or
+    "bigquery:PROJECT" / "bigquery:PROJECT.DATASET" (the export dataset on BigQuery, where
+    `max_gb`, default 10, refuses a bigger scan), or a source object (`ga_sync.export`).
     """
     from ga_sync.admin import read_key_events, read_property
-    from ga_sync.periods import check_period, today_in
+    from ga_sync.periods import today_in
     from ga_sync.report import report_property
     from ga_sync.sync import Failure, default_concurrency, is_cancelled, run_each, targets
 
@@ -529,18 +535,15 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
                             compare=comparing)
     rates = _fx_rates(fx)
     items = targets(specs)
+    pull_from = _source(source, max_gb)
 
     def work(t: Any) -> ReportResult:
         info = read_property(conn, t.property)
-        today = today_in(info.time_zone)
-        period = choose(today)
-        if period.end > today:
-            raise GaSyncError(f"the period {period} ends after today ({today} in the "
-                              f"property's time zone, {info.time_zone}): GA has no data yet")
-        check_period(period, compare=comparing, today=today)
+        period = _checked_period(choose, info, comparing)
         return report_property(conn, t.spec, t.property, period, compare=comparing,
-                               today=today, time_zone=info.time_zone,
-                               key_events=read_key_events(conn, t.property), fx=rates)
+                               today=today_in(info.time_zone), time_zone=info.time_zone,
+                               key_events=read_key_events(conn, t.property), fx=rates,
+                               source=pull_from, currency=info.currency)
 
     workers = _workers(concurrency) or default_concurrency("report", len(items))
     conn.fit_pool(workers)
@@ -556,6 +559,65 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
         except GaSyncError as e:
             run.warnings.append(str(e))
     return run
+
+
+def _source(source: Any, max_gb: float | None) -> Any:
+    """A `source=` argument -> the source object (see `report`); GaSyncError when unknown."""
+    from ga_sync.export.engines import DEFAULT_MAX_GB
+    from ga_sync.export.source import parse_source
+
+    if max_gb is not None and (isinstance(max_gb, bool) or not isinstance(max_gb, (int, float))
+                               or not 0 < max_gb < 10 ** 7):
+        raise GaSyncError(f"max_gb must be a number of gigabytes above 0, not {max_gb!r}")
+    if source is None or isinstance(source, str):
+        return parse_source(source, max_gb=DEFAULT_MAX_GB if max_gb is None else max_gb)
+    if not callable(getattr(source, "pull", None)):
+        raise GaSyncError(f"source must be 'data-api', 'export:PATH', 'bigquery:PROJECT' or a "
+                          f"source object with pull(), not {type(source).__name__}")
+    return source
+
+
+def _checked_period(choose: Any, info: Any, comparing: bool) -> Any:
+    """The period for a property (its time zone's today), refused when GA cannot have it."""
+    from ga_sync.periods import check_period, today_in
+
+    today = today_in(info.time_zone)
+    period = choose(today)
+    if period.end > today:
+        raise GaSyncError(f"the period {period} ends after today ({today} in the "
+                          f"property's time zone, {info.time_zone}): GA has no data yet")
+    check_period(period, compare=comparing, today=today)
+    return period
+
+
+def report_sql(conn: Connection, specs: Sequence[Spec], start: DateLike | None = None,
+               end: DateLike | None = None, *, last_week: bool = False,
+               last_days: int | None = None, compare: str | None = None,
+               source: Any = None) -> dict[str, str]:
+    """The exact BigQuery SQL an export or BigQuery `report` would run, by property; runs
+    nothing (a BigQuery source lists the dataset's tables to know which days are intraday).
+    The Data API has no SQL: GaSyncError."""
+    from ga_sync.admin import read_property
+
+    conn, specs = _conn(conn), _specs(specs)
+    pull_from = _source(source, None)
+    if not callable(getattr(pull_from, "show_sql", None)):
+        raise GaSyncError("the Data API has no SQL: give source='export:PATH' or "
+                          "'bigquery:PROJECT' to see the SQL of the export query")
+    comparing = compare is not None
+    choose = period_chooser(start, end, last_week=last_week, last_days=last_days,
+                            compare=comparing)
+    out = {}
+    for t in targets_of(specs):
+        period = _checked_period(choose, read_property(conn, t.property), comparing)
+        periods = [period, period.previous()] if comparing else [period]
+        out[t.property] = pull_from.show_sql(conn, t.spec, t.property, periods)
+    return out
+
+
+def targets_of(specs: Sequence[Spec]) -> list[Any]:
+    from ga_sync.sync import targets
+    return targets(specs)
 
 
 # --------------------------------------------------------------------------- audit, history

@@ -79,7 +79,13 @@ class ReportFacts:
     sampled: bool = False  # the numbers are estimates
     other_row: bool = False  # some rows were folded into '(other)'
     quota: dict[str, Any] | None = field(default=None)  # what the pull cost, if the source says
-    source: str = ""  # which source produced them, e.g. "data_api"
+    source: str = ""  # which source produced them, e.g. "data_api", "export", "bigquery"
+    #: What the source says the report should add to its warnings: objects with `code` and
+    #: `message` (the export: exact counts, days from intraday tables, events without a
+    #: session, what a BigQuery scan cost).
+    notes: tuple[Any, ...] = ()
+    #: Days read from GA's intraday (streaming) tables only: numbers that will still grow.
+    incomplete_days: tuple[Any, ...] = ()
     #: The events of `page:` goals whose rows were counted from matching page views.
     from_page_views: tuple[str, ...] = ()
 

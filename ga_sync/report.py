@@ -108,6 +108,8 @@ class ReportResult:
     property_currency: str | None = None  # GA's: event values (`value: event`) come in it
     #: Goal changes to mark on the HTML report's rate charts (`goal_marks`); not in the JSON.
     marks: list["GoalMark"] = field(default_factory=list)
+    #: Where the numbers come from: "data-api", "export" (files on DuckDB) or "bigquery".
+    source: str = "data-api"
 
     def to_json(self) -> dict[str, Any]:
         compare = self.previous is not None
@@ -122,6 +124,7 @@ class ReportResult:
             "previous": self.previous.to_json() if self.previous else None,
             "warnings": [w.to_json() for w in self.warnings],
             "property_currency": self.property_currency or self.currency,
+            "source": self.source,
         }
 
 
@@ -375,9 +378,14 @@ def _what_makes(g: Goal) -> str:
 
 def _kind_warnings(g: Goal, r: GoalResult, period_start: date,
                    origins: dict[str, Origin] | None,
-                   time_zone: str | None = None) -> list[Warning_]:
-    """The warnings a goal gets for its kind (page, from, session), whatever it counted."""
+                   time_zone: str | None = None, *, raw: bool = False) -> list[Warning_]:
+    """The warnings a goal gets for its kind (page, from, session), whatever it counted.
+
+    `raw`: the source counted the goal from its definition on raw events (the export), not
+    from the events GA created, so nothing is approximate and no day predates the rule."""
     out: list[Warning_] = []
+    if raw:
+        return out
     if g.kind == "page" and g.value is None:
         out.append(Warning_("page-event-value", f"'{g.event}' takes its value from the event "
                             "(value: event), but it is counted from page views, which carry no "
@@ -403,10 +411,14 @@ def _kind_warnings(g: Goal, r: GoalResult, period_start: date,
     return out
 
 
+#: Sources that count from raw events (the GA4 BigQuery export), not from GA's aggregates.
+RAW_SOURCES = ("export", "bigquery")
+
+
 def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec, index: int,
               marked: dict[str, KeyEventState] | None = None,
               origins: dict[str, Origin] | None = None) -> list[Warning_]:
-    out: list[Warning_] = []
+    out: list[Warning_] = [Warning_(n.code, n.message) for n in facts.notes]
     if facts.thresholded:
         out.append(Warning_("thresholded", "GA applied thresholding: small counts may be "
                             "withheld, so conversions can be understated."))
@@ -425,8 +437,10 @@ def _warnings(result: ReportResult, facts: ReportFacts, today: date, spec: Spec,
         return out
     pf = facts.periods[index]
     ev = pf.events
+    raw = facts.source in RAW_SOURCES
     for g, r in zip(spec.goals, result.goals):
-        out.extend(_kind_warnings(g, r, result.period.start, origins, facts.time_zone))
+        out.extend(_kind_warnings(g, r, result.period.start, origins, facts.time_zone,
+                                  raw=raw))
         if r.conversions == 0:
             out.append(_never_occurred(g))
             continue
@@ -460,16 +474,23 @@ def _never_occurred(g: Goal) -> Warning_:
                     "period: check the tag fires.", g.event)
 
 
+def _source_label(name: str) -> str:
+    """The report JSON's `source`: "data-api", "export" or "bigquery"."""
+    return "data-api" if name in ("", "data_api", "data-api") else name
+
+
 def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
                     compare: bool = False, today: date | None = None,
                     time_zone: str | None = None,
                     key_events: list[KeyEventState] | None = None,
                     fx: FxRates | None = None, source: Source | None = None,
-                    origins: Mapping[str, Origin] | None = None) -> ReportResult:
+                    origins: Mapping[str, Origin] | None = None,
+                    currency: str | None = None) -> ReportResult:
     """Pull and compute one property's report (and the previous period's, with `compare`).
 
     `source` gives the facts (default: the Data API, one `batchRunReports`, one more per five
-    `page:` goals). `fx` converts event values from the property's currency to the spec's
+    `page:` goals; or an export source, `ga_sync.export.parse_source`). `currency` is the
+    property's, for sources that do not say it (the export). `fx` converts event values from the property's currency to the spec's
     (see `compute`).
 
     `key_events`, the property's key events as the Admin API lists them, make the warnings
@@ -480,13 +501,19 @@ def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
     periods = [period, period.previous()] if compare else [period]
     facts = (source or default_source()).pull(conn, spec, property, periods)
     check(facts, periods, spec)
+    if facts.currency is None and currency:
+        facts = replace(facts, currency=currency)  # the export says nothing of its currency
+    if facts.time_zone is None and time_zone:
+        facts = replace(facts, time_zone=time_zone)
     today = today or today_in(time_zone or facts.time_zone or "UTC", property=property)
     marked = {k.event: k for k in key_events} if key_events is not None else None
     if origins is None:
-        origins = origin_times(conn, property, spec, key_events)
+        origins = ({} if facts.source in RAW_SOURCES else
+                   origin_times(conn, property, spec, key_events))
     results = []
     for i in range(len(periods)):
         r = compute(spec, facts, i, fx=fx)
+        r.source = _source_label(facts.source)
         r.warnings = _warnings(r, facts, today, spec, i, marked, dict(origins))
         results.append(r)
     current = results[0]

@@ -68,6 +68,9 @@ def report(
     no_store: bool = typer.Option(False, "--no-store", help="Do not keep this pull in the history store."),
     fx: list[str] = typer.Option([], "--fx", metavar="FROM:TO=RATE", help="Exchange rate for event values GA reports in the property's currency when the spec's differs: --fx USD:EUR=0.92 means 1 USD = 0.92 EUR. Repeatable. Without one, such values stay in their own currency, out of every total."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, show_default=False, help="Properties pulled at once (default: one per property, at most 10 at once, GA's concurrent Data API requests per property)."),
+    source: Optional[str] = typer.Option(None, "--source", metavar="SOURCE", help="Where the numbers come from: data-api (default), export:PATH (GA4 BigQuery export files under PATH/analytics_<property id>/, Parquet or JSON lines, counted exactly on DuckDB) or bigquery:PROJECT / bigquery:PROJECT.DATASET (the export dataset on BigQuery)."),
+    max_gb: float = typer.Option(10.0, "--max-gb", min=0.001, help="With bigquery:, refuse a query that would scan more than this many GB (also its maximum bytes billed). The dry run's size and on-demand cost are printed first."),
+    show_sql: bool = typer.Option(False, "--show-sql", help="With export: or bigquery:, print the exact BigQuery SQL of each property's query and run nothing."),
 ) -> None:
     """Macro and micro conversions, rates and economic value, computed from raw GA4 event counts.
 
@@ -83,6 +86,9 @@ def report(
       ga-sync report goal_specs/acme-outdoor.yaml --start 2026-11-01 --end 2026-11-15 -f json
       ga-sync report goal_specs/ --format html -o weekly.html
       ga-sync report goal_specs/ --fx USD:EUR=0.92
+      ga-sync report goal_specs/ --source export:/data/ga4-export --last-days 28
+      ga-sync report goal_specs/acme-outdoor.yaml --source bigquery:acme-analytics --max-gb 2
+      ga-sync report goal_specs/acme-outdoor.yaml --source bigquery:acme-analytics --show-sql
     """
     from ga_sync import api
     from ga_sync.report import parse_fx
@@ -95,13 +101,28 @@ def report(
         check_output(Path("ga-sync-report.html"))  # the default file goes to this folder
     api.period_chooser(start, end, last_week=last_week, last_days=last_days,
                        compare=compare is not None)  # refuse impossible dates before loading
+    chosen = api._source(source, max_gb)  # an unknown --source fails before anything is read
+    if show_sql and not callable(getattr(chosen, "show_sql", None)):
+        raise GaSyncError("--show-sql needs --source export:PATH or bigquery:PROJECT: the Data "
+                          "API has no SQL")
     specs = load(paths)
     conn = connect()
+    if show_sql:
+        sql = api.report_sql(conn, specs, start, end, last_week=last_week, last_days=last_days,
+                             compare=compare.value if compare else None, source=chosen)
+        typer.echo("\n".join(f"-- {prop}\n{text.rstrip().rstrip(';')};\n"
+                             for prop, text in sql.items()), nl=False)
+        exit_if_invalid(specs)
+        return
     with Progress(sum(len(s.properties) for s in specs), "reporting") as bar:
         run = api.report(conn, specs, start, end, last_week=last_week, last_days=last_days,
                          compare=compare.value if compare else None, fx=rates, store=False,
-                         concurrency=concurrency, on_progress=bar.advance)
+                         concurrency=concurrency, on_progress=bar.advance, source=chosen)
     results = run.results
+    for r in results:
+        for w in r.warnings:
+            if w.code == "scan":
+                typer.echo(f"{r.property}: {w.message}", err=True)
     if base.VERBOSE:
         for r in results:
             typer.echo(f"{r.property}: {_quota_line(r.quota)}", err=True)

@@ -11,9 +11,9 @@ value of `--source` and of the Python API's `source=`:
 
 What the report should say beyond the facts (the export is exact: no thresholding, sampling or
 estimates; days read from intraday tables are incomplete; events without `ga_session_id`;
-what a BigQuery scan cost) is not in `ReportFacts`, which has no field for notes: each export
-source keeps it per property, `source.warnings_for(property)` -> a list of `Note(code,
-message)` (the same shape as the report's warnings), valid after that property's `pull`.
+what a BigQuery scan cost) travels in `ReportFacts.notes` (`Note(code, message)`, the shape of
+the report's warnings), which the report adds to its warnings; each export source also keeps
+them per property, `source.warnings_for(property)`, valid after that property's `pull`.
 """
 
 from __future__ import annotations
@@ -109,7 +109,12 @@ class _ExportBase:
         facts = to_facts(frame, periods, property=prop, source=self.name)
         with self._lock:
             self._notes[prop] = notes
-        return facts
+        from dataclasses import replace
+        from datetime import date
+        days = tuple(d if isinstance(d, date) else date(int(str(d)[:4]), int(str(d)[4:6]),
+                                                        int(str(d)[6:8])) for d in incomplete)
+        pages = tuple(g.event for g in spec.goals if g.kind == "page")  # by their definition
+        return replace(facts, notes=tuple(notes), incomplete_days=days, from_page_views=pages)
 
 
 class ExportSource(_ExportBase):
