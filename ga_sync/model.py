@@ -190,6 +190,9 @@ class Goal:
     description: str | None = None
     location: Location | None = field(default=None, compare=False, repr=False)
     origin: "EventRule | SessionRule | None" = None
+    #: The visitor tells the site who they are (account, newsletter, login): from then on a
+    #: site can follow the person across sessions and devices to the eventual sale.
+    identifies: bool = False
 
     @property
     def kind(self) -> str:
@@ -206,6 +209,27 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class Funnel:
+    """A journey of 2 to 10 steps (event names, usually goals) whose drop-off the report shows.
+
+    Closed (`open=False`, the default): a visitor counts for step k when the period holds events
+    of steps 1..k at non-decreasing times, each within `within` seconds of the previous one
+    (None: no limit). Open: the sequence may start at any step up to k (GA's funnel
+    exploration, user based).
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    within: int | None = None  # seconds between one step and the next, at most
+    open: bool = False
+    location: Location | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "steps": list(self.steps), "within": self.within,
+                "open": self.open}
+
+
+@dataclass(frozen=True)
 class Spec:
     """One client's goal spec, after `extends` is merged and everything is validated."""
 
@@ -215,6 +239,7 @@ class Spec:
     goals: tuple[Goal, ...]
     rate_basis: str = SESSIONS
     service_level: str | None = None  # "standard" or "analytics_360" when the spec says so
+    funnels: tuple[Funnel, ...] = ()
     path: Path | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
