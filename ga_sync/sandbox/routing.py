@@ -61,7 +61,7 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
-    api: str  # "admin" or "data": which quota bucket a request counts against
+    api: str  # "admin", "data" or "bigquery": which quota bucket a request counts against
     write: bool = False  # an Admin API write (create, patch, delete)
 
 

@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ga_sync.sandbox import admin_api, admin_resources, changes, machinery
-from ga_sync.sandbox import data_api, reports_api
+from ga_sync.sandbox import bigquery, data_api, reports_api
 from ga_sync.sandbox.faults import (
     LOST_RESPONSE,
     UNAVAILABLE,
@@ -71,6 +71,10 @@ log = logging.getLogger("ga_sync.sandbox")
 READONLY_SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 EDIT_SCOPE = "https://www.googleapis.com/auth/analytics.edit"
 FULL_SCOPE = "https://www.googleapis.com/auth/analytics"
+BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery",
+                   "https://www.googleapis.com/auth/bigquery.readonly",
+                   "https://www.googleapis.com/auth/cloud-platform",
+                   "https://www.googleapis.com/auth/cloud-platform.read-only")
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -84,7 +88,8 @@ _ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "
 def default_routes() -> list[Route]:
     """The Admin API routes, then the Data API's (looked up now, so late additions are seen)."""
     return (list(admin_api.ROUTES) + list(admin_resources.ROUTES) + list(machinery.ROUTES)
-            + list(changes.ROUTES) + list(data_api.ROUTES) + list(reports_api.ROUTES))
+            + list(changes.ROUTES) + list(data_api.ROUTES) + list(reports_api.ROUTES)
+            + list(bigquery.ROUTES))
 
 
 def _jwt_claims(token: str) -> dict[str, Any] | None:
@@ -255,7 +260,9 @@ class SandboxServer:
                 scopes = self.token_scopes[credential] = str(claims["scope"]).split()
             self.scopes_seen[" ".join(sorted(scopes))] += 1
         data = _DATA_PID.match(path) is not None and (":" in path or path.endswith("/metadata"))
-        if data:  # the Data API's scopes (the data client's AUTH_SCOPES)
+        if path.startswith(bigquery.PREFIX + "/"):  # BigQuery: its own and the cloud scopes
+            allowed, service = set(BIGQUERY_SCOPES), "bigquery.googleapis.com"
+        elif data:  # the Data API's scopes (the data client's AUTH_SCOPES)
             allowed, service = {FULL_SCOPE, READONLY_SCOPE}, "analyticsdata.googleapis.com"
         elif method in ("POST", "PATCH", "DELETE"):
             allowed, service = {EDIT_SCOPE}, "analyticsadmin.googleapis.com"
@@ -308,7 +315,7 @@ class SandboxServer:
 
     def _take_quota(self, r: Route, path: str, headers: Mapping[str, str]) -> str | None:
         """Count the request against GA's quotas (429 when exhausted); returns a Data API slot to free."""
-        if self.quota is None:
+        if self.quota is None or r.api == "bigquery":  # GA's quotas are not BigQuery's
             return None
         try:
             if r.api == "data":
