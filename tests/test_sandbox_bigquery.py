@@ -445,7 +445,9 @@ def test_cassette_pins_the_bigquery_requests_of_the_source(monkeypatch, tmp_path
     assert facts.periods[0].sessions > 0 and facts.periods[0].events.loc["purchase", "count"] > 0
     reqs = [(r.method, r.path.split("/bigquery/v2")[1]) for r in cassette.requests]
     ds = f"/projects/{PROJECT}/datasets/analytics_{PID}/tables"
-    assert reqs[:2] == [("GET", ds), ("GET", ds)]  # 21 tables in pages of 50? no: one page
+    jobs, results = f"/projects/{PROJECT}/jobs", f"/projects/{PROJECT}/queries/gasync_0002"
+    assert reqs[:4] == [("GET", ds), ("POST", jobs), ("POST", jobs), ("GET", results)]
+    assert set(reqs[4:]) == {("GET", results)}  # then the result, page by page
     bodies = [json.loads(r.body) for r in cassette.requests if r.method == "POST"]
     assert [b["configuration"].get("dryRun", False) for b in bodies] == [True, False]
     dry, real = bodies
