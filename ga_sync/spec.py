@@ -28,15 +28,19 @@ from .garules import (ANALYTICS_360, AUDIENCE_TRIGGERS_PER_PROPERTY, BROWSING_EV
                       CREATED_EVENTS_PER_PROPERTY, DEFAULT_KEY_EVENTS, EVENT_NAME_MAX,
                       KEY_EVENT_LIMITS, RESERVED_PREFIXES, SERVICE_LEVELS, STANDARD)
 from .redact import excerpt
-from .spec_rules import (EVENT_VALUE, KIND_KEYS, VALUE_MAX, Places, check_event_name, choice,
-                         did_you_mean, error, kind, parse_origin, parse_property, parse_value,
-                         quote, quote_path, show, warning)
+from .spec_rules import (EVENT_VALUE, FUNNEL_KEYS, FUNNEL_STEPS_MAX, FUNNEL_STEPS_MIN,
+                         IDENTIFIES, KIND_KEYS, KNOWN_STEP_EVENTS, NAME, OPEN, STEPS, VALUE_MAX,
+                         WITHIN, Places, check_event_name, choice, did_you_mean, error,
+                         funnel_name_problems, kind, parse_flag, parse_origin, parse_property,
+                         parse_value, parse_within, quote, quote_path, show, step_problems,
+                         warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
     RATE_BASES,
     SESSIONS,
     TIERS,
+    Funnel,
     Goal,
     EventRule,
     Location,
@@ -63,8 +67,9 @@ __all__ = [
 ]
 
 TOP_LEVEL_KEYS = ("client", "property", "properties", "currency", "rate_basis", "service_level",
-                  "extends", "goals")
-GOAL_KEYS = ("event", "tier", "value", "counting", "category", "description") + KIND_KEYS
+                  "extends", "goals", "funnels")
+GOAL_KEYS = ("event", "tier", "value", "counting", "category", "description", IDENTIFIES) \
+    + KIND_KEYS
 REQUIRED_GOAL_KEYS = ("event", "tier", "value")
 
 # Limits that keep one odd file from costing unbounded time or memory (docs/spec.md, "Limits").
@@ -183,6 +188,8 @@ class _Parsed:
     extends: tuple[str, Location] | None = None
     lines: list[str] = field(default_factory=list, repr=False)  # the text, for literals
     sources: dict[int, Location] = field(default_factory=dict)  # id(goal) -> where `from:` is
+    funnels: list[Funnel] | None = None
+    steps_at: dict[int, tuple[Location, ...]] = field(default_factory=dict)  # id(funnel) -> steps
 
     @property
     def has_errors(self) -> bool:
@@ -454,6 +461,8 @@ def _parse_into(parsed: _Parsed) -> None:
                                    f"`extends: _agency_defaults.yaml`"))
     if "goals" in data:
         _parse_goals(parsed, data)
+    if "funnels" in data:
+        _parse_funnels(parsed, data)
 
 
 def _parse_properties(parsed: _Parsed, data: Any) -> None:
@@ -611,6 +620,12 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str, out: li
         else:
             out.append(error(_at_value(file, item, key), f"{key} must be text, got {show(raw)}; "
                                                           f"write a short label or leave it out"))
+    identifies = False
+    if IDENTIFIES in item:
+        identifies = parse_flag(item[IDENTIFIES], IDENTIFIES, _at_value(file, item, IDENTIFIES),
+                                out, "`true` marks a goal in which the visitor tells the site who "
+                                     "they are (an account, a newsletter sign-up, a login)") \
+            or False
     origin = parse_origin(item, event, places, out)
     if len(out) > before and any(p.severity == "error" for p in out[before:]):
         return None
@@ -619,10 +634,130 @@ def _parse_goal(file: str, item: Any, item_loc: Location, currency: str, out: li
     goal = Goal(event=str(event), tier=str(tier), value=value, counting=str(counting),
                 category=None if category is None else str(category),
                 description=None if description is None else str(description),
-                location=_at_value(file, item, "event"), origin=origin.origin)
+                location=_at_value(file, item, "event"), origin=origin.origin,
+                identifies=identifies)
     if origin.source_loc is not None:
         sources[id(goal)] = origin.source_loc
     return goal
+
+
+def _parse_funnels(parsed: _Parsed, data: Any) -> None:
+    """`funnels:`: a list of {name, steps, within, open}; whether the steps are goals is checked
+    after `extends` is merged (`_check_funnels`)."""
+    file, out = parsed.file, parsed.problems
+    raw = data["funnels"]
+    loc = _at_value(file, data, "funnels") if raw is not None else _at_key(file, data, "funnels")
+    if raw is None or (isinstance(raw, list) and not raw):
+        out.append(error(loc, "funnels is empty; list at least one funnel (`- name: ...` with "
+                               "`steps:`), or leave out `funnels:`"))
+        return
+    if not isinstance(raw, list):
+        out.append(error(loc, f"funnels must be a list, each entry starting with `- name:`, got "
+                               f"{kind(raw)}"))
+        return
+    funnels: list[Funnel] = []
+    names: dict[str, tuple[str, Location]] = {}  # casefolded name -> (name, where)
+    for index, item in enumerate(raw):
+        item_loc = _at_item(file, raw, index)
+        if not isinstance(item, dict):
+            out.append(error(item_loc, f"funnel {show(item)} is not a mapping; write each funnel "
+                                        f"as `- name: checkout` followed by `steps: [...]`"))
+            continue
+        funnel = _parse_funnel(parsed, item, item_loc)
+        name = item.get(NAME)
+        if isinstance(name, str) and name.strip():
+            name_loc = _at_value(file, item, NAME)
+            first = names.setdefault(name.strip().casefold(), (name.strip(), name_loc))
+            if first[1] is not name_loc:
+                same = "" if first[0] == name.strip() else \
+                    f" (`{quote(first[0])}`; names are compared ignoring letter case)"
+                out.append(error(name_loc, f"funnel `{quote(name.strip())}` has the same name as "
+                                            f"the funnel at {_where(first[1])}{same}; give each "
+                                            f"funnel its own name"))
+                continue
+        if funnel is not None:
+            funnels.append(funnel)
+    parsed.funnels = funnels
+
+
+def _parse_funnel(parsed: _Parsed, item: Any, item_loc: Location) -> Funnel | None:
+    """One funnel mapping -> Funnel, or None after reporting every problem with it."""
+    file, out = parsed.file, parsed.problems
+    before = len(out)
+    for key in item:
+        if isinstance(key, str) and key in FUNNEL_KEYS:
+            continue
+        hint = did_you_mean(key, FUNNEL_KEYS) if isinstance(key, str) else ""
+        out.append(error(_at_key(file, item, key), f"unknown funnel key {show(key)}{hint} (funnel "
+                                                    f"keys: {', '.join(FUNNEL_KEYS)})"))
+    name = item.get(NAME)
+    label = f"funnel `{quote(name.strip())}`" if isinstance(name, str) and name.strip() \
+        else "funnel"
+    if NAME not in item:
+        out.append(error(item_loc, "funnel is missing `name:`, a short label for the report "
+                                   "(e.g. `name: checkout`)"))
+    elif not isinstance(name, str):
+        out.append(error(_at_value(file, item, NAME), f"funnel name must be a short label, got "
+                                                      f"{show(name)}; e.g. `name: checkout`"))
+    else:
+        for message in funnel_name_problems(name.strip()):
+            out.append(error(_at_value(file, item, NAME), message))
+    steps: list[str] = []
+    places: list[Location] = []
+    if STEPS not in item:
+        out.append(error(item_loc, f"{label} is missing `steps:`, the events visitors pass "
+                                   f"through in order ({FUNNEL_STEPS_MIN} to {FUNNEL_STEPS_MAX}), "
+                                   f"e.g. `steps: [view_item, add_to_cart, purchase]`"))
+    else:
+        raw = item[STEPS]
+        loc = _at_value(file, item, STEPS) if raw is not None else _at_key(file, item, STEPS)
+        if not isinstance(raw, list):
+            out.append(error(loc, f"steps must be a list of event names, e.g. `steps: "
+                                  f"[view_item, add_to_cart, purchase]`, got {kind(raw)}"))
+        elif len(raw) < FUNNEL_STEPS_MIN:
+            out.append(error(loc, f"{label} has {len(raw)} step{'' if len(raw) == 1 else 's'}; a "
+                                  f"funnel needs {FUNNEL_STEPS_MIN} to {FUNNEL_STEPS_MAX} steps "
+                                  f"to show where visitors drop off"))
+        elif len(raw) > FUNNEL_STEPS_MAX:
+            out.append(error(loc, f"{label} has {len(raw)} steps; GA's funnel reports take at "
+                                  f"most {FUNNEL_STEPS_MAX}: drop steps, or split it into two "
+                                  f"funnels"))
+        else:
+            seen: dict[str, Location] = {}
+            for index, step in enumerate(raw):
+                step_loc = _at_item(file, raw, index)
+                if not isinstance(step, str):
+                    out.append(error(step_loc, f"step must be a GA4 event name, got {show(step)}; "
+                                               f"e.g. `add_to_cart`"))
+                    continue
+                problems = step_problems(step)
+                for message in problems:
+                    out.append(error(step_loc, message))
+                if problems:
+                    continue
+                if step in seen:
+                    out.append(error(step_loc, f"step `{step}` is listed twice in {label} (first "
+                                               f"at {_where(seen[step])}); one event counts for "
+                                               f"one step: remove one"))
+                    continue
+                seen[step] = step_loc
+                steps.append(step)
+                places.append(step_loc)
+    within = None
+    if WITHIN in item:
+        within = parse_within(item[WITHIN], _at_value(file, item, WITHIN), out)
+    is_open = False
+    if OPEN in item:
+        is_open = parse_flag(item[OPEN], OPEN, _at_value(file, item, OPEN), out,
+                             "`false` (the default) counts only visitors who enter at the first "
+                             "step, `true` lets them enter at any step") or False
+    if len(out) > before:
+        return None
+    assert isinstance(name, str)
+    funnel = Funnel(name=name.strip(), steps=tuple(steps), within=within, open=is_open,
+                    location=_at_value(file, item, NAME))
+    parsed.steps_at[id(funnel)] = tuple(places)
+    return funnel
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,6 +771,7 @@ class _Merged:
     files: list[_Parsed]
     fields: dict[str, tuple[Any, Location]] = field(default_factory=dict)
     goals: list[Goal] | None = None
+    funnels: list[Funnel] | None = None
     present: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
     broken: bool = False  # an `extends` could not be followed; missing keys would be noise
@@ -651,6 +787,21 @@ def _merge_goals(base: list[Goal], own: list[Goal]) -> list[Goal]:
         else:
             index[goal.event] = len(merged)
             merged.append(goal)
+    return merged
+
+
+def _merge_funnels(base: list[Funnel], own: list[Funnel]) -> list[Funnel]:
+    """Base funnels first; a funnel of the extending file replaces the base funnel of the same
+    name (ignoring letter case) in its place; the others follow."""
+    merged = list(base)
+    index = {f.name.casefold(): i for i, f in enumerate(merged)}
+    for funnel in own:
+        key = funnel.name.casefold()
+        if key in index:
+            merged[index[key]] = funnel
+        else:
+            index[key] = len(merged)
+            merged.append(funnel)
     return merged
 
 
@@ -745,6 +896,8 @@ class _Loader:
             merged.present |= parsed.present
             if parsed.goals is not None:
                 merged.goals = _merge_goals(merged.goals or [], parsed.goals)
+            if parsed.funnels is not None:
+                merged.funnels = _merge_funnels(merged.funnels or [], parsed.funnels)
         merged.problems = problems[::-1]  # the deepest link's problem first, as before
         return merged
 
@@ -794,6 +947,8 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
                           f"{limit} (`purchase` does not count); drop or merge micro "
                           f"conversions{more}"))
     _check_machinery(merged, goals, root, out)
+    funnels = merged.funnels or []
+    _check_funnels(merged, funnels, goals, out)
     problems = [p for f in merged.files for p in f.problems] + out
     if any(p.severity == "error" for p in problems):
         return None
@@ -805,9 +960,31 @@ def _finish(merged: _Merged, file: str) -> Spec | None:
         rate_basis=merged.fields.get("rate_basis", (SESSIONS, root))[0],
         service_level=merged.fields["service_level"][0] if "service_level" in merged.fields
         else None,
+        funnels=tuple(funnels),
         path=Path(file),
         warnings=tuple(dict.fromkeys(str(p) for p in problems if p.severity == "warning")),
     )
+
+
+def _check_funnels(merged: _Merged, funnels: list[Funnel], goals: list[Goal],
+                   out: list[Problem]) -> None:
+    """A step that is no goal of the spec and no event GA collects or recommends is likely a
+    typo: the funnel would count an event nobody sends, and show everyone dropping off there."""
+    steps_at = {k: v for parsed in merged.files for k, v in parsed.steps_at.items()}
+    events = [g.event for g in goals]
+    known = set(events) | KNOWN_STEP_EVENTS
+    for funnel in funnels:
+        places = steps_at.get(id(funnel), ())
+        for index, step in enumerate(funnel.steps):
+            if step in known:
+                continue
+            hint = did_you_mean(step, events) or did_you_mean(step, sorted(KNOWN_STEP_EVENTS))
+            loc = places[index] if index < len(places) else funnel.location
+            out.append(warning(loc or Location(str(merged.files[-1].file)),
+                               f"step `{step}` of funnel `{quote(funnel.name)}` is not a goal of "
+                               f"this spec, nor an event GA collects automatically or recommends "
+                               f"for ecommerce{hint or '; check its spelling'} (the funnel counts "
+                               f"the event as the site sends it)"))
 
 
 def _check_machinery(merged: _Merged, goals: list[Goal], root: Location,

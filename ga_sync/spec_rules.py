@@ -20,7 +20,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarint import ScalarInt
 
 from .errors import Problem
-from .garules import (AUTOMATIC_EVENTS, EVENT_NAME, EVENT_NAME_MAX, NOT_NAME_CHARS,
+from .garules import (AUTOMATIC_EVENTS, BROWSING_EVENTS, EVENT_NAME, EVENT_NAME_MAX, NOT_NAME_CHARS,
                       PARAMETER_NAME_MAX, PARAMETER_VALUE_MAX, RESERVED_EVENT_NAMES,
                       RESERVED_PREFIXES, RULE_CONDITIONS_MAX)
 from .model import (EQUALS, MATCH_OPERATORS, PAGE_EVENT, PAGE_PARAMETER, PROPERTY_ID_MAX, REGEX,
@@ -696,3 +696,147 @@ def _parse_session(raw: Any, loc: Location, places: Places,
     if len(out) > before:
         return None
     return SessionRule(**{key: int(raw[key])})
+
+
+# ---------------------------------------------------------------------------------------------
+# Funnels and identifying goals (docs/spec.md, "Funnels and identifying goals"). Pure checks of
+# one value; spec.py walks the `funnels:` list and checks steps against the merged goals.
+
+NAME, STEPS, WITHIN, OPEN = "name", "steps", "within", "open"
+FUNNEL_KEYS = (NAME, STEPS, WITHIN, OPEN)
+IDENTIFIES = "identifies"
+#: Steps in one funnel: GA's funnel reports (exploration, runFunnelReport) take 1 to 10 steps,
+#: and a funnel of one step has no drop-off to show.
+FUNNEL_STEPS_MIN, FUNNEL_STEPS_MAX = 2, 10
+#: ga-sync's bound on a funnel's name: it labels the report's funnel chart.
+FUNNEL_NAME_MAX = 60
+#: `within` units, in seconds.
+WITHIN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+#: ga-sync's bound on `within`: a report period is at most about a year, so more is a typo.
+WITHIN_MAX = 365 * 86_400
+#: GA4's recommended ecommerce and lead events a funnel commonly passes through without their
+#: being goals. https://developers.google.com/analytics/devguides/collection/ga4/reference/events
+RECOMMENDED_STEP_EVENTS = frozenset({
+    "view_item", "view_item_list", "select_item", "add_to_cart", "view_cart", "begin_checkout",
+    "add_shipping_info", "add_payment_info", "purchase", "sign_up", "login", "generate_lead"})
+#: Steps that need not be goals: GA collects them itself, or recommends them.
+KNOWN_STEP_EVENTS = AUTOMATIC_EVENTS | BROWSING_EVENTS | RECOMMENDED_STEP_EVENTS
+_EXAMPLE_STEPS = "`steps: [view_item, add_to_cart, begin_checkout, purchase]`"
+_UNIT_WORDS = {"sec": "s", "secs": "s", "second": "s", "seconds": "s", "min": "m", "mins": "m",
+               "minute": "m", "minutes": "m", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+               "day": "d", "days": "d"}
+_WEEK_WORDS = ("w", "wk", "wks", "week", "weeks")
+_VAGUE_WORDS = ("mo", "mon", "month", "months", "y", "yr", "yrs", "year", "years")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*\Z")
+_UNITS_HINT = "`30d` (days), `12h` (hours), `90m` (minutes) or `45s` (seconds)"
+
+
+def funnel_name_problems(name: str) -> list[str]:
+    """Problems with a funnel's name (already stripped); [] when it is a usable label."""
+    if not name:
+        return ["funnel name is empty; write a short label for the report, e.g. "
+                "`name: checkout`"]
+    if any(not ch.isprintable() for ch in name):
+        return [f"funnel name `{quote(name)}` holds a line break or control character; write "
+                f"it on one line"]
+    if len(name) > FUNNEL_NAME_MAX:
+        return [f"funnel name `{quote(name)}` is {len(name)} characters long; at most "
+                f"{FUNNEL_NAME_MAX} (it labels the report's funnel chart): shorten it"]
+    return []
+
+
+def step_problems(step: str) -> list[str]:
+    """Problems with a funnel step: a GA4 event name as the site sends it."""
+    shown = quote(step)
+    if not step:
+        return ["step is empty; write a GA4 event name, e.g. `add_to_cart`"]
+    if EVENT_NAME.match(step) and len(step) <= EVENT_NAME_MAX:
+        return []
+    fixed = _ascii_name(step)[:EVENT_NAME_MAX]
+    hint = f"; did you mean `{fixed}`?" if fixed and fixed != step and \
+        _suggestable(step, fixed) and EVENT_NAME.match(fixed) else ""
+    return [f"step `{shown}` is not a GA4 event name (a letter first, then ASCII letters, "
+            f"digits and underscores, at most {EVENT_NAME_MAX} characters){hint}"]
+
+
+def _duration(seconds: int) -> str:
+    """Seconds as `within` writes them: the largest unit that divides them (`2592000` -> `30d`)."""
+    for unit in ("d", "h", "m"):
+        if seconds % WITHIN_UNITS[unit] == 0:
+            return f"{seconds // WITHIN_UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def within_text(seconds: int) -> str:
+    """`within` as a spec writes it (for dump)."""
+    return _duration(seconds)
+
+
+def parse_within(raw: Any, loc: Location, out: list[Problem]) -> int | None:
+    """`within`, a whole number and a unit (`30d`, `12h`, `90m`, `45s`), as seconds; None after
+    reporting why it is not one. At most WITHIN_MAX, more than 0."""
+    before = len(out)
+    text = str(raw) if isinstance(raw, str) else None
+    match = _DURATION.match(text) if text is not None and len(text) <= 40 else None
+    if isinstance(raw, (bool, ScalarBoolean)):
+        out.append(error(loc, f"within {show(raw)} is a yes/no, not a duration; write one of "
+                              f"{_UNITS_HINT}, or leave out `within:` for no limit"))
+    elif isinstance(raw, (int, float)):
+        number = _plain(float(raw)) if isinstance(raw, float) and math.isfinite(raw) \
+            and abs(raw) < 1e15 else (str(int(raw)) if isinstance(raw, int)
+                                     and abs(raw) < 10 ** 15 else "30")
+        out.append(error(loc, f"within {show(raw)} has no unit; write the number with one: "
+                              f"`{number}d` (days), `{number}h` (hours), `{number}m` (minutes) "
+                              f"or `{number}s` (seconds)"))
+    elif match is None:
+        out.append(error(loc, f"within must be a duration such as {_UNITS_HINT}, got "
+                              f"{show(raw)}; leave out `within:` for no limit"))
+    else:
+        number, unit = match.group(1), match.group(2)
+        word = unit.lower()
+        if "." in number:
+            whole = float(number) * WITHIN_UNITS.get(_UNIT_WORDS.get(word, word), 0)
+            hint = (f": write `{_duration(int(whole))}`" if whole.is_integer() and whole > 0
+                    else "")
+            out.append(error(loc, f"within {show(raw)} is not a whole number of a unit"
+                                  f"{hint}"))
+        elif not unit:
+            out.append(error(loc, f"within {show(raw)} has no unit; write the number with one: "
+                                  f"`{int(number)}d` (days), `{int(number)}h` (hours), "
+                                  f"`{int(number)}m` (minutes) or `{int(number)}s` (seconds)"))
+        elif word in _WEEK_WORDS:
+            out.append(error(loc, f"within {show(raw)}: weeks are written in days, "
+                                  f"`{int(number) * 7}d`"))
+        elif word in _VAGUE_WORDS or unit == "M":
+            out.append(error(loc, f"within {show(raw)}: months and years vary in length; write "
+                                  f"days, e.g. `30d` (`m` is minutes)"))
+        elif unit not in WITHIN_UNITS:
+            fixed = _UNIT_WORDS.get(word, word if word in WITHIN_UNITS else None)
+            hint = f"`{int(number)}{fixed}`" if fixed else _UNITS_HINT
+            out.append(error(loc, f"within {show(raw)} is not a duration ga-sync reads; write "
+                                  f"{hint}"))
+        elif text is not None and text.strip() != number + unit:
+            out.append(error(loc, f"within {show(raw)}: write the number and its unit "
+                                  f"together, `{int(number)}{unit}`"))
+    if len(out) > before:
+        return None
+    assert match is not None
+    seconds = int(match.group(1)) * WITHIN_UNITS[match.group(2)]
+    if seconds <= 0:
+        out.append(error(loc, f"within {show(raw)} must be more than 0; leave out `within:` "
+                              f"for no limit"))
+        return None
+    if seconds > WITHIN_MAX:
+        out.append(error(loc, f"within {show(raw)} is more than 365 days, the most ga-sync "
+                              f"takes (a report covers at most about a year); write at most "
+                              f"`365d`, or leave out `within:` for no limit"))
+        return None
+    return seconds
+
+
+def parse_flag(raw: Any, key: str, loc: Location, out: list[Problem], what: str) -> bool | None:
+    """A `true`/`false` key (`open`, `identifies`); None after reporting why it is not one."""
+    if isinstance(raw, (bool, ScalarBoolean)):
+        return bool(raw)
+    out.append(error(loc, f"{key} must be `true` or `false`, got {show(raw)}; {what}"))
+    return None
