@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from dataclasses import replace
 from typing import Iterable, Mapping
 
-from ga_sync.model import (EQUALS, MACRO, MICRO, SESSIONS, Condition, EventRule, Goal,
+from ga_sync.model import (EQUALS, MACRO, MICRO, SESSIONS, Condition, EventRule, Funnel, Goal,
                            KeyEventState, SessionRule, Spec, property_id, property_name)
 from ga_sync.garules import (ANALYTICS_360, AUDIENCE_TRIGGERS_PER_PROPERTY,
                              CREATED_EVENTS_PER_PROPERTY, DEFAULT_KEY_EVENTS, KEY_EVENT_LIMITS,
                              STANDARD)
-from ga_sync.spec_rules import EVENT_VALUE, check_event_name, origin_problems
+from ga_sync.spec_rules import EVENT_VALUE, check_event_name, origin_problems, within_text
 
 _PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 _.,'()/&+-]*\Z")
 _YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n"})
@@ -288,18 +288,20 @@ def dump_spec(client: str, properties: Iterable[str | int], currency: str,
               goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
               service_level: str = STANDARD, source: str | None = None,
               rules: Mapping[str, EventRule] | None = None,
-              sessions: Mapping[str, SessionRule] | None = None) -> str:
+              sessions: Mapping[str, SessionRule] | None = None,
+              funnels: Iterable[Funnel] = ()) -> str:
     """A spec file (YAML text) for these goals or live key events; see `dump_property`."""
     return dump_property(client, properties, currency, goals, rate_basis=rate_basis,
                          service_level=service_level, source=source, rules=rules,
-                         sessions=sessions).text
+                         sessions=sessions, funnels=funnels).text
 
 
 def dump_property(client: str, properties: Iterable[str | int], currency: str,
                   goals: Iterable[Goal | KeyEventState], *, rate_basis: str = SESSIONS,
                   service_level: str = STANDARD, source: str | None = None,
                   rules: Mapping[str, EventRule] | None = None,
-                  sessions: Mapping[str, SessionRule] | None = None) -> Dump:
+                  sessions: Mapping[str, SessionRule] | None = None,
+                  funnels: Iterable[Funnel] = ()) -> Dump:
     """A spec for these goals or live key events that validates and plans no changes.
 
     Used by `ga-sync dump` to start a spec from a live property. Key events become goals with a
@@ -316,6 +318,8 @@ def dump_property(client: str, properties: Iterable[str | int], currency: str,
     reserved name, a regex RE2 refuses, more conditions or longer values than GA takes, more
     than GA's per-property limit) is left out with a comment and its goal written as an event
     the site sends, so the plan lists the rule or audience as unmanaged and changes nothing.
+
+    `funnels` (from a loaded spec; GA holds none) are written after the goals.
     """
     given = currency.strip().upper()
     items = list(goals)
@@ -380,13 +384,29 @@ def dump_property(client: str, properties: Iterable[str | int], currency: str,
             lines.append(f"    category: {_text(goal.category)}")
         if goal.description is not None:
             lines.append(f"    description: {_text(goal.description)}")
+        if goal.identifies:
+            lines.append("    identifies: true")
         if goal.origin is not None:
             lines += _origin_lines(goal.origin)
+    lines += _funnel_lines(funnels)
     text = "\n".join(lines) + "\n"
     return Dump(text, code, tuple(left_out[i] for i in sorted(left_out)))
+
+
+def _funnel_lines(funnels: Iterable[Funnel]) -> list[str]:
+    lines: list[str] = []
+    for funnel in funnels:
+        name = funnel.name if _text(funnel.name) == funnel.name else _quoted(funnel.name)
+        lines.append(f"  - name: {name}")
+        lines.append(f"    steps: [{', '.join(_value(step) for step in funnel.steps)}]")
+        if funnel.within is not None:
+            lines.append(f"    within: {within_text(funnel.within)}")
+        if funnel.open:
+            lines.append("    open: true")
+    return ["funnels:"] + lines if lines else []
 
 
 def spec_to_yaml(spec: Spec, *, source: str | None = None) -> str:
     """A loaded spec as one self-contained file (`extends` already merged in)."""
     return dump_spec(spec.client, spec.properties, spec.currency, spec.goals,
-                     rate_basis=spec.rate_basis, source=source)
+                     rate_basis=spec.rate_basis, source=source, funnels=spec.funnels)

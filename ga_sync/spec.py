@@ -32,8 +32,8 @@ from .spec_rules import (EVENT_VALUE, FUNNEL_KEYS, FUNNEL_STEPS_MAX, FUNNEL_STEP
                          IDENTIFIES, KIND_KEYS, KNOWN_STEP_EVENTS, NAME, OPEN, STEPS, VALUE_MAX,
                          WITHIN, Places, check_event_name, choice, did_you_mean, error,
                          funnel_name_problems, kind, parse_flag, parse_origin, parse_property,
-                         parse_value, parse_within, quote, quote_path, show, step_problems,
-                         warning)
+                         parse_value, parse_within, quote, quote_path, show, step_hint,
+                         step_problems, warning)
 from .model import (
     COUNTING_METHODS,
     ONCE_PER_EVENT,
@@ -978,13 +978,12 @@ def _check_funnels(merged: _Merged, funnels: list[Funnel], goals: list[Goal],
         for index, step in enumerate(funnel.steps):
             if step in known:
                 continue
-            hint = did_you_mean(step, events) or did_you_mean(step, sorted(KNOWN_STEP_EVENTS))
             loc = places[index] if index < len(places) else funnel.location
             out.append(warning(loc or Location(str(merged.files[-1].file)),
                                f"step `{step}` of funnel `{quote(funnel.name)}` is not a goal of "
                                f"this spec, nor an event GA collects automatically or recommends "
-                               f"for ecommerce{hint or '; check its spelling'} (the funnel counts "
-                               f"the event as the site sends it)"))
+                               f"for ecommerce, so it may be a typo{step_hint(step, events)} (an "
+                               f"event the site does send under this name is counted as usual)"))
 
 
 def _check_machinery(merged: _Merged, goals: list[Goal], root: Location,

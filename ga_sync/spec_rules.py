@@ -838,5 +838,21 @@ def parse_flag(raw: Any, key: str, loc: Location, out: list[Problem], what: str)
     """A `true`/`false` key (`open`, `identifies`); None after reporting why it is not one."""
     if isinstance(raw, (bool, ScalarBoolean)):
         return bool(raw)
-    out.append(error(loc, f"{key} must be `true` or `false`, got {show(raw)}; {what}"))
+    word = raw.strip().lower() if isinstance(raw, str) and len(raw) < 10 else None
+    if word in ("true", "false", "yes", "no", "on", "off"):
+        written = "false" if word in ("false", "no", "off") else "true"
+        out.append(error(loc, f"{key} `{quote(raw)}` is text; write `{written}` without quotes "
+                              f"(`true` or `false`)"))
+    else:
+        out.append(error(loc, f"{key} must be `true` or `false`, got {show(raw)}; {what}"))
     return None
+
+
+def step_hint(step: str, goals: Iterable[str]) -> str:
+    """A did-you-mean for a step that is no goal: the spec's goals first, then (closer matches
+    only) the events GA collects or recommends."""
+    hint = did_you_mean(step, goals)
+    if hint or len(step) > 64:
+        return hint
+    close = difflib.get_close_matches(step, sorted(KNOWN_STEP_EVENTS), n=1, cutoff=0.85)
+    return f"; did you mean `{close[0]}`?" if close else ""
