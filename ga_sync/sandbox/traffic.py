@@ -35,7 +35,40 @@ Profile schema (version 1)::
       "downloads": [{"path": "/downloads/brochure.pdf", "text": str, "weight": float}, ...]
                                          # optional: the files file_download events are about
                                          # (DEFAULT_DOWNLOADS when absent)
+      "journeys": {...}                  # optional, see below
     }
+
+**Journeys** (opt-in: a profile without the key generates exactly the events it always did).
+Visitors progress through funnels across sessions and days, micro goals raise their later
+chance of buying, and `identifies` goals sign them in::
+
+    "journeys": {
+      "cycle_days": 28,        # a returning user's journeys start afresh every this many days
+      "funnels": [{"steps": ["view_item", "add_to_cart", "begin_checkout", "purchase"],
+                   "entry": 0.35,        # per cycle: share of returning users who start it
+                   "entry_new": 0.12,    # share of first-time users who start it (one session)
+                   "continue": [0.45, 0.55, 0.6],  # chance to go on to each next step
+                   "same_session": 0.5,  # the next step in the same session, else ...
+                   "gap_days": 2.0}],    # ... a later day (geometric, this mean, >= 1)
+      "micro": [{"event": "sign_up", "rate": 0.1,  # per cycle, returning users
+                 "rate_new": 0.02,                 # first-time users' one session
+                 "boost": 3.0,                     # buying-odds multiplier once done
+                 "identifies": true}]              # signs the user in (once in a lifetime)
+    }
+
+Every event named in `journeys` (micro goals and funnel steps; they must be goals or extra
+events of the profile) is fired by the journeys only, not by its `session_rate`. A returning
+user (a `returning_pool` id) has a fixed phase; each cycle draws, from an RNG of (seed, cycle),
+on which day of it they do each micro goal and enter each funnel; each next step follows in the
+same session or `gap_days` later, so a later step never precedes an earlier one. Those users
+get a session on those days (taking the place of a random returning session's user). Micro
+goals done on or before the entry day multiply the chance of entering and of the last step by
+the square root of the product of their boosts (a one-step funnel: entry by the whole product).
+First-time users never return, so their whole journey happens in their one session. From an
+`identifies` event on (rows after it in its session, the user's later sessions, any day), the
+user's events carry `signed_in_user_id` (a column `event_log` adds for journey profiles only:
+nullable Int64, the pseudo id plus `visitors.SIGNED_IN_ID_OFFSET`). Everything is a function
+of the seed, the day and the user id, so days stay independent and cacheable.
 
 A goal's `session_rate` is the share of sessions in which it fires; `repeat` is the Poisson mean of
 extra firings in such a session (so once-per-event and once-per-session counts differ); `value` is
@@ -269,6 +302,8 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     new = rng.random(n) < profile["new_user_share"]
     user = np.where(new, _NEW_USER_BASE + session,
                     rng.integers(0, profile["returning_pool"], n)).astype(np.int64)
+    plan = profile.get("journeys")
+    journey = _journey_sessions(profile, cat, day, new, user) if plan else None
     sidx = np.arange(n)
     # Page views: 1 + geometric extra, landing page first.
     extra_pv = rng.geometric(1.0 / profile["pageviews_mean"], n) - 1
@@ -290,7 +325,10 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
     for name in profile["pageview_like"]:
         hit = rng.random(pv_session.size) < 0.9
         parts.append((pv_session[hit], code[name], pv_page[hit], None))
+    managed = set(visitors.journey_actions(plan)) if plan else set()
     for g in cat.goal_rows:
+        if g["event"] in managed:
+            continue  # fired by the journeys below
         fires = np.flatnonzero(rng.random(n) < g["session_rate"])
         times = 1 + rng.poisson(g["repeat"], fires.size)
         s = np.repeat(fires, times)
@@ -301,6 +339,8 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
             values = np.round(rng.lognormal(mu, sigma, s.size), 2)
         parts.append((s, g["code"], np.full(s.size, g["page"], dtype=np.int32), values))
 
+    if journey is not None:
+        parts += _journey_parts(profile, cat, day, journey)
     s_all = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
     ev = np.concatenate([np.full(p[0].size, p[1], dtype=np.int16) for p in parts])
     page = np.concatenate([p[2].astype(np.int32) for p in parts])
@@ -329,7 +369,90 @@ def _generate_day(profile: dict[str, Any], cat: _Catalog, day: date) -> _Day:
         pick = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal(), 0xD0C])
         download[hits] = pick.choice(len(cat.downloads), size=hits.size, p=cat.download_weights)
     out["download"] = download
+    if journey is not None:
+        out["signed"] = _signed(out, s_all, journey, cat)
     return out
+
+
+@dataclass
+class _Journey:
+    """A day's journey sessions: (session, action) pairs and who is signed in."""
+
+    session: np.ndarray           # session index of each action
+    action: np.ndarray            # index into `names`
+    names: tuple[str, ...]
+    signed_session: np.ndarray    # per session: every row carries the user id
+    identifies: tuple[str, ...]   # events from which on a session's rows carry it
+
+
+def _journey_sessions(profile: dict[str, Any], cat: _Catalog, day: date, new: np.ndarray,
+                      user: np.ndarray) -> _Journey:
+    """Give the returning users whose journeys act today a session each (replacing the
+    user of a random returning session; `user` is changed in place), and lay out the actions
+    of returning and first-time users by session."""
+    spec = profile["journeys"]
+    pool = int(profile["returning_pool"])
+    seed = int(profile["seed"])
+    jd = visitors.journey_day(fingerprint(profile), seed, spec, pool,
+                              date.fromisoformat(profile["start"]), day)
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, day.toordinal(), 0x5E55])
+    returning = np.flatnonzero(~new)
+    k = min(jd.users.size, returning.size)  # more journeys than returning sessions: rest wait
+    chosen = np.sort(rng.permutation(returning)[:k])
+    movers = jd.users[rng.permutation(jd.users.size)[:k]]
+    user[chosen] = movers
+    where = np.full(pool, -1, dtype=np.int64)
+    where[movers] = chosen
+    act_session = where[jd.action_user]
+    ok = act_session >= 0
+    new_idx = np.flatnonzero(new)
+    w, a, _ = visitors.new_user_journeys(seed, spec, day, new_idx.size)
+    session = np.concatenate([act_session[ok], new_idx[w]])
+    action = np.concatenate([jd.action[ok], a])
+    is_pool = ~new
+    pool_user = np.where(is_pool, user, 0)
+    signed_session = is_pool & jd.identified_before[pool_user]
+    # the same day, sessions after the one in which the user signs in
+    ident_at = np.full(pool, np.iinfo(np.int64).max)
+    today = np.flatnonzero(jd.identify_today[movers])
+    ident_at[movers[today]] = chosen[today]
+    later = is_pool & (np.arange(user.size) > ident_at[pool_user])
+    return _Journey(session=session, action=action, names=jd.names,
+                    signed_session=signed_session | later,
+                    identifies=tuple(m["event"] for m in spec.get("micro", [])
+                                     if m.get("identifies")))
+
+
+def _journey_parts(profile: dict[str, Any], cat: _Catalog, day: date, j: _Journey
+                   ) -> list[tuple[np.ndarray, int, np.ndarray, np.ndarray | None]]:
+    """Event parts of the journeys' actions, micro goals before funnel steps, steps in order
+    (a session's rows keep their part order, so a step never precedes the one before it)."""
+    rows = {g["event"]: g for g in cat.goal_rows}
+    vrng = np.random.default_rng([int(profile["seed"]) & 0xFFFFFFFF, day.toordinal(), 0x7A1])
+    parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray | None]] = []
+    for i, name in enumerate(j.names):
+        g = rows.get(name)
+        if g is None:
+            continue  # not an event of the catalog (e.g. a page-view-like event)
+        s = np.sort(j.session[j.action == i])
+        values = None
+        if g["value"] is None and g.get("order_value"):
+            sigma = 0.55
+            mu = np.log(g["order_value"]) - sigma**2 / 2
+            values = np.round(vrng.lognormal(mu, sigma, s.size), 2)
+        parts.append((s, g["code"], np.full(s.size, g["page"], dtype=np.int32), values))
+    return parts
+
+
+def _signed(out: _Day, s_all: np.ndarray, j: _Journey, cat: _Catalog) -> np.ndarray:
+    """Per event: carries the user id (signed in earlier, or from an identifying event on,
+    in its session)."""
+    codes = [cat.events.index(e) for e in j.identifies if e in cat.events]
+    hit = np.isin(out["event"], codes) if codes else np.zeros(s_all.size, dtype=bool)
+    idx = np.where(hit, np.arange(s_all.size), -1)
+    last = np.maximum.accumulate(idx) if idx.size else idx
+    since = (last >= 0) & (s_all[np.maximum(last, 0)] == s_all)
+    return j.signed_session[s_all] | since
 
 
 def _default_cache_bytes() -> int:
@@ -455,6 +578,11 @@ def event_log(traffic: dict[str, Any] | None, start: date, end: date,
         **_visitor_columns(cat, chunks),
         **(_parameter_columns(cat, chunks) if parameters else {}),
     })
+    if traffic.get("journeys"):
+        signed = np.concatenate([c.get("signed", np.zeros(c["event"].size, dtype=bool))
+                                 for c in chunks])
+        ids = frame["user_id"].to_numpy() + visitors.SIGNED_IN_ID_OFFSET
+        frame["signed_in_user_id"] = pd.arrays.IntegerArray(np.where(signed, ids, 0), ~signed)
     frame.attrs["time_zone"] = time_zone
     return frame
 

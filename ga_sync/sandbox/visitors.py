@@ -261,3 +261,188 @@ def draw_sessions(seed: int, day: date, tabs: Tables, country: np.ndarray, new: 
     return {"place": place, "language": language, "device": device, "source": source,
             "first_source": first_source, "duration": duration,
             "engagement_ms": engagement_ms.astype(np.int64), "start": start}
+
+
+# ---- journeys (opt-in: a profile's "journeys" key; traffic.py documents the schema) ----------
+
+#: `signed_in_user_id` of a user: the site's own id for them, a fixed offset from the pseudo id.
+SIGNED_IN_ID_OFFSET = 7_000_000_000_000
+
+
+@dataclass(frozen=True)
+class JourneyDay:
+    """What the journeys of returning users do on one day.
+
+    `users`: pool ids needing a session today (each gets one journey session); `actions`:
+    (user, action) pairs in firing order, `action` indexing `names`; `identified_before`: per
+    pool id, signed in on an earlier day; `identify_today`: per pool id, signs in today.
+    """
+
+    users: np.ndarray
+    action_user: np.ndarray
+    action: np.ndarray
+    names: tuple[str, ...]
+    identified_before: np.ndarray
+    identify_today: np.ndarray
+
+
+_PLANS: "dict[tuple[str, int], dict[str, np.ndarray]]" = {}
+_PLANS_ORDER: list[tuple[str, int]] = []
+_PLANS_LOCK = __import__("threading").Lock()
+
+
+def journey_actions(spec: dict[str, Any]) -> tuple[str, ...]:
+    """Every event a journeys profile fires itself: micro goals first, then funnel steps."""
+    names: list[str] = [m["event"] for m in spec.get("micro", [])]
+    for f in spec.get("funnels", []):
+        names += list(f["steps"])
+    return tuple(dict.fromkeys(names))
+
+
+def _phase(pool: int, seed: int, cycle_days: int) -> np.ndarray:
+    ids = np.arange(pool, dtype=np.int64) + (int(seed) & 0xFFFF) * 1_000_003
+    return (_unit_of(ids) * cycle_days).astype(np.int64)
+
+
+def _cycle_plan(key: str, seed: int, spec: dict[str, Any], pool: int, cycle: int
+                ) -> dict[str, np.ndarray]:
+    """One journey cycle of every pool user (day offsets in the cycle, -1: not done), cached.
+
+    Micro goals happen on a day of the first half of the cycle; a funnel is entered on another,
+    and each next step follows in the same session or `gap_days` later on average. Micro goals
+    done on or before the entry day multiply the buying odds by their `boost`: the entry chance
+    and the last step's chance each by the square root of the product (a one-step funnel's
+    entry by the whole product).
+    """
+    k = (key, cycle)
+    with _PLANS_LOCK:
+        if k in _PLANS:
+            return _PLANS[k]
+    length = int(spec.get("cycle_days", 28))
+    half = max(length // 2, 1)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x10E7, cycle & 0xFFFFFFFF])
+    plan: dict[str, np.ndarray] = {}
+    micro = spec.get("micro", [])
+    for i, m in enumerate(micro):
+        did = rng.random(pool) < float(m.get("rate", 0.0))
+        day = rng.integers(0, half, pool)
+        plan[f"m{i}"] = np.where(did, day, -1)
+    for j, f in enumerate(spec.get("funnels", [])):
+        steps = list(f["steps"])
+        entry_day = rng.integers(0, half, pool)
+        boost = np.ones(pool)
+        for i, m in enumerate(micro):
+            t = plan[f"m{i}"]
+            boost *= np.where((t >= 0) & (t <= entry_day), float(m.get("boost", 1.0)), 1.0)
+        root = boost if len(steps) == 1 else np.sqrt(boost)
+        enter = rng.random(pool) < np.minimum(0.95, float(f.get("entry", 0.3)) * root)
+        day = np.where(enter, entry_day, -1)
+        plan[f"f{j}s0"] = day
+        cont = list(f.get("continue") or [0.5] * (len(steps) - 1))
+        same = float(f.get("same_session", 0.5))
+        gap_mean = max(float(f.get("gap_days", 2.0)), 1.0)
+        for s in range(1, len(steps)):
+            p = np.full(pool, float(cont[s - 1]))
+            if s == len(steps) - 1:
+                p = np.minimum(0.95, p * root)
+            go = rng.random(pool) < p
+            gap = np.where(rng.random(pool) < same, 0, rng.geometric(1.0 / gap_mean, pool))
+            nxt = day + gap
+            day = np.where((day >= 0) & go & (nxt < length), nxt, -1)
+            plan[f"f{j}s{s}"] = day
+    with _PLANS_LOCK:
+        _PLANS[k] = plan
+        _PLANS_ORDER.append(k)
+        while len(_PLANS_ORDER) > 512:
+            _PLANS.pop(_PLANS_ORDER.pop(0), None)
+    return plan
+
+
+def journey_day(key: str, seed: int, spec: dict[str, Any], pool: int, start: date,
+                day: date) -> JourneyDay:
+    """The journey actions of the returning pool on `day` (deterministic: no earlier day is
+    generated; a user's cycle and identification follow from their id and the seed)."""
+    length = int(spec.get("cycle_days", 28))
+    phase = _phase(pool, seed, length)
+    d = day.toordinal()
+    pos = d + phase
+    cycle, offset = pos // length, pos % length
+    names = journey_actions(spec)
+    index = {n: i for i, n in enumerate(names)}
+    micro = spec.get("micro", [])
+    funnels = spec.get("funnels", [])
+    # Identification: the first cycle (since the traffic's start) in which an `identifies`
+    # micro goal happened; it fires that once and the user is signed in from then on.
+    first_cycle = (start.toordinal() + phase) // length
+    ident_micro = [i for i, m in enumerate(micro) if m.get("identifies")]
+    ident_day = np.full(pool, np.iinfo(np.int64).max)
+    ident_event_day = {i: np.full(pool, np.iinfo(np.int64).max) for i in ident_micro}
+    if ident_micro:
+        for c in range(int(first_cycle.min()), int(cycle.max()) + 1):
+            plan = _cycle_plan(key, seed, spec, pool, c)
+            valid = (c >= first_cycle) & (c <= cycle)
+            base = c * length - phase
+            for i in ident_micro:
+                t = plan[f"m{i}"]
+                when = np.where(valid & (t >= 0), base + t, np.iinfo(np.int64).max)
+                when = np.where(when >= start.toordinal(), when, np.iinfo(np.int64).max)
+                ident_event_day[i] = np.minimum(ident_event_day[i], when)
+        for i in ident_micro:
+            ident_day = np.minimum(ident_day, ident_event_day[i])
+    action_user: list[np.ndarray] = []
+    action: list[np.ndarray] = []
+    for c in np.unique(cycle):
+        plan = _cycle_plan(key, seed, spec, pool, int(c))
+        mine = cycle == c
+        for i, m in enumerate(micro):
+            if m.get("identifies"):
+                hit = np.flatnonzero(mine & (ident_event_day[i] == d))
+            else:
+                hit = np.flatnonzero(mine & (plan[f"m{i}"] == offset))
+            action_user.append(hit)
+            action.append(np.full(hit.size, index[m["event"]], dtype=np.int64))
+        for j, f in enumerate(funnels):
+            for s, step in enumerate(f["steps"]):
+                hit = np.flatnonzero(mine & (plan[f"f{j}s{s}"] == offset))
+                action_user.append(hit)
+                action.append(np.full(hit.size, index[step], dtype=np.int64))
+    au = np.concatenate(action_user) if action_user else np.empty(0, np.int64)
+    ac = np.concatenate(action) if action else np.empty(0, np.int64)
+    order = np.argsort(au, kind="stable")  # per user, in firing order (micro, then steps)
+    au, ac = au[order], ac[order]
+    return JourneyDay(users=np.unique(au), action_user=au, action=ac, names=names,
+                      identified_before=ident_day < d, identify_today=ident_day == d)
+
+
+def new_user_journeys(seed: int, spec: dict[str, Any], day: date, n_new: int
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(new session number, action) pairs of first-time visitors, who never come back: their
+    micro goals and funnel steps all happen in their one session (`*_new` rates)."""
+    names = journey_actions(spec)
+    index = {n: i for i, n in enumerate(names)}
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, day.toordinal(), 0x7E3])
+    who: list[np.ndarray] = []
+    what: list[np.ndarray] = []
+    boost = np.ones(n_new)
+    for m in spec.get("micro", []):
+        did = rng.random(n_new) < float(m.get("rate_new", 0.0))
+        boost *= np.where(did, float(m.get("boost", 1.0)), 1.0)
+        who.append(np.flatnonzero(did))
+        what.append(np.full(who[-1].size, index[m["event"]], dtype=np.int64))
+    for f in spec.get("funnels", []):
+        steps = list(f["steps"])
+        root = boost if len(steps) == 1 else np.sqrt(boost)
+        alive = rng.random(n_new) < np.minimum(0.95, float(f.get("entry_new", 0.1)) * root)
+        cont = list(f.get("continue") or [0.5] * (len(steps) - 1))
+        for s, step in enumerate(steps):
+            if s:
+                p = np.full(n_new, float(cont[s - 1]))
+                if s == len(steps) - 1:
+                    p = np.minimum(0.95, p * root)
+                alive &= rng.random(n_new) < p
+            who.append(np.flatnonzero(alive))
+            what.append(np.full(who[-1].size, index[step], dtype=np.int64))
+    w = np.concatenate(who) if who else np.empty(0, np.int64)
+    a = np.concatenate(what) if what else np.empty(0, np.int64)
+    order = np.argsort(w, kind="stable")
+    return w[order], a[order], names
