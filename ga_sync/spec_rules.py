@@ -839,10 +839,12 @@ def parse_flag(raw: Any, key: str, loc: Location, out: list[Problem], what: str)
     if isinstance(raw, (bool, ScalarBoolean)):
         return bool(raw)
     word = raw.strip().lower() if isinstance(raw, str) and len(raw) < 10 else None
-    if word in ("true", "false", "yes", "no", "on", "off"):
-        written = "false" if word in ("false", "no", "off") else "true"
-        out.append(error(loc, f"{key} `{quote(raw)}` is text; write `{written}` without quotes "
-                              f"(`true` or `false`)"))
+    if word in ("true", "false"):
+        out.append(error(loc, f"{key} `{quote(raw)}` is text; write `{word}` without quotes"))
+    elif word in ("yes", "no", "on", "off"):
+        written = "false" if word in ("no", "off") else "true"
+        out.append(error(loc, f"{key} `{quote(raw)}` is text to YAML 1.2 (which ga-sync reads); "
+                              f"write `{written}`"))
     else:
         out.append(error(loc, f"{key} must be `true` or `false`, got {show(raw)}; {what}"))
     return None
