@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from ga_sync.cli import app
 from ga_sync.currencies import CURRENCY_CODES
+from ga_sync.spec import validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"
@@ -64,6 +65,8 @@ CANNOT_EXPRESS = {
     # Two values of one goal, or two goals, compared with each other.
     "bad-kind-from-own-event": "`from` equal to the goal's own event",
     "bad-kind-from-made-event": "`from` naming the event another goal's rule makes",
+    # Funnels (tests/specs/journeys): two names compared ignoring letter case.
+    "bad-journey-name-duplicate": "two funnels whose names differ only in letter case",
 }
 # Rejected by the schema, but only the loader can say how to fix them: the decimal-comma and
 # thousands hints (bad-value-decimal-comma, -comma-ambiguous, -thousands, -string), the
@@ -85,14 +88,16 @@ def _errors(instance: Any) -> list[str]:
 
 
 KINDS = SPECS / "kinds"  # the goal-kind fixtures (page:, from:/where:, session:)
+JOURNEYS = SPECS / "journeys"  # funnels and identifying goals
+FOLDERS = (SPECS, KINDS, JOURNEYS)
 
 
 def _stems(pattern: str) -> list[str]:
-    return sorted(p.stem for folder in (SPECS, KINDS) for p in folder.glob(pattern))
+    return sorted(p.stem for folder in FOLDERS for p in folder.glob(pattern))
 
 
 def _path(name: str) -> Path:
-    return next(p for p in (SPECS / f"{name}.yaml", KINDS / f"{name}.yaml") if p.is_file())
+    return next(p for p in (d / f"{name}.yaml" for d in FOLDERS) if p.is_file())
 
 
 BAD = _stems("bad-*.yaml")
@@ -133,7 +138,7 @@ def test_bad_fixture_is_rejected(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CANNOT_EXPRESS))
 def test_what_the_schema_cannot_express_really_passes_it(name: str) -> None:
     """If the schema learns to catch one of these, move it out of CANNOT_EXPRESS."""
-    assert any((d / f"{name}.yaml").is_file() for d in (SPECS, KINDS)), \
+    assert any((d / f"{name}.yaml").is_file() for d in FOLDERS), \
         f"{name}.yaml is gone: remove it from CANNOT_EXPRESS"
     path = _path(name)
     try:
@@ -261,6 +266,61 @@ def test_key_event_limit(purchase: bool) -> None:
 
 def test_property_and_properties_together() -> None:
     assert _errors(_spec(property=1, properties=[2]))
+
+
+# --------------------------------------------------------------------------- funnels
+
+
+def _funnel(**changes: Any) -> dict[str, Any]:
+    funnel: dict[str, Any] = {"name": "checkout", "steps": ["add_to_cart", "purchase"]}
+    funnel.update(changes)
+    return _spec(funnels=[{k: v for k, v in funnel.items() if v is not None}])
+
+
+def _loader_takes(tmp_path: Path, data: dict[str, Any]) -> bool:
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
+    specs, problems = validate_paths([path])
+    return bool(specs)
+
+
+WITHIN = ["1s", "45s", "90m", "12h", "30d", "365d", "8760h", "525600m", "31536000s", "007d",
+          "0d", "0s", "366d", "8761h", "525601m", "31536001s", "30", "30 d", "30 days", "12H",
+          "2w", "1.5h", "1 month", "-1d", "d", "", " 30d", "1y", "P30D", "0030d", "99999999999d"]
+
+
+@pytest.mark.parametrize("within", WITHIN)
+def test_within_agrees_with_the_loader(tmp_path: Path, within: str) -> None:
+    """The schema's range patterns (365 days in each unit) say what the loader says."""
+    data = _funnel(within=within)
+    assert (_errors(data) == []) is _loader_takes(tmp_path, data), within
+
+
+@pytest.mark.parametrize(("changes", "ok"), [
+    ({}, True), ({"open": True}, True), ({"open": "yes"}, False), ({"within": 30}, False),
+    ({"name": "x" * 60}, True), ({"name": "x" * 61}, False), ({"name": ""}, False),
+    ({"name": "a\tb"}, False), ({"name": None}, False), ({"steps": None}, False),
+    ({"steps": ["purchase"]}, False), ({"steps": [f"s{i}" for i in range(10)]}, True),
+    ({"steps": [f"s{i}" for i in range(11)]}, False), ({"steps": ["a", "a"]}, False),
+    ({"steps": ["a-b", "c"]}, False), ({"steps": ["a" * 41, "c"]}, False),
+    ({"steps": ["a" * 40, "c"]}, True), ({"extra": 1}, False),
+])
+def test_funnel_rules(tmp_path: Path, changes: dict[str, Any], ok: bool) -> None:
+    data = _funnel(**changes)
+    assert (_errors(data) == []) is ok
+    assert _loader_takes(tmp_path, data) is ok
+
+
+def test_funnels_list() -> None:
+    assert _errors(_spec(funnels=[]))
+    assert _errors(_spec(funnels={"name": "x"}))
+    assert _errors({"extends": "_b.yaml", "funnels": [{"name": "f", "steps": ["a", "b"]}]}) == []
+
+
+@pytest.mark.parametrize(("flag", "ok"), [(True, True), (False, True), ("true", False),
+                                          (1, False), (None, False)])
+def test_identifies(flag: Any, ok: bool) -> None:
+    assert (_errors(_goal(identifies=flag)) == []) is ok
 
 
 # --------------------------------------------------------------------------- the command
