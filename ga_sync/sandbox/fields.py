@@ -10,7 +10,7 @@ Where the model simplifies GA (documented in docs/sandbox.md): attribution-scope
 `medium` / `campaignName` / `defaultChannelGroup` are the session's; an engaged session is one
 longer than 10 seconds (a user_engagement event or 2+ page views; key events are not
 considered); `totalRevenue` is purchase revenue (no ad or subscription revenue);
-`pageTitle` is made from the page path.
+`pageTitle` is made from the page path; `signedInWithUserId` is per event (`SIGNED_IN`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ for _api, _col in (("Source", "source"), ("Medium", "medium"), ("CampaignName", 
 PAIRS = {"sessionSourceMedium": ("session_source", "session_medium"),
          "sourceMedium": ("session_source", "session_medium"),
          "firstUserSourceMedium": ("first_user_source", "first_user_medium")}
-CONSTANTS = {"platform": "web", "signedInWithUserId": "no"}
+CONSTANTS = {"platform": "web"}
+#: signedInWithUserId per event: "yes" on events that carry the site's user id (journey
+#: profiles' signed-in users, from their identifying event on), "no" elsewhere, so a user who
+#: signed in during the period counts in both rows (as GA's event-scoped value would).
+SIGNED_IN = ["no", "yes"]
 
 
 def page_title(path: str) -> str:
@@ -135,6 +139,11 @@ def dimension_codes(ev: query.Events, name: str) -> Codes:
         return _relabel(codes, [f"{x} / {y}" for x in ca for y in cb], lambda s: s)
     if name in ("hour", "minute", "dateHour", "dateHourMinute"):
         return _time_of_day(ev, name)
+    if name == "signedInWithUserId":
+        signed = ev.columns.get("signed")
+        if signed is None:
+            return np.zeros(len(ev), dtype=np.int64), ["no"]
+        return signed.astype(np.int64), SIGNED_IN
     value = CONSTANTS.get(name, NOT_SET)
     return np.zeros(len(ev), dtype=np.int64), [value]
 
@@ -215,4 +224,5 @@ def empty_columns() -> dict[str, Any]:
     from ga_sync.sandbox.traffic import NUMBER_COLUMNS, SESSION_COLUMNS
     cols: dict[str, Any] = {k: np.empty(0, dtype=np.int64) for k in SESSION_COLUMNS}
     cols.update({k: np.empty(0) for k in NUMBER_COLUMNS})
+    cols["signed"] = np.empty(0, dtype=np.int8)
     return cols

@@ -246,6 +246,9 @@ def _base(record: PropertyLike, lo: date, hi: date) -> tuple[dict[str, np.ndarra
         cats[name] = list(log[name].cat.categories)
     for name in NUMBER_COLUMNS:
         cols[name] = log[name].to_numpy()
+    # signed in with a user id (journey profiles only; fields.py: signedInWithUserId)
+    cols["signed"] = (log["signed_in_user_id"].notna().to_numpy().astype(np.int8)
+                      if "signed_in_user_id" in log.columns else np.zeros(len(log), np.int8))
     with _BASES_LOCK:
         _BASES[key] = (cols, cats)
         while len(_BASES) > 6:

@@ -8,6 +8,7 @@
 - `runRealtimeReport` reads the last 30 minutes of today's synthetic traffic (by session start,
   in the property's time zone), with the realtime schema (catalog.REALTIME_*); without data GA
   answers only `{"kind": ...}` (recorded). One minute range.
+- `runFunnelReport` (v1alpha) is funnels.py's; its route is served from this list.
 - `checkCompatibility` answers, for every field of the property's metadata, whether it could be
   added to the request's fields, by catalog.py's approximate model of GA's rules.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from google.analytics.data_v1beta.types import analytics_data_api as api_types
 
-from ga_sync.sandbox import catalog, data_api, query
+from ga_sync.sandbox import catalog, data_api, funnels, query
 from ga_sync.sandbox.data_api import _PID, _check_property, _Snapshot, enums_as_numbers, parse
 from ga_sync.sandbox.routing import ApiError, Route, route
 
@@ -263,4 +264,5 @@ ROUTES: list[Route] = [
     route("POST", rf"/v1beta/{_PID}:runPivotReport", run_pivot_report, "data"),
     route("POST", rf"/v1beta/{_PID}:runRealtimeReport", run_realtime_report, "data"),
     route("POST", rf"/v1beta/{_PID}:checkCompatibility", check_compatibility, "data"),
+    *funnels.ROUTES,  # v1alpha runFunnelReport (funnels.py)
 ]
