@@ -13,8 +13,8 @@ zone, never before the traffic's first day (the export starts when the link was 
 today's part so far as an intraday table, cut as the Data API cuts today (the share of the
 day's sessions matching the share of the day elapsed, `query.day_elapsed`).
 
-The export's `user_id` is null: the traffic model signs no one in (the writer fills it from a
-`signed_in_user_id` column once the model has one). The log's bookkeeping columns `origin`
+The export's `user_id` is the log's `signed_in_user_id` where the traffic signs users in
+(journey profiles), null elsewhere. The log's bookkeeping columns `origin`
 and `event_time` are not written; a rule-made or trigger event is an ordinary event in GA's
 export too.
 """
