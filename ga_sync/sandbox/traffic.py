@@ -53,7 +53,8 @@ chance of buying, and `identifies` goals sign them in::
       "micro": [{"event": "sign_up", "rate": 0.1,  # per cycle, returning users
                  "rate_new": 0.02,                 # first-time users' one session
                  "boost": 3.0,                     # buying-odds multiplier once done
-                 "identifies": true}]              # signs the user in (once in a lifetime)
+                 "identifies": true}],             # signs the user in (once in a lifetime)
+      "identifies": ["sign_up"]          # optional: funnel steps that sign the user in too
     }
 
 Every event named in `journeys` (micro goals and funnel steps; they must be goals or extra
@@ -419,8 +420,7 @@ def _journey_sessions(profile: dict[str, Any], cat: _Catalog, day: date, new: np
     later = is_pool & (np.arange(user.size) > ident_at[pool_user])
     return _Journey(session=session, action=action, names=jd.names,
                     signed_session=signed_session | later,
-                    identifies=tuple(m["event"] for m in spec.get("micro", [])
-                                     if m.get("identifies")))
+                    identifies=visitors.identifying(spec))
 
 
 def _journey_parts(profile: dict[str, Any], cat: _Catalog, day: date, j: _Journey

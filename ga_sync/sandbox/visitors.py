@@ -299,6 +299,13 @@ def journey_actions(spec: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def identifying(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The events that sign a visitor in: `identifies` micro goals and the `identifies` list
+    (funnel steps that sign in, e.g. a sign-up step)."""
+    names = [m["event"] for m in spec.get("micro", []) if m.get("identifies")]
+    return tuple(dict.fromkeys(names + list(spec.get("identifies", []))))
+
+
 def _phase(pool: int, seed: int, cycle_days: int) -> np.ndarray:
     ids = np.arange(pool, dtype=np.int64) + (int(seed) & 0xFFFF) * 1_000_003
     return (_unit_of(ids) * cycle_days).astype(np.int64)
@@ -375,18 +382,26 @@ def journey_day(key: str, seed: int, spec: dict[str, Any], pool: int, start: dat
     # micro goal happened; it fires that once and the user is signed in from then on.
     first_cycle = (start.toordinal() + phase) // length
     ident_micro = [i for i, m in enumerate(micro) if m.get("identifies")]
-    ident_day = np.full(pool, np.iinfo(np.int64).max)
-    ident_event_day = {i: np.full(pool, np.iinfo(np.int64).max) for i in ident_micro}
-    if ident_micro:
+    signs_in = identifying(spec)
+    ident_steps = [(j, s) for j, f in enumerate(funnels) for s, e in enumerate(f["steps"])
+                   if e in signs_in]
+    never = np.iinfo(np.int64).max
+    ident_day = np.full(pool, never)
+    ident_event_day = {i: np.full(pool, never) for i in ident_micro}
+    if ident_micro or ident_steps:
         for c in range(int(first_cycle.min()), int(cycle.max()) + 1):
             plan = _cycle_plan(key, seed, spec, pool, c)
             valid = (c >= first_cycle) & (c <= cycle)
             base = c * length - phase
-            for i in ident_micro:
-                t = plan[f"m{i}"]
-                when = np.where(valid & (t >= 0), base + t, np.iinfo(np.int64).max)
-                when = np.where(when >= start.toordinal(), when, np.iinfo(np.int64).max)
-                ident_event_day[i] = np.minimum(ident_event_day[i], when)
+            arrays = [(i, plan[f"m{i}"]) for i in ident_micro]
+            arrays += [(None, plan[f"f{j}s{s}"]) for j, s in ident_steps]
+            for i, t in arrays:
+                when = np.where(valid & (t >= 0), base + t, never)
+                when = np.where(when >= start.toordinal(), when, never)
+                if i is None:  # a funnel step that signs in: it fires in every cycle
+                    ident_day = np.minimum(ident_day, when)
+                else:
+                    ident_event_day[i] = np.minimum(ident_event_day[i], when)
         for i in ident_micro:
             ident_day = np.minimum(ident_day, ident_event_day[i])
     action_user: list[np.ndarray] = []
