@@ -77,6 +77,7 @@ class Connection:
     _admin: Any = None
     _admin_alpha: Any = None
     _data: Any = None
+    _data_alpha: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
     #: Endpoints that stopped answering, for the whole run (see `Circuit`).
@@ -91,7 +92,7 @@ class Connection:
             if concurrency <= self.pool_size:
                 return
             self.pool_size = concurrency
-            for client in (self._admin, self._admin_alpha, self._data):
+            for client in (self._admin, self._admin_alpha, self._data, self._data_alpha):
                 if client is not None:
                     guard_session(client._transport._session, self.circuit, self.pool_size)
 
@@ -143,6 +144,21 @@ class Connection:
                 )
                 guard_session(self._data._transport._session, self.circuit, self.pool_size)
             return self._data
+
+    def data_alpha(self) -> Any:
+        """The Data API v1alpha client (REST transport), built on first use: funnel reports
+        (`runFunnelReport`), which GA offers only there."""
+        with self._lock:
+            if self._data_alpha is None:
+                from google.analytics.data_v1alpha import AlphaAnalyticsDataClient
+                self._data_alpha = AlphaAnalyticsDataClient(
+                    credentials=self.credentials, transport="rest",
+                    client_options=_client_options(self.data_endpoint, self.scope),
+                    client_info=_client_info(),
+                )
+                guard_session(self._data_alpha._transport._session, self.circuit,
+                              self.pool_size)
+            return self._data_alpha
 
 
 def _client_options(endpoint: str, scope: str) -> Any:

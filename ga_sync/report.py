@@ -110,6 +110,11 @@ class ReportResult:
     marks: list["GoalMark"] = field(default_factory=list)
     #: Where the numbers come from: "data-api", "export" (files on DuckDB) or "bigquery".
     source: str = "data-api"
+    #: Journeys (`ga_sync.journeys`): funnel step users, micro goals' assists of macro
+    #: conversions, identified visitors. None: not computed (shown as status "unavailable").
+    funnels: list[Any] = field(default_factory=list)
+    assists: Any = None
+    identified: Any = None
 
     def to_json(self) -> dict[str, Any]:
         compare = self.previous is not None
@@ -125,6 +130,13 @@ class ReportResult:
             "warnings": [w.to_json() for w in self.warnings],
             "property_currency": self.property_currency or self.currency,
             "source": self.source,
+            "funnels": [f.to_json() for f in self.funnels],
+            "assists": (self.assists.to_json() if self.assists is not None else
+                        {"status": "unavailable", "macro_users": None,
+                         "average_macro_value": None, "goals": []}),
+            "identified": (self.identified.to_json() if self.identified is not None else
+                           {"status": "unavailable", "users": None, "share": None,
+                            "macro_rate": None, "anonymous_macro_rate": None, "goals": []}),
         }
 
 
@@ -516,6 +528,7 @@ def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
         r.source = _source_label(facts.source)
         r.warnings = _warnings(r, facts, today, spec, i, marked, dict(origins))
         results.append(r)
+    _add_journeys(results, source or default_source(), conn, spec, property, periods)
     current = results[0]
     if compare:
         prev = results[1]
@@ -523,6 +536,27 @@ def report_property(conn: Any, spec: Spec, property: str, period: Period, *,
             g.change = (g.conversions - pg.conversions) / pg.conversions if pg.conversions else None
         current = replace(current, previous=prev)
     return current
+
+
+def _add_journeys(results: list[ReportResult], source: Source, conn: Any, spec: Spec,
+                  property: str, periods: Sequence[Period]) -> None:
+    """Funnels, assists and identified visitors (`ga_sync.journeys`), a small step after the
+    facts pull: its failure is a warning on the report (`journeys-failed`), never a failed
+    property."""
+    from ga_sync.journeys import pull
+
+    try:
+        journeys, notes = pull(source, conn, spec, property, periods,
+                               users=[r.users for r in results])
+    except GaSyncError as e:
+        from ga_sync.redact import excerpt
+        results[0].warnings.append(Warning_(
+            "journeys-failed", "Funnels, assists and identified visitors could not be "
+            f"computed: {excerpt(str(e), 300)}"))
+        return
+    for r, j in zip(results, journeys):
+        r.funnels, r.assists, r.identified = j.funnels, j.assists, j.identified
+    results[0].warnings.extend(Warning_(code, message) for code, message in notes)
 
 
 def created_times(conn: Any, property: str, wanted: Mapping[str, str]) -> dict[str, str]:
