@@ -138,7 +138,10 @@ def run_demo(directory: Path, specs_dir: Path | None, *, echo: Echo) -> None:
         step("8. Report last week: macro and micro conversions and their value")
         html = _report(conn, specs, directory, echo, destination)
 
-        step("9. Audit: the client specs, then an inherited, hand-configured property")
+        step("9. The same report from the GA4 BigQuery export: files on DuckDB, and BigQuery")
+        _three_sources(conn, state, server, specs, directory, echo)
+
+        step("10. Audit: the client specs, then an inherited, hand-configured property")
         _audit(conn, state, specs, directory, echo)
 
     step("Done")
@@ -236,6 +239,62 @@ def _audit(conn: Any, state: Any, specs: list[Spec], directory: Path, echo: Echo
     echo(f"A new client's property, set up by hand years ago ({spec_file}):")
     echo("")
     echo(audit_text(ga_sync.audit(conn, ga_sync.load_specs([spec_file]))).rstrip())
+
+
+def _three_sources(conn: Any, state: Any, server: Any, specs: list[Spec], directory: Path,
+                   echo: Echo) -> None:
+    """One client's last week through the Data API, the export's files (DuckDB) and BigQuery
+    (the sandbox's): every goal the Data API counts exactly agrees; engagement goals differ,
+    because only the export counts them per session."""
+    from datetime import date, timedelta
+
+    import ga_sync
+    from ga_sync.export.engines import bigquery_client
+    from ga_sync.export.source import BigQuerySource, ExportSource
+    from ga_sync.sandbox.export import export_state
+
+    spec = next((s for s in specs if any(g.kind == "session" for g in s.goals)), specs[0])
+    today = date.today()
+    end = today - timedelta(days=today.weekday() + 1)
+    start = end - timedelta(days=6)
+    folder = directory / "ga4-export"
+    written = export_state(state, folder, start, end,
+                           properties=[p.split("/")[1] for p in spec.properties],
+                           intraday=False)
+    echo(f"Exported {sum(len(w.files) for w in written)} daily tables of {spec.client} to "
+         f"{folder} (GA4's export schema, Parquet).")
+    client = bigquery_client("demo-project", env={"GA_SYNC_BIGQUERY_ENDPOINT": server.url})
+    sources = {"Data API": None, "export files": ExportSource(folder),
+               "BigQuery": BigQuerySource("demo-project", client=client)}
+    runs = {}
+    for label, source in sources.items():
+        run = ga_sync.report(conn, [spec], start, end, source=source, store=False)
+        _fail_on(run.errors)
+        runs[label] = run.results[0]
+    head = f"  {'':22}" + "".join(f"{label:>14}" for label in runs)
+    echo(head)
+    rows = [("sessions", lambda r: r.sessions), ("users", lambda r: r.users)]
+    rows += [(g.event, (lambda e: lambda r: next(x.conversions for x in r.goals
+                                                 if x.event == e))(g.event))
+             for g in spec.goals]
+    for name, get in rows:
+        echo(f"  {name:22}" + "".join(f"{get(r):>14,.0f}" for r in runs.values()))
+    exact = {g.event for g in spec.goals if g.kind in ("event", "page")} | {"sessions", "users"}
+    for name, get in rows:
+        values = {round(float(get(r)), 6) for r in runs.values()}
+        if name in exact and len(values) != 1:
+            raise RuntimeError(f"demo: the three sources disagree on {name}: {values}")
+        if round(float(get(runs["export files"])), 6) != round(float(get(runs["BigQuery"])), 6):
+            raise RuntimeError(f"demo: the export files and BigQuery disagree on {name}")
+    session_goals = [g.event for g in spec.goals if g.kind == "session"]
+    if session_goals:
+        echo(f"Every row agrees but {', '.join(session_goals)}: on the Data API it is the event "
+             "GA's audience trigger logs, only since the audience exists (applied today) and "
+             "once per user joining; the export counts every qualifying session, exactly, "
+             "over the whole week.")
+    scan = next((w.message for w in runs["BigQuery"].warnings if w.code == "scan"), None)
+    if scan:
+        echo(scan)
 
 
 def _fail_on(failures: Any) -> None:
