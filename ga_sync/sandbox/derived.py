@@ -28,7 +28,8 @@ to sessions starting in [from, until).
 `event_log(traffic, start, end, time_zone, versions)` returns the log with these rows inserted
 right after their source row (a session's rows stay contiguous), plus `PARAMETER_COLUMNS` and:
 `origin` (categorical: `collected`, `rule`, `audience`) and `event_time` (int64, Unix seconds
-of the session start). `property_event_log(state, pid, start, end)` does it for a sandbox
+of the session start); a journeys profile's `signed_in_user_id` is copied to made rows (the same
+user's events). `property_event_log(state, pid, start, end)` does it for a sandbox
 property, as the Data API sees it. Everything is vectorized: Python loops run over rules,
 conditions and category values, never over events.
 """
