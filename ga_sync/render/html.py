@@ -400,6 +400,12 @@ def _warnings(r: ReportResult) -> str:
     return f'<div class="warnings"><strong>Read with care</strong><ul>{items}</ul></div>'
 
 
+def _journeys(r: ReportResult, index: int) -> str:
+    """Funnel charts, the assist table and identified visitors (`ga_sync.journeys.render`)."""
+    from ga_sync.journeys.render import html_section
+    return html_section(r, index)
+
+
 def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
     rate_svg, rate_caption, rate_note, drawn = _rate_chart(r, weekly, f"ga-sync-{index}-rate")
     if drawn:
@@ -425,6 +431,7 @@ def _section(r: ReportResult, weekly: pd.DataFrame | None, index: int) -> str:
 {_summary_table(r)}
 <h3>Goals</h3>
 {_goals_table(r)}
+{_journeys(r, index)}
 {_warnings(r)}
 </section>"""
 
@@ -467,6 +474,11 @@ def _not_included(errors: Sequence[Any] | None) -> str:
             f"{'is' if n == 1 else 'are'} missing from this file:</p><ul>{items}</ul></section>")
 
 
+def _journeys_css() -> str:
+    from ga_sync.journeys.render import CSS
+    return CSS
+
+
 def report_html(results: Sequence[ReportResult], weekly: dict[str, pd.DataFrame] | None = None,
                 generated: datetime | None = None,
                 errors: Sequence[Any] | None = None) -> str:
@@ -490,7 +502,7 @@ def report_html(results: Sequence[ReportResult], weekly: dict[str, pd.DataFrame]
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="ga-sync">
 <title>{escape(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{_journeys_css()}</style>
 </head>
 <body>
 <main>

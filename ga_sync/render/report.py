@@ -91,10 +91,20 @@ def _cell(x: Any) -> str:
 
 
 def report_csv(results: Sequence[ReportResult]) -> str:
-    """One row per property x goal, same field names and numbers as the JSON contract."""
+    """One row per property x goal, same field names and numbers as the JSON contract.
+
+    When a report has journeys to show (funnels, assists from the export, identified
+    visitors), the columns `journeys.render.CSV_COLUMNS` follow, goal rows say `section`
+    goal, and each report's journeys rows follow its goals (`journeys.render.csv_rows`).
+    """
+    from ga_sync.journeys.render import CSV_COLUMNS as JOURNEY_COLUMNS
+    from ga_sync.journeys.render import csv_rows, has_journeys
+
+    journeys = any(has_journeys(r) for r in results)
+    columns = CSV_COLUMNS + (JOURNEY_COLUMNS if journeys else ())
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for r in results:
         head = r.to_json()
         compare = r.previous is not None
@@ -102,7 +112,12 @@ def report_csv(results: Sequence[ReportResult]) -> str:
             row = {**{k: head[k] for k in CSV_COLUMNS[:8]}, **g.to_json(compare, r.currency)}
             row["value_currency"], row["in_total"] = row.pop("currency"), g.in_total
             row["currency"] = head["currency"]
-            writer.writerow([_cell(row.get(k)) for k in CSV_COLUMNS])
+            row["section"] = "goal"
+            writer.writerow([_cell(row.get(k)) for k in columns])
+        if journeys:
+            for extra in csv_rows(r):
+                row = {**{k: head[k] for k in CSV_COLUMNS[:8]}, **extra}
+                writer.writerow([_cell(row.get(k)) for k in columns])
     return buf.getvalue()
 
 
@@ -302,6 +317,8 @@ def report_table(results: Sequence[ReportResult], errors: Sequence[Any] | None =
         lines.extend(_goals_table(r))
         lines.append("")
         lines.extend(_summary(r))
+        from ga_sync.journeys.render import table_lines
+        lines.extend(table_lines(r))
         if r.warnings:
             lines.append("")
             lines.append("warnings:")
