@@ -401,3 +401,17 @@ def test_typical_requests_are_fast(prop: Any, data: BetaAnalyticsDataClient) -> 
     for body in TYPICAL:
         run(data, body)
     assert time.perf_counter() - began < 6.0
+
+
+@pytest.mark.parametrize("path,data", [
+    ("/v1beta/properties/1:runReport", True), ("/v1beta/properties/1:batchRunReports", True),
+    ("/v1alpha/properties/1:runFunnelReport", True), ("/v1beta/properties/1/metadata", True),
+    ("/v1beta/properties/1:checkCompatibility", True), ("/v1alpha/properties/1:runReport", True),
+    ("/v1alpha/properties/1/audiences/2:archive", False), ("/v1beta/properties/1/keyEvents", False),
+    ("/v1alpha/properties/1/dataStreams/2/eventCreateRules", False),
+])
+def test_data_api_calls_are_told_from_admin_calls(path, data):
+    """Scopes and quotas: a v1alpha funnel report is a Data API read (a read-only token may run
+    it), an audience's `:archive` is an Admin API write."""
+    from ga_sync.sandbox.server import _DATA_CALL
+    assert (_DATA_CALL.match(path) is not None) == data

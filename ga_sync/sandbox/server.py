@@ -78,7 +78,11 @@ BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery",
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
-_DATA_PID = re.compile(r"^/v1beta/properties/([^/:]+)")
+_DATA_PID = re.compile(r"^/v1(?:beta|alpha)/properties/([^/:]+)")
+#: Data API calls: `:runReport`, `:runFunnelReport`, `:batchRunReports`, `:checkCompatibility`
+#: ... and `/metadata` (an Admin `:archive` on v1alpha audiences is not one).
+_DATA_CALL = re.compile(r"^/v1(?:beta|alpha)/properties/[^/:]+(?::(?:run|batchRun|check)\w*|"
+                        r"/metadata)$")
 _DEFAULT_QUOTAS = QuotaLimits()
 
 _ADD_PROPERTY_FIELDS = ("property_id", "display_name", "account", "time_zone", "currency_code",
@@ -259,7 +263,7 @@ class SandboxServer:
                     return
                 scopes = self.token_scopes[credential] = str(claims["scope"]).split()
             self.scopes_seen[" ".join(sorted(scopes))] += 1
-        data = _DATA_PID.match(path) is not None and (":" in path or path.endswith("/metadata"))
+        data = _DATA_CALL.match(path) is not None
         if path.startswith(bigquery.PREFIX + "/"):  # BigQuery: its own and the cloud scopes
             allowed, service = set(BIGQUERY_SCOPES), "bigquery.googleapis.com"
         elif data:  # the Data API's scopes (the data client's AUTH_SCOPES)
