@@ -13,8 +13,9 @@ import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -287,8 +288,13 @@ class Journal:
             fix = "Check the path, or choose another journal file (GA_SYNC_JOURNAL)."
         return JournalError(f"the apply journal {self.path} {what}: {reason}.{after} {fix}")
 
-    def record(self, property: str, change: Change, outcome: str, detail: str | None = None) -> None:
-        """Append one line, whole or not at all; JournalError when it cannot be written."""
+    def record(self, property: str, change: Change, outcome: str, detail: str | None = None,
+               *, name: str | None = None) -> None:
+        """Append one line, whole or not at all; JournalError when it cannot be written.
+
+        `name`, given on applied and reconciled lines, is the resource's server name
+        ("properties/1/audiences/5"; for a create, the one GA answered or the one found in
+        place): the change history is matched by it (see `changelog.ChangeHistory`)."""
         if self.path is None:
             return
         line = {
@@ -303,6 +309,8 @@ class Journal:
         }
         if change.stream:
             line["stream"] = change.stream
+        if name:
+            line["name"] = name
         if detail:
             line["detail"] = detail
         data = (json.dumps(line, sort_keys=False) + "\n").encode("utf-8")
@@ -418,13 +426,16 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
                on_change: Callable[[Change, str], None] | None = None) -> ApplyResult:
     """Apply one property's changes in plan order (see `plan.change_order`: a goal's rule or
     audience before its key event on creation, after it on deletion). A failed change does not
-    stop the others.
+    stop the others, except that a goal's key event is not created when its rule or audience
+    could not be (nothing would make the event): that create fails too, saying why.
 
-    A create answered "already exists" (typically our own earlier attempt whose response was
-    lost) is checked against the live key event, rule or audience: if it already matches, it
-    counts as done; if not, it is updated to match (rules) or fails (audiences). A delete
-    answered 404 is done already. Every answer that does not hold what was asked for is
-    checked by reading back (see `_check_written`, `_check_machinery`).
+    A key event created twice is answered "already exists" (typically our own earlier attempt
+    whose response was lost), and is checked against the live one: if it already matches, it
+    counts as done; if not, it is updated to match. Rules and audiences GA makes twice without a
+    word, so their creates are never retried blindly (see `create_once`). A delete answered 404
+    is done already. Every answer that does not hold what was asked for is checked by reading
+    back (see `_check_written`, `_check_machinery`). Applied and reconciled lines of the
+    journal name the resource (for a create, GA's answer or the one found in place).
 
     A journal line that cannot be written stops the whole run: JournalError, saying which
     change GA may have made, and `conn.retry.cancel` is set so that other properties applying
@@ -433,20 +444,30 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
     result = ApplyResult(plan.property, plan.client)
     client = conn.admin()
     changes = list(plan.changes)
+    #: event -> why its rule or audience could not be created in this run
+    unmade: dict[str, str] = {}
     for i, change in enumerate(changes):
         conn.retry.check()  # interrupted: start no further change
         left = len(changes) - i - 1
 
-        def note(outcome: str, detail: str | None = None, *, sent: bool = True) -> None:
+        def note(outcome: str, detail: str | None = None, *, sent: bool = True,
+                 name: str | None = None) -> None:
             try:
-                journal.record(plan.property, change, outcome, detail)
+                journal.record(plan.property, change, outcome, detail, name=name)
             except JournalError as err:
                 raise _journal_stopped(conn, plan, err, change, left,
                                        outcome if sent else None) from None
 
+        if change.resource == KEY_EVENT and change.action == CREATE and change.event in unmade:
+            message = f"not created: {unmade[change.event]}"
+            note("failed", message, sent=False)
+            result.failed.append((change, message))
+            if on_change:
+                on_change(change, "failed")
+            continue
         note("started", sent=False)
         try:
-            outcome = _apply_one(conn, client, plan.property, change)
+            outcome, name = _apply_one(conn, client, plan.property, change)
         except (Cancelled, KeyboardInterrupt):
             # interrupted mid-change: GA may or may not have it; a rerun plans afresh
             try:
@@ -457,14 +478,92 @@ def apply_plan(conn: Connection, plan: PropertyPlan, journal: Journal,
         except ApiError as err:
             note("failed", str(err))
             result.failed.append((change, str(err)))
+            if change.resource != KEY_EVENT and change.action == CREATE:
+                where = f" on {change.stream}" if change.stream else ""
+                unmade.setdefault(change.event, (
+                    f"its {RESOURCE_LABELS[change.resource]}{where} could not be created "
+                    f"({excerpt(str(err), 300)}), so nothing would make the event. Apply "
+                    "again once the cause is fixed"))
             if on_change:
                 on_change(change, "failed")
             continue
-        note(outcome)
+        note(outcome, name=name)
         (result.reconciled if outcome == "reconciled" else result.applied).append(change)
         if on_change:
             on_change(change, outcome)
     return result
+
+
+def _after_failure(err: ApiError) -> str | None:
+    """How a failed call may have ended in GA: None when GA surely did not act on it (a
+    refusal: 400, 403, 404...), else "malformed", "timeout" or "transient" (GA may have made
+    it). Malformed answers and read timeouts have retry budgets of their own in the policy, as
+    in `clients.call`."""
+    from ga_sync.answers import _failure_kind, is_read_timeout, is_transient
+    raw = err.__cause__ if err.__cause__ is not None else err
+    kind = _failure_kind(raw)
+    if kind == "malformed":
+        return kind
+    if kind != "api":
+        return None
+    if is_read_timeout(raw):
+        return "timeout"
+    return "transient" if is_transient(raw) else None
+
+
+def create_once(conn: Connection, property: str, what: str, send: Callable[[], Any],
+                find: Callable[[], Any]) -> tuple[str, Any]:
+    """Create something GA makes again when asked again: an event create rule, an audience, a
+    reporting data annotation (GA answers no "already exists" for them, unlike key events).
+
+    `send` is sent without `clients.call`'s automatic retry. After a failure GA may have acted
+    on (a timeout, a 5xx, a 429, a dropped connection, an answer that cannot be read), `find()`
+    reads what exists: an equal resource there means the create was made and its answer lost,
+    ("reconciled", that resource); otherwise the create is sent again as `clients.call` would
+    have (the connection's policy: attempts, backoff, Retry-After, deadline). Returns
+    ("applied", GA's answer) or ("reconciled", what `find` found); raises the ApiError of the
+    last attempt, or one saying GA may have made it when `find` itself fails.
+    """
+    from ga_sync.answers import is_rate_limit, retry_after
+    policy = conn.retry
+    once = replace(policy, attempts=1)  # shares the pacer, cancel switch and sleep
+    tries = {"malformed": 0, "timeout": 0}
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            return "applied", call(send, policy=once, property=property, what=what, write=True)
+        except ApiError as err:
+            kind = _after_failure(err)
+            if kind is None:
+                raise
+            try:
+                found = find()
+            except ApiError as listing:
+                raise ApiError(
+                    f"could not {what} in {property}: GA did not answer ({excerpt(str(err), 200)}) "
+                    f"and reading back what exists failed too ({excerpt(str(listing), 200)}): GA "
+                    "may have made it. Run 'ga-sync plan' to see what GA has now before applying "
+                    "again.", property=property, status=err.status, reason=err.reason) from err
+            if found is not None:
+                return "reconciled", found
+            raw = err.__cause__ if err.__cause__ is not None else err
+            wait = retry_after(raw)
+            if wait is None and is_rate_limit(raw):
+                wait = policy.rate_limit_floor
+            delay = policy.delay(attempt, wait)
+            budget = {"malformed": policy.malformed_retries,
+                      "timeout": policy.read_timeout_retries}.get(kind)
+            if (budget is not None and tries[kind] >= budget) or \
+                    attempt + 1 >= policy.attempts or \
+                    time.monotonic() - start + delay > policy.deadline:
+                raise
+            attempt += 1
+            if kind in tries:
+                tries[kind] += 1
+            policy.retried += 1
+            policy.wait(delay)
+            policy.check()
 
 
 def _describe(settings: KeyEventSettings) -> str:
@@ -536,7 +635,10 @@ def _check_written(conn: Connection, property: str, change: Change, answer: Any)
     raise MalformedAnswer(f"{head}, and {tail}", property=property)
 
 
-def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> str:
+def _apply_one(conn: Connection, client: Any, property: str, change: Change
+               ) -> tuple[str, str | None]:
+    """Make one change; returns its outcome ("applied", "reconciled") and the server name of
+    the resource (for a create: the one GA answered, or the one found in place)."""
     from google.protobuf.field_mask_pb2 import FieldMask
 
     if change.resource == EVENT_CREATE_RULE:
@@ -564,7 +666,9 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
             if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
                 raise
         else:
-            return _check_written(conn, property, change, created)
+            outcome = _check_written(conn, property, change, created)
+            return outcome, (getattr(created, "name", "") or
+                             _live_key_event_name(conn, property, change.event))
         live = {k.event: k for k in read_key_events(conn, property)}
         existing = live.get(change.event)
         if existing is None:
@@ -572,7 +676,7 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
                            "but it is not in the list of key events. Run plan again.",
                            property=property)
         if same_settings(existing.settings, change.after):
-            return "reconciled"
+            return "reconciled", existing.name
         change = Change(UPDATE, change.event, existing.settings, change.after, name=existing.name)
 
     if change.action == UPDATE:
@@ -583,7 +687,7 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
                                                        timeout=TIMEOUT),
                        policy=conn.retry, property=property,
                        what=f"update key event {change.event}", write=True)
-        return _check_written(conn, property, change, updated)
+        return _check_written(conn, property, change, updated), change.name
 
     if change.action == DELETE:
         assert change.name
@@ -592,10 +696,16 @@ def _apply_one(conn: Connection, client: Any, property: str, change: Change) -> 
                  policy=conn.retry, property=property, what=f"delete key event {change.event}", write=True)
         except ApiError as err:
             if err.status == 404:  # gone already: an earlier attempt whose answer was lost
-                return "reconciled"
+                return "reconciled", change.name
             raise
-        return "applied"
+        return "applied", change.name
     raise ValueError(f"unknown action {change.action!r}")
+
+
+def _live_key_event_name(conn: Connection, property: str, event: str) -> str | None:
+    """The server name of a key event GA answered without one (checked there already)."""
+    live = {k.event: k for k in read_key_events(conn, property)}
+    return live[event].name if event in live else None
 
 
 # --------------------------------------------------------------------------- rules, audiences
@@ -633,15 +743,17 @@ def _find_live(conn: Connection, property: str, change: Change) -> tuple[list[An
     return have, next((x for x in have if x.form == change.after), None)
 
 
-def _check_machinery(conn: Connection, property: str, change: Change, answer: Any) -> str:
+def _check_machinery(conn: Connection, property: str, change: Change, answer: Any
+                     ) -> tuple[str, str | None]:
     """A create or update of a rule or audience whose answer lacks what was asked for is read
-    back: there with the wanted form counts as applied, anything else fails."""
+    back: there with the wanted form counts as applied, anything else fails. Returns the
+    outcome and the resource's name."""
     lacks = _machinery_lacks(answer, change)
     if not lacks:
-        return "applied"
+        return "applied", str(answer.name)
     _, equal = _find_live(conn, property, change)
     if equal is not None and (change.action == CREATE or equal.name == change.name):
-        return "applied"
+        return "applied", equal.name
     label = RESOURCE_LABELS[change.resource]
     raise MalformedAnswer(
         f"GA answered the {change.action} of the {label} for {change.event} in {property} "
@@ -650,26 +762,45 @@ def _check_machinery(conn: Connection, property: str, change: Change, answer: An
         property=property)
 
 
-def _apply_rule(conn: Connection, property: str, change: Change) -> str:
+def _create_machinery(conn: Connection, property: str, change: Change
+                      ) -> tuple[str, str | None]:
+    """Create a rule or audience at most once (see `create_once`): after a lost answer, an
+    equal one found in place is the create done."""
+    from ga_sync import machinery as m
+    assert change.after is not None
+    if change.resource == EVENT_CREATE_RULE:
+        assert change.stream
+        stream, after = change.stream, change.after
+        what = f"create event create rule {change.event} on {stream}"
+        send = m.rule_sender(conn, stream, change.event, after)
+    else:
+        what = f"create audience for {change.event}"
+        send = m.audience_sender(conn, property, change.event, change.after)
+    outcome, answer = create_once(conn, property, what, send,
+                                  lambda: _find_live(conn, property, change)[1])
+    if outcome == "reconciled":
+        return outcome, answer.name
+    return _check_machinery(conn, property, change, answer)
+
+
+def _apply_rule(conn: Connection, property: str, change: Change) -> tuple[str, str | None]:
     from ga_sync import machinery as m
     if change.action == CREATE:
         assert change.stream and change.after is not None
         try:
-            answer = m.create_rule(conn, property, change.stream, change.event, change.after)
+            return _create_machinery(conn, property, change)
         except ApiError as err:
             if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
                 raise
             have, equal = _find_live(conn, property, change)
             if equal is not None:
-                return "reconciled"
+                return "reconciled", equal.name
             if not have:
                 raise ApiError(f"GA said the event create rule for {change.event} already "
                                f"exists on {change.stream}, but the stream has none. Run plan "
                                "again.", property=property) from err
             change = Change(UPDATE, change.event, have[0].form, change.after, name=have[0].name,
                             resource=EVENT_CREATE_RULE, stream=change.stream)
-        else:
-            return _check_machinery(conn, property, change, answer)
     if change.action == UPDATE:
         assert change.name and change.after is not None
         answer = m.update_rule(conn, property, change.name, change.event, change.after)
@@ -680,26 +811,25 @@ def _apply_rule(conn: Connection, property: str, change: Change) -> str:
             m.delete_rule(conn, property, change.name, change.event)
         except ApiError as err:
             if err.status == 404:  # gone already: an earlier attempt whose answer was lost
-                return "reconciled"
+                return "reconciled", change.name
             raise
-        return "applied"
+        return "applied", change.name
     raise ValueError(f"unknown action {change.action!r}")
 
 
-def _apply_audience(conn: Connection, property: str, change: Change) -> str:
+def _apply_audience(conn: Connection, property: str, change: Change) -> tuple[str, str | None]:
     from ga_sync import machinery as m
     if change.action == CREATE:
         assert change.after is not None
         try:
-            answer = m.create_audience(conn, property, change.event, change.after)
+            return _create_machinery(conn, property, change)
         except ApiError as err:
             if isinstance(err, MalformedAnswer) or not _is_already_exists(err):
                 raise
             _, equal = _find_live(conn, property, change)
             if equal is not None:
-                return "reconciled"
+                return "reconciled", equal.name
             raise
-        return _check_machinery(conn, property, change, answer)
     if change.action == DELETE:
         assert change.name
         try:
@@ -708,8 +838,8 @@ def _apply_audience(conn: Connection, property: str, change: Change) -> str:
             # gone or archived already: an earlier attempt whose answer was lost
             if err.status == 404 or (err.status in (400, 409) and
                                      "archived" in str(err).lower()):
-                return "reconciled"
+                return "reconciled", change.name
             raise
-        return "applied"
+        return "applied", change.name
     raise ValueError(f"audiences are never updated in place (GA's filter clauses and "
                      f"membership duration are immutable): {change.action!r}")

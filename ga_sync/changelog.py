@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ga_sync.errors import GaSyncError
-from ga_sync.model import CREATE, DELETE, KEY_EVENT, UPDATE, Change, LastChange, PropertyPlan
+from ga_sync.model import (AUDIENCE, CREATE, DELETE, EVENT_CREATE_RULE, KEY_EVENT, UPDATE, Change,
+                           LastChange, PropertyPlan)
 from ga_sync.redact import excerpt
 
 #: The change history's resource types ga-sync asks for: key events appear as CONVERSION_EVENT
@@ -31,8 +32,12 @@ RESOURCE_TYPES = ("CONVERSION_EVENT", "KEY_EVENT", "EVENT_CREATE_RULE", "AUDIENC
 #: How far back the search reaches (GA's interface keeps two years).
 HISTORY_DAYS = 730
 #: A change-history entry is ga-sync's own when the journal holds an applied or reconciled line
-#: for the same property, event, resource and action this close to it.
+#: for the same resource (by server name) and action this close to it, and, when ga-sync's own
+#: actor is known (`own_actor`), the entry is that actor's.
 JOURNAL_WINDOW = timedelta(minutes=5)
+#: Who the sandbox records for a caller that sends no credentials (docs/sandbox.md): ga-sync
+#: with anonymous credentials, which only the sandbox accepts.
+SANDBOX_ANONYMOUS_ACTOR = "ga-sync@sandbox.invalid"
 PAGE_SIZE = 200  # the search's maximum page size
 #: The color of ga-sync's annotations (GA requires one: PURPLE, BROWN, BLUE, GREEN, RED, CYAN,
 #: ORANGE).
@@ -50,6 +55,9 @@ class HistoryEntry:
     time: datetime
     actor: str  # e-mail, "system" or "support"
     action: str  # CREATED, UPDATED, DELETED
+    #: the event a rule or audience made before the change (its destination event or trigger
+    #: event), '' when unknown or not a rule or audience: how a deleted one is tied to a goal
+    event: str = ""
 
 
 def canonical(name: str) -> str:
@@ -65,8 +73,29 @@ def _utc(value: Any) -> datetime:
 
 
 def format_time(when: datetime) -> str:
-    """`2026-11-20T14:03:00Z`: the plan JSON's `last_change.time`."""
+    """`2026-11-20T14:03:00Z`: a time to the second (the report's first-seen times)."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def change_time(when: datetime) -> str:
+    """`2026-11-20T14:03:11.000000Z`: the plan JSON's `last_change.time`, RFC 3339 in UTC with
+    microseconds always (GA's change history answers 0, 3, 6 or 9 digits of a second)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def own_actor(credentials: Any) -> str | None:
+    """The actor GA's change history names for changes made with `credentials`: a service
+    account's e-mail, or for anonymous credentials (the sandbox's only) the one the sandbox
+    records. None when it cannot be known without asking (a signed-in user's OAuth token)."""
+    if credentials is None:
+        return None
+    from ga_sync.clients import identity
+    who = identity(credentials)
+    if who == "anonymous":
+        return SANDBOX_ANONYMOUS_ACTOR
+    if who.startswith("service-account:"):
+        return who.split(":", 1)[1]
+    return None
 
 
 def _actor(event: Any) -> str:
@@ -91,6 +120,22 @@ def _resource_name(change: Any) -> str:
             inner = getattr(side, kind, None)
             if inner is not None and getattr(inner, "name", ""):
                 return str(inner.name)
+    return ""
+
+
+def _made_event(change: Any) -> str:
+    """The event a rule or audience made before the change (its copy before the change: a
+    deleted one has only that), else after it; '' for anything else."""
+    for side in (change.resource_before_change, change.resource_after_change):
+        if side is None:
+            continue
+        rule = getattr(side, "event_create_rule", None)
+        if rule is not None and getattr(rule, "destination_event", ""):
+            return str(rule.destination_event)
+        audience = getattr(side, "audience", None)
+        trigger = getattr(audience, "event_trigger", None) if audience is not None else None
+        if trigger is not None and getattr(trigger, "event_name", ""):
+            return str(trigger.event_name)
     return ""
 
 
@@ -123,7 +168,8 @@ def search(conn: Any, account: str, *, now: datetime | None = None) -> list[Hist
                 name = _resource_name(change)
                 if name:
                     out.append(HistoryEntry(canonical(name), when, actor,
-                                            getattr(change.action, "name", str(change.action))))
+                                            getattr(change.action, "name", str(change.action)),
+                                            _made_event(change)))
     return out
 
 
@@ -134,6 +180,7 @@ class _Applied:
     resource: str
     time: datetime
     action: str = ""  # create / update / delete ('' matches any)
+    name: str = ""  # the resource's server name ('' in journals of ga-sync before 0.x)
 
 
 #: The journal's actions a change-history action can be (archiving an audience may show as
@@ -143,19 +190,27 @@ _JOURNAL_ACTIONS = {"CREATED": {"create"}, "UPDATED": {"update", "delete"},
 
 
 def _same_change(applied: _Applied, property: str, event: str, kind: str,
-                 entry: HistoryEntry) -> bool:
-    """Whether a journal line is the change-history entry's change: same property, event and
-    resource kind, a matching action, within `JOURNAL_WINDOW`."""
+                 entry: HistoryEntry, own: str | None = None) -> bool:
+    """Whether a journal line is the change-history entry's change: a matching action within
+    `JOURNAL_WINDOW`, on the same resource (by server name), by ga-sync's own actor when that
+    is known (`own`: then an entry by anyone else is never ga-sync's). A line without a name
+    (journals written before names were) matches by property, event and resource kind."""
+    if own is not None and entry.actor != own:
+        return False
     actions = _JOURNAL_ACTIONS.get(entry.action)
+    if applied.action and actions is not None and applied.action not in actions:
+        return False
+    if abs(applied.time - entry.time) > JOURNAL_WINDOW:
+        return False
+    if applied.name:
+        return canonical(applied.name) == entry.resource
     return (applied.property == property and applied.event == event
-            and applied.resource == kind
-            and (not applied.action or actions is None or applied.action in actions)
-            and abs(applied.time - entry.time) <= JOURNAL_WINDOW)
+            and applied.resource == kind)
 
 
 def read_journal(path: Path | str | None) -> list[_Applied]:
     """The applied and reconciled lines of an apply journal; unreadable lines are skipped (a
-    journal from an older ga-sync has no `resource`: key events)."""
+    journal from an older ga-sync has no `resource`: key events; and no `name`)."""
     if path is None:
         return []
     try:
@@ -170,7 +225,7 @@ def read_journal(path: Path | str | None) -> list[_Applied]:
                 continue
             out.append(_Applied(str(item["property"]), str(item["event"]),
                                 str(item.get("resource") or KEY_EVENT), _utc(item["time"]),
-                                str(item.get("action") or "")))
+                                str(item.get("action") or ""), str(item.get("name") or "")))
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return out
@@ -179,11 +234,17 @@ def read_journal(path: Path | str | None) -> list[_Applied]:
 class ChangeHistory:
     """The change history of one run: each account searched at most once, whatever the number
     of properties and threads asking (the first asker searches, the others wait for it); a
-    failed search is remembered too, so it is not retried by every property."""
+    failed search is remembered too, so it is not retried by every property.
 
-    def __init__(self, conn: Any, journal: Path | str | None = None):
+    `own` is the actor ga-sync's changes are recorded under (default: `own_actor` of the
+    connection's credentials; None when unknown): an entry by anyone else is never ga-sync's.
+    """
+
+    def __init__(self, conn: Any, journal: Path | str | None = None, *,
+                 own: str | None | bool = True):
         self.conn = conn
         self.journal = journal
+        self.own = own_actor(getattr(conn, "credentials", None)) if own is True else own or None
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._found: dict[str, list[HistoryEntry] | GaSyncError] = {}
@@ -212,6 +273,10 @@ class ChangeHistory:
                 self._applied = read_journal(self.journal)
             return self._applied
 
+    def _ours(self, applied: list[_Applied], property: str, event: str, kind: str,
+              entry: HistoryEntry) -> bool:
+        return any(_same_change(a, property, event, kind, entry, self.own) for a in applied)
+
     def last_changes(self, property: str, account: str,
                      resources: Iterable[Resource]) -> dict[str, LastChange]:
         """The last change of each resource (by its server name) the history knows of."""
@@ -229,17 +294,43 @@ class ChangeHistory:
         out = {}
         for key, entry in latest.items():
             kind, event, name = wanted[key]
-            ours = any(_same_change(a, property, event, kind, entry) for a in applied)
-            out[name] = LastChange(format_time(entry.time), entry.actor, ours)
+            out[name] = LastChange(change_time(entry.time), entry.actor,
+                                   self._ours(applied, property, event, kind, entry))
         return out
 
+    def deleted_by_hand(self, property: str, account: str, change: Change) -> LastChange | None:
+        """For a create of a rule or audience: the last deletion, not by ga-sync, of a rule (on
+        the same stream) or audience of the property making the same event, from the change
+        history (matched by the event in the copy before the change); None if there is none."""
+        if change.resource == EVENT_CREATE_RULE:
+            prefix = f"{change.stream}/eventCreateRules/"
+        elif change.resource == AUDIENCE:
+            prefix = f"{property}/audiences/"
+        else:
+            return None
+        last = None
+        for entry in self.entries(account):
+            if (entry.action == "DELETED" and entry.event == change.event
+                    and entry.resource.startswith(prefix)
+                    and (last is None or entry.time > last.time)):
+                last = entry
+        if last is None or self._ours(self._journal(), property, change.event, change.resource,
+                                      last):
+            return None
+        return LastChange(change_time(last.time), last.actor, False)
+
     def attribute(self, plan: PropertyPlan, account: str) -> PropertyPlan:
-        """The plan with `last_change` on its updates and deletes the history knows of; a
-        history that cannot be read adds a warning instead."""
+        """The plan with `last_change` on its updates and deletes the history knows of, and on
+        the creates of rules and audiences that re-create one deleted by hand (someone removed
+        a goal's machinery in GA: who and when). A history that cannot be read adds a warning
+        when there are updates or deletes (the creates' attribution is a courtesy)."""
         touched = [c for c in plan.changes if c.action in (UPDATE, DELETE) and c.name]
-        if not touched:
+        remade = [c for c in plan.changes if c.action == CREATE and c.resource != KEY_EVENT]
+        if not touched and not remade:
             return plan
         if not account:
+            if not touched:
+                return plan
             return replace(plan, warnings=plan.warnings + (
                 f"who last changed the {len(touched)} resource"
                 f"{'s' if len(touched) != 1 else ''} to update or delete is not known: GA did "
@@ -247,13 +338,28 @@ class ChangeHistory:
         try:
             found = self.last_changes(plan.property, account,
                                       [(c.resource, c.event, c.name or "") for c in touched])
+            for c in remade:
+                last = self.deleted_by_hand(plan.property, account, c)
+                if last is not None:
+                    found[_remade_key(c)] = last
         except GaSyncError as err:
+            if not touched:
+                return plan
             return replace(plan, warnings=plan.warnings + (
                 f"who last changed the resources to update or delete is not known: the change "
                 f"history of {account} could not be read ({excerpt(str(err), 300)}).",))
-        changes = tuple(replace(c, last_change=found[c.name]) if c.name in found else c
+
+        def key(c: Change) -> str:
+            return _remade_key(c) if c.action == CREATE else (c.name or "")
+
+        changes = tuple(replace(c, last_change=found[key(c)]) if key(c) in found else c
                         for c in plan.changes)
         return replace(plan, changes=changes)
+
+
+def _remade_key(change: Change) -> str:
+    """A create has no server name yet: its key among `last_changes`' names."""
+    return f"create {change.resource} {change.event} {change.stream or ''}"
 
 
 def last_changes(conn: Any, property: str, account: str, resources: Iterable[Resource], *,
@@ -355,39 +461,65 @@ def annotation_text(changes: Sequence[Change]) -> tuple[str, str]:
 
 
 def annotate(conn: Any, property: str, title: str, description: str, day: date) -> Any:
-    """Create one annotation dated `day` in `property`."""
+    """Create one annotation dated `day` in `property`, never two: GA makes a second one when
+    a create is sent twice, so a create whose answer was lost is looked for (an equal
+    annotation that was not there before) before it is sent again (`admin.create_once`).
+    Returns GA's answer, or the `Annotation` found in place."""
     from google.analytics.admin_v1alpha.types import ReportingDataAnnotation
     from google.type import date_pb2
 
-    from ga_sync.admin import TIMEOUT
-    from ga_sync.clients import call
+    from ga_sync.admin import TIMEOUT, create_once
     annotation = ReportingDataAnnotation(
         title=title, description=description, color=ANNOTATION_COLOR,
         annotation_date=date_pb2.Date(year=day.year, month=day.month, day=day.day))
     client = conn.admin_alpha()
-    return call(lambda: client.create_reporting_data_annotation(
-        parent=property, reporting_data_annotation=annotation, timeout=TIMEOUT),
-        policy=conn.retry, property=property, what="create a reporting data annotation",
-        write=True)
+
+    def equal() -> list[Annotation]:
+        return [a for a in list_annotations(conn, property)
+                if (a.title, a.description, a.start, a.end) == (title, description, day, day)]
+
+    before = {a.name for a in equal()}
+    return create_once(
+        conn, property, "create a reporting data annotation",
+        lambda: client.create_reporting_data_annotation(
+            parent=property, reporting_data_annotation=annotation, timeout=TIMEOUT),
+        lambda: next((a for a in equal() if a.name not in before), None))[1]
+
+
+def _annotation_failure(err: GaSyncError, property: str) -> str:
+    """Why an annotation could not be added, in whole sentences (GA's own message, e.g. "The
+    caller does not have permission", ends without a period)."""
+    status = getattr(err, "status", None)
+    if status == 403:
+        said = str(getattr(err.__cause__, "message", "") or "").strip().rstrip(".")
+        return (f"no permission to add annotations to {property}"
+                + (f" (GA said: {excerpt(said, 200)})" if said else "")
+                + ". Give the account the Editor role on the property (GA4 Admin → Property "
+                "access management) to have applies annotated.")
+    text = excerpt(str(err), 300).strip()
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
 def annotate_applied(conn: Any, results: Sequence[Any]) -> list[str]:
-    """One annotation per property an apply changed (its applied changes, not those already in
-    place), dated today in the property's time zone. Returns warnings for the properties that
-    could not be annotated; never raises a GaSyncError."""
+    """One annotation per property an apply changed, dated today in the property's time zone.
+    Its changes are those applied and those reconciled (made by this run, or by an earlier
+    attempt whose answer was lost: they are news on the chart too). Returns warnings for the
+    properties that could not be annotated; never raises a GaSyncError."""
     from ga_sync.admin import read_property
     from ga_sync.periods import today_in
     warnings = []
     for r in results:
-        if not r.applied:
+        changes = list(r.applied) + list(r.reconciled)
+        if not changes:
             continue
-        title, description = annotation_text(r.applied)
+        title, description = annotation_text(changes)
         try:
             info = read_property(conn, r.property)
             annotate(conn, r.property, title, description, today_in(info.time_zone))
         except GaSyncError as err:
             warnings.append(f"{r.property} ({r.client}): the changes were applied, but the "
-                            f"annotation '{title}' could not be added: {excerpt(str(err), 300)}")
+                            f"annotation '{title}' could not be added: "
+                            f"{_annotation_failure(err, r.property)}")
     return warnings
 
 

@@ -14,7 +14,7 @@ and .../v1alpha/properties.audiences. The shapes ga-sync writes are in `rule_jso
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -427,14 +427,26 @@ def read_machinery(conn: Any, property: str, *, rules_on: Iterable[str] | None =
 
 # --------------------------------------------------------------------------- writing
 
-def create_rule(conn: Any, property: str, stream: str, event: str, rule: EventRule) -> Any:
+def rule_sender(conn: Any, stream: str, event: str, rule: EventRule) -> Callable[[], Any]:
+    """The one request that creates a rule (send it through `admin.create_once`: GA makes a
+    second rule when a create is sent twice)."""
     from ga_sync.admin import TIMEOUT
-    from ga_sync.clients import call
     client, proto = conn.admin_alpha(), rule_proto(event, rule)
-    return call(lambda: client.create_event_create_rule(parent=stream, event_create_rule=proto,
-                                                        timeout=TIMEOUT),
-                policy=conn.retry, property=property,
-                what=f"create event create rule {event} on {stream}", write=True)
+    return lambda: client.create_event_create_rule(parent=stream, event_create_rule=proto,
+                                                   timeout=TIMEOUT)
+
+
+def create_rule(conn: Any, property: str, stream: str, event: str, rule: EventRule) -> Any:
+    """Create a rule, never two: a create whose answer was lost is looked for before it is
+    sent again. Returns GA's answer, or the equal rule found in place (`RuleState`)."""
+    from ga_sync.admin import create_once
+
+    def find() -> RuleState | None:
+        return next((r for r in read_rules(conn, property, stream)
+                     if r.event == event and r.form == rule), None)
+
+    return create_once(conn, property, f"create event create rule {event} on {stream}",
+                       rule_sender(conn, stream, event, rule), find)[1]
 
 
 def update_rule(conn: Any, property: str, name: str, event: str, rule: EventRule) -> Any:
@@ -459,13 +471,26 @@ def delete_rule(conn: Any, property: str, name: str, event: str) -> None:
          what=f"delete event create rule {event} ({name})", write=True)
 
 
-def create_audience(conn: Any, property: str, event: str, rule: SessionRule) -> Any:
+def audience_sender(conn: Any, property: str, event: str, rule: SessionRule
+                    ) -> Callable[[], Any]:
+    """The one request that creates an audience (send it through `admin.create_once`: GA
+    makes a second audience when a create is sent twice)."""
     from ga_sync.admin import TIMEOUT
-    from ga_sync.clients import call
     client, proto = conn.admin_alpha(), audience_proto(event, rule)
-    return call(lambda: client.create_audience(parent=property, audience=proto, timeout=TIMEOUT),
-                policy=conn.retry, property=property, what=f"create audience for {event}",
-                write=True)
+    return lambda: client.create_audience(parent=property, audience=proto, timeout=TIMEOUT)
+
+
+def create_audience(conn: Any, property: str, event: str, rule: SessionRule) -> Any:
+    """Create an audience, never two (see `create_rule`). Returns GA's answer, or the equal
+    audience found in place (`AudienceState`)."""
+    from ga_sync.admin import create_once
+
+    def find() -> AudienceState | None:
+        return next((a for a in read_audiences(conn, property)
+                     if a.event == event and a.form == rule), None)
+
+    return create_once(conn, property, f"create audience for {event}",
+                       audience_sender(conn, property, event, rule), find)[1]
 
 
 def archive_audience(conn: Any, property: str, name: str, event: str) -> None:

@@ -13,7 +13,7 @@ from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events, rea
 from ga_sync.clients import Connection
 from ga_sync.errors import Cancelled, GaSyncError, JournalError
 from ga_sync.garules import DATA_CONCURRENT_PER_PROPERTY
-from ga_sync.model import DELETE, UPDATE, Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
+from ga_sync.model import CREATE, DELETE, KEY_EVENT, UPDATE, Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
 from ga_sync.plan import diff
 
 if TYPE_CHECKING:
@@ -169,7 +169,8 @@ def plan_target(conn: Connection, target: Target, *, prune: bool,
                 **({} if machinery is None else dict(
                     origins=origins, streams=machinery.streams, rules=machinery.rules,
                     audiences=machinery.audiences)))
-    if history is not None and any(c.action in (UPDATE, DELETE) and c.name
+    if history is not None and any((c.action in (UPDATE, DELETE) and c.name)
+                                   or (c.action == CREATE and c.resource != KEY_EVENT)
                                    for c in plan.changes):
         try:
             account = read_property(conn, target.property).account

@@ -387,10 +387,10 @@ def test_last_change_per_resource_from_one_paged_search_per_account(tmp_path):
         (AUDIENCE, "e", f"{P}/audiences/5"), (AUDIENCE, "f", f"{P}/audiences/6"),
         (AUDIENCE, "g", f"{P}/audiences/404")])
     assert found == {
-        f"{P}/keyEvents/7": LastChange("2026-11-20T14:03:00Z", "dana@x", False),
-        rule_name: LastChange("2026-11-19T14:03:00Z", "system", False),
-        f"{P}/audiences/5": LastChange("2026-11-20T13:03:00Z", "support", True),  # 4 min
-        f"{P}/audiences/6": LastChange("2026-11-20T15:03:00Z", "ga@x", False)}  # 10 min: not
+        f"{P}/keyEvents/7": LastChange("2026-11-20T14:03:00.000000Z", "dana@x", False),
+        rule_name: LastChange("2026-11-19T14:03:00.000000Z", "system", False),
+        f"{P}/audiences/5": LastChange("2026-11-20T13:03:00.000000Z", "support", True),  # 4 min
+        f"{P}/audiences/6": LastChange("2026-11-20T15:03:00.000000Z", "ga@x", False)}  # 10 min: not
     assert len(alpha.calls) == 3  # 5 events, pages of 2: one paged search
     assert [c["page_token"] for c in alpha.calls] == ["", "2", "4"]
     assert alpha.calls[0]["account"] == "accounts/1"
@@ -437,7 +437,7 @@ def test_attribute_fills_updates_and_deletes_only():
     p = diff(P, "c", {"k": S("once_per_session"), "new": ONCE}, [ke])
     out = ChangeHistory(_conn(alpha), None).attribute(p, "accounts/1")
     assert [(c.event, c.last_change) for c in out.changes] == [
-        ("k", LastChange("2026-11-20T14:03:00Z", "dana@x", False)), ("new", None)]
+        ("k", LastChange("2026-11-20T14:03:00.000000Z", "dana@x", False)), ("new", None)]
     assert "last_change" in out.to_json()["changes"][0]
     assert canonical(f"{P}/conversionEvents/3") == f"{P}/keyEvents/3"
 
@@ -448,6 +448,102 @@ def test_read_journal_reads_old_lines_as_key_events(tmp_path):
                                 "outcome": "applied"}) + "\n")
     assert [(a.event, a.resource) for a in read_journal(path)] == [("a", KEY_EVENT)]
     assert read_journal(tmp_path / "missing") == []
+
+
+def _journal(path, *lines):
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def test_by_ga_sync_matches_the_journal_by_resource_name(tmp_path):
+    """A hand change to another rule of the same goal, a minute after ga-sync's, is not
+    ga-sync's: the journal's line names the rule it changed."""
+    ours, other = f"{WEB.name}/eventCreateRules/9", f"{WEB2.name}/eventCreateRules/3"
+    journal = _journal(tmp_path / "j.jsonl", {
+        "time": T0.isoformat(), "property": P, "event": "q", "action": "update",
+        "outcome": "applied", "resource": EVENT_CREATE_RULE, "stream": WEB.name, "name": ours})
+    alpha = FakeAlpha([_history_event(T0 + timedelta(minutes=1), "USER", "dana@x", other),
+                       _history_event(T0 - timedelta(seconds=1), "USER", "ga@x", ours)])
+    found = ChangeHistory(_conn(alpha), journal).last_changes(P, "accounts/1", [
+        (EVENT_CREATE_RULE, "q", ours), (EVENT_CREATE_RULE, "q", other)])
+    assert found[ours].by_ga_sync is True
+    assert found[other].by_ga_sync is False  # same goal, kind, action, 1 minute: not ours
+
+
+def test_by_ga_sync_is_never_another_actors_change_when_ga_syncs_is_known(tmp_path):
+    name = f"{P}/keyEvents/7"
+    old_line = {"time": T0.isoformat(), "property": P, "event": "k", "outcome": "applied",
+                "action": "update"}  # a journal from before names: no "name", no "resource"
+    named = dict(old_line, name=name, resource=KEY_EVENT)
+    for line, own, actor, ours in [
+            (old_line, None, "dana@x", True),  # nothing better known: the old rule
+            (old_line, "ga@x", "dana@x", False),  # ga-sync is ga@x: dana's is not ours
+            (old_line, "ga@x", "ga@x", True),
+            (named, "ga@x", "dana@x", False),
+            (named, "ga@x", "ga@x", True),
+            (named, None, "dana@x", True)]:
+        journal = _journal(tmp_path / "j.jsonl", line)
+        alpha = FakeAlpha([_history_event(T0 + timedelta(minutes=2), "USER", actor, name)])
+        found = ChangeHistory(_conn(alpha), journal, own=own).last_changes(
+            P, "accounts/1", [(KEY_EVENT, "k", name)])
+        assert found[name].by_ga_sync is ours, (line, own, actor)
+
+
+def test_own_actor_from_the_credentials():
+    from google.auth.credentials import AnonymousCredentials
+
+    from ga_sync.changelog import own_actor
+    assert own_actor(AnonymousCredentials()) == "ga-sync@sandbox.invalid"  # docs/sandbox.md
+    sa = SimpleNamespace(service_account_email="sync@proj.iam.gserviceaccount.com",
+                         quota_project_id=None)
+    assert own_actor(sa) == "sync@proj.iam.gserviceaccount.com"
+    user = SimpleNamespace(client_id="123.apps.googleusercontent.com", quota_project_id="p")
+    assert own_actor(user) is None and own_actor(None) is None
+
+
+def test_last_change_time_keeps_microseconds():
+    name = f"{P}/keyEvents/7"
+    alpha = FakeAlpha([_history_event(T0.replace(microsecond=123456), "USER", "d@x", name)])
+    found = ChangeHistory(_conn(alpha), None).last_changes(P, "a/1", [(KEY_EVENT, "k", name)])
+    assert found[name].time == "2026-11-20T14:03:00.123456Z"
+
+
+def _deleted(when, actor, name, event, kind="rule"):
+    before = (SimpleNamespace(event_create_rule=SimpleNamespace(destination_event=event),
+                              audience=None) if kind == "rule" else
+              SimpleNamespace(event_create_rule=None, audience=SimpleNamespace(
+                  event_trigger=SimpleNamespace(event_name=event))))
+    event_ = _history_event(when, "USER", actor, name, "DELETED")
+    event_.changes[0].resource_before_change = before
+    return event_
+
+
+def test_a_create_that_remakes_what_was_deleted_by_hand_says_who_deleted_it(tmp_path):
+    alpha = FakeAlpha([
+        _deleted(T0, "dana@x", f"{WEB.name}/eventCreateRules/4", "q"),
+        _deleted(T0 - timedelta(days=1), "old@x", f"{WEB.name}/eventCreateRules/3", "q"),
+        _deleted(T0, "dana@x", f"{WEB2.name}/eventCreateRules/5", "other"),
+        _deleted(T0, "dana@x", f"{P}/audiences/8", "e", kind="audience"),
+        _deleted(T0, "ga@x", f"{P}/audiences/9", "f", kind="audience")])
+    journal = _journal(tmp_path / "j.jsonl", {
+        "time": T0.isoformat(), "property": P, "event": "f", "action": "delete",
+        "outcome": "applied", "resource": AUDIENCE, "name": f"{P}/audiences/9"})
+    p = plan_of({"q": THANKS, "e": FIVE, "f": SessionRule(min_seconds=60)},
+                keys=[key("q"), key("e"), key("f")], streams=(WEB, WEB2))
+    out = ChangeHistory(_conn(alpha), journal).attribute(p, "accounts/1")
+    got = {(c.resource, c.event, c.stream): c.last_change for c in out.changes}
+    assert got == {
+        (EVENT_CREATE_RULE, "q", WEB.name): LastChange("2026-11-20T14:03:00.000000Z", "dana@x",
+                                                       False),
+        (EVENT_CREATE_RULE, "q", WEB2.name): None,  # "other"'s rule was deleted there
+        (AUDIENCE, "e", None): LastChange("2026-11-20T14:03:00.000000Z", "dana@x", False),
+        (AUDIENCE, "f", None): None}  # ga-sync archived it (the journal says so)
+    assert out.warnings == ()
+    data = out.to_json()["changes"]
+    assert [c["event"] for c in data if "last_change" in c] == ["q", "e"]
+    # a history that cannot be read costs a plan of creates nothing, not even a warning
+    failing = ChangeHistory(_conn(FakeAlpha([], fail=ApiError("no", status=403))), None)
+    assert failing.attribute(p, "accounts/1") == p and failing.attribute(p, "a/1").warnings == ()
 
 
 # --------------------------------------------------------------------------- annotations
