@@ -156,7 +156,7 @@ def _funnel_chart(f: Any, salt: str) -> str:
     from ga_sync.render.report import fmt_count, fmt_pct
 
     n = len(f.steps)
-    fig = _figure(max(6.0, 1.55 * n + 1.0), 3.3)
+    fig = _figure(max(9.0, 1.9 * n + 1.5), 3.4)
     ax = fig.add_subplot()
     _style_axes(ax)
     users = [s.users for s in f.steps]
@@ -196,9 +196,9 @@ def html_section(r: Any, index: int) -> str:
     parts: list[str] = []
     for j, f in enumerate(getattr(r, "funnels", None) or []):
         users = [s.users for s in f.steps]
-        lead = (f"Of the {fmt_count(users[0])} visitors who did <code>{escape(f.steps[0])}"
+        lead = (f"Of the {fmt_count(users[0])} visitors who did <code>{escape(f.steps[0].event)}"
                 f"</code>, {fmt_count(users[-1])} ({escape(fmt_pct(f.overall_rate))}) went on "
-                f"to <code>{escape(f.steps[-1])}</code>.")
+                f"to <code>{escape(f.steps[-1].event)}</code>.")
         worst = max((s for s in f.steps[:-1] if s.abandonment_rate is not None),
                     key=lambda s: s.abandonment_rate, default=None)
         if worst is not None and worst.abandonments:
