@@ -23,7 +23,9 @@ KEYS = ["client", "property", "properties", "currency", "rate_basis", "service_l
         # goal kinds and what goes inside them
         "page", "from", "where", "session", "equals", "contains", "starts_with", "ends_with",
         "regex", "ignore_case", "contain", "min_page_views", "min_seconds", "event_name",
-        "page_location", "file_extension", "link_url", "bad-name"]
+        "page_location", "file_extension", "link_url", "bad-name",
+        # funnels and identifying goals
+        "funnels", "name", "steps", "within", "open", "identifies", "stpes"]
 WORDS = ["purchase", "sign_up", "café_visit", "price_per_m²", "macro", "micro", "event", "USD",
          "usd", "EURO", "once_per_session", "sessions", "users", "analytics_360", "0x1F", "+123",
          "1_000", "１２３", "9223372036854775808", "properties/123", "G-ABCD1234", "UA-1-1",
@@ -33,7 +35,9 @@ WORDS = ["purchase", "sign_up", "café_visit", "price_per_m²", "macro", "micro"
          "sub/_b.yaml", "loop.yaml", "\t", "\u200b", "𝔘𝔫𝔦", "\x00",
          "page_view", "file_download", "click", "form_submit", "/thank-you", "'a(?=b)'",
          "'(a)\\1'", "'[('", "'^/(en|de)/ok$'", "'\\pL'", "'a{1001}'", "'(?P<x>a)(?P=x)'",
-         "'" + "x" * 101 + "'", "''", "0", "86401", "1001", "2.5"]
+         "'" + "x" * 101 + "'", "''", "0", "86401", "1001", "2.5",
+         "30d", "0d", "366d", "31536001s", "1.5h", "30 days", "2w", "12H", "1 month", "-1d",
+         "9" * 40 + "d", "view_item", "add_to_kart", "'check\\nout'", "yes"]
 
 # Values a YAML file can hold, as text: every scalar type, flow collections, aliases.
 scalars = st.one_of(
@@ -135,6 +139,47 @@ def kind_texts(draw: Any) -> str:
 @given(text=kind_texts())
 def test_goal_kinds(tmp_path: Path, text: str) -> None:
     _check(*_tree(tmp_path, text, "currency: USD\n"))
+
+
+FUNNEL_VALUES = st.recursive(st.one_of(scalars, st.sampled_from(WORDS[-15:])), lambda inner: st.one_of(
+    st.lists(inner, max_size=12).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    st.dictionaries(st.sampled_from(KEYS[-7:]), inner, max_size=4).map(
+        lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"),
+), max_leaves=14)
+
+
+@st.composite
+def funnel_texts(draw: Any) -> tuple[str, str]:
+    """A valid spec (and base) with random `funnels:` entries and `identifies:` flags."""
+    def funnels() -> list[str]:
+        lines = ["funnels:"]
+        for _ in range(draw(st.integers(0, 3))):
+            keys = draw(st.lists(st.sampled_from(["name", "steps", "within", "open", "stpes"]),
+                                 max_size=4, unique=True))
+            entry = {k: draw(FUNNEL_VALUES) for k in keys}
+            if draw(st.booleans()):
+                entry["steps"] = "[" + ", ".join(draw(st.lists(st.sampled_from(
+                    ["purchase", "view_item", "add_to_kart", "goal_0", "Purchase", "a-b"]),
+                    max_size=11))) + "]"
+            lines.append("  - {" + ", ".join(f"{k}: {v}" for k, v in entry.items()) + "}")
+        if len(lines) == 1 and draw(st.booleans()):
+            lines[0] = f"funnels: {draw(FUNNEL_VALUES)}"
+        return lines
+    lines = ["client: C", "property: 1", "currency: USD", "extends: _base.yaml", "goals:"]
+    for i in range(draw(st.integers(1, 3))):
+        lines.append(f"  - event: goal_{i}\n    tier: micro\n    value: 1")
+        if draw(st.booleans()):
+            lines.append(f"    identifies: {draw(FUNNEL_VALUES)}")
+    if draw(st.booleans()):
+        lines += funnels()
+    base = ["currency: USD", "goals: [{event: purchase, tier: macro, value: event}]"] + funnels()
+    return "\n".join(lines) + "\n", "\n".join(base) + "\n"
+
+
+@FUZZ
+@given(texts=funnel_texts())
+def test_funnels(tmp_path: Path, texts: tuple[str, str]) -> None:
+    _check(*_tree(tmp_path, *texts))
 
 
 @FUZZ
