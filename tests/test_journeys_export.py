@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -53,7 +53,7 @@ import sqlglot
 from sqlglot import exp
 
 from ga_sync.export.query import _param, condition_sql, lit, transpile, ymd
-from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, EventRule, Funnel, Goal, Spec
+from ga_sync.model import MACRO, MICRO, ONCE_PER_SESSION, EventRule, Funnel, Spec
 from ga_sync.periods import Period
 
 JOURNEY_COLUMNS = ("kind", "p", "i", "k", "n", "m", "x", "y", "v")
