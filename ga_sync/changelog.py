@@ -431,17 +431,18 @@ def list_annotations(conn: Any, property: str) -> list[Annotation]:
 
 
 def goal_actions(changes: Sequence[Change]) -> dict[str, list[str]]:
-    """Goal events by what happened to them: `created` (only creates), `removed` (only
-    deletes), `changed` (anything else, e.g. an audience archived and made anew). A goal
+    """Goal events by what happened to them: `removed` (its key event deleted), `created` (its
+    key event created), `changed` (anything else: a key event updated, or only its rule or
+    audience changed, made or pruned, e.g. a duplicate rule of a goal that stays). A goal
     counts once, however many of its resources changed."""
-    by_event: dict[str, set[str]] = {}
+    by_event: dict[str, set[tuple[str, str]]] = {}
     for c in changes:
-        by_event.setdefault(c.event, set()).add(c.action)
+        by_event.setdefault(c.event, set()).add((c.resource, c.action))
     out: dict[str, list[str]] = {"created": [], "changed": [], "removed": []}
     for event in sorted(by_event):
-        actions = by_event[event]
-        key = ("created" if actions == {CREATE} else "removed" if actions == {DELETE}
-               else "changed")
+        done = by_event[event]
+        key = ("removed" if (KEY_EVENT, DELETE) in done else
+               "created" if (KEY_EVENT, CREATE) in done else "changed")
         out[key].append(event)
     return out
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ga_sync import garules
-from ga_sync.errors import GaSyncError, UnsafePlan
+from ga_sync.errors import UnsafePlan
 from ga_sync.machinery import AudienceState, RuleState, Stream
 from ga_sync.model import (
     ACTION_ORDER,
@@ -131,6 +131,9 @@ class MachineryPlan(PropertyPlan):
     keeps naming key events only)."""
 
     unmanaged_resources: tuple[UnmanagedResource, ...] = ()
+    #: Goals that could not be planned (`page:`/`from:` goals of a property without a web
+    #: stream), in one message: the property's error beside its plan (see `sync.plan_all`).
+    problems: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         out = super().to_json()
@@ -138,20 +141,18 @@ class MachineryPlan(PropertyPlan):
         return out
 
 
-class NoWebStream(GaSyncError):
-    """`page:`/`from:` goals for a property without a web data stream (a per-property error)."""
-
-
-def _no_web_stream(property: str, client: str, events: list[str],
-                   streams: Sequence[Stream]) -> NoWebStream:
+def no_web_stream(events: Sequence[str], streams: Sequence[Stream]) -> str:
+    """The property's error when `page:`/`from:` goals have no web stream to go on (the
+    property and client are said by whoever shows it)."""
     others = ", ".join(f"{s.name} ({s.kind.lower().replace('_data_stream', '')})"
                        for s in streams) or "none"
-    return NoWebStream(
-        f"{property} ({client}): the goal{'s' if len(events) != 1 else ''} "
-        f"{', '.join(events)} need{'s' if len(events) == 1 else ''} an event create rule on a "
-        f"web data stream, and the property has no web stream (its streams: {others}). Add a "
-        "web stream in GA4 Admin → Data streams, or write these goals as `event:` goals the "
-        "site sends.")
+    plural = len(events) != 1
+    return (f"the goal{'s' if plural else ''} {', '.join(events)} need{'' if plural else 's'} "
+            f"an event create rule on a web data stream, and the property has no web stream "
+            f"(its streams: {others}): {'they were' if plural else 'it was'} left out of the "
+            "plan (no rule, and no key event nothing would make), the property's other goals "
+            "were planned. Add a web stream in GA4 Admin → Data streams, or write these goals "
+            "as `event:` goals the site sends.")
 
 
 def machinery_warnings(rules: Sequence[RuleState], audiences: Sequence[AudienceState],
@@ -259,6 +260,21 @@ def _machinery_changes(origins: Mapping[str, EventRule | SessionRule],
     return changes, warnings, len(managed), managed
 
 
+def _removed_goals_machinery(removed: set[str], web: Sequence[Stream],
+                             rules: Sequence[RuleState], audiences: Sequence[AudienceState],
+                             ) -> list[Change]:
+    """Deletes of the rules (on web streams) and audiences that make an event whose key event
+    the plan deletes: a goal taken out of the spec goes with its machinery (else the audience
+    keeps logging an event nothing counts)."""
+    web_names = {s.name for s in web}
+    out = [Change(DELETE, r.event, r.form, None, name=r.name, resource=EVENT_CREATE_RULE,
+                  stream=r.stream)
+           for r in rules if r.event in removed and r.stream in web_names]
+    out += [Change(DELETE, a.event, a.form, None, name=a.name, resource=AUDIENCE)
+            for a in audiences if a.event in removed]
+    return out
+
+
 def diff(
     property: str,
     client: str,
@@ -286,16 +302,29 @@ def diff(
     equal rule, else the first rule of that event on the stream, is kept or updated); a
     `session:` goal one audience (a different one is archived and made anew: GA's filter
     clauses and membership duration are immutable). Other rules and audiences making a goal's
-    event are deleted with `prune`, else warned about. `NoWebStream` (a GaSyncError) when a
-    `page:`/`from:` goal has no web stream to go on.
+    event are deleted with `prune`, else warned about; so are, with `prune`, the rules (on web
+    streams) and audiences making an event whose key event the plan deletes (that goal's
+    machinery), after the key event. `page:`/`from:` goals of a property without a web stream
+    are left out of the plan (neither their rules nor their key events are touched) and named
+    in the plan's `problems` (see `no_web_stream`): the property's error, beside the plan of
+    its other goals.
     """
     existing = list(existing)
     live = {k.event: k for k in existing}
     changes: list[Change] = []
     unmanaged: list[str] = []
     protected: list[str] = []
+    with_machinery = origins is not None or streams is not None
+    made = {e: o for e, o in (origins or {}).items() if o is not None}
+    streams = list(streams or ())
+    web = [s for s in streams if s.web]
+    needs_web = sorted(e for e, o in made.items() if isinstance(o, EventRule))
+    blocked = set(needs_web) if with_machinery and needs_web and not web else set()
+    made = {e: o for e, o in made.items() if e not in blocked}
 
     for event, want in desired.items():
+        if event in blocked:
+            continue
         have = live.get(event)
         if have is None:
             changes.append(Change(CREATE, event, None, want))
@@ -313,18 +342,17 @@ def diff(
             protected.append(event)
 
     warnings = limit_warnings(existing, changes, key_event_limit)
-    with_machinery = origins is not None or streams is not None
     managed_count = 0
     unmanaged_resources: list[UnmanagedResource] = []
     if with_machinery:
-        made = {e: o for e, o in (origins or {}).items() if o is not None}
-        streams = list(streams or ())
-        web = [s for s in streams if s.web]
-        needs_web = sorted(e for e, o in made.items() if isinstance(o, EventRule))
-        if needs_web and not web:
-            raise _no_web_stream(property, client, needs_web, streams)
         more, extra_warnings, managed_count, managed = _machinery_changes(
             made, web, rules, audiences, prune)
+        if prune:
+            removed = {c.event for c in changes if c.action == DELETE}
+            gone = _removed_goals_machinery(removed, web, rules, audiences)
+            more += gone
+            managed.update(c.name or "" for c in gone)
+            managed_count += len(gone)
         changes += more
         warnings += extra_warnings
         warnings += machinery_warnings(rules, audiences, more)
@@ -346,7 +374,8 @@ def diff(
         warnings=tuple(warnings),
     )
     if with_machinery:
-        return MachineryPlan(**fields, unmanaged_resources=tuple(unmanaged_resources))
+        return MachineryPlan(**fields, unmanaged_resources=tuple(unmanaged_resources),
+                             problems=(no_web_stream(needs_web, streams),) if blocked else ())
     return PropertyPlan(**fields)
 
 

@@ -13,7 +13,8 @@ from ga_sync.admin import ApplyResult, Journal, apply_plan, read_key_events, rea
 from ga_sync.clients import Connection
 from ga_sync.errors import Cancelled, GaSyncError, JournalError
 from ga_sync.garules import DATA_CONCURRENT_PER_PROPERTY
-from ga_sync.model import CREATE, DELETE, KEY_EVENT, UPDATE, Failure, Plan, PropertyPlan, Spec  # Failure: re-exported
+from ga_sync.model import (  # Failure: re-exported
+    CREATE, DELETE, KEY_EVENT, UPDATE, Failure, Plan, PropertyPlan, Spec)
 from ga_sync.plan import diff
 
 if TYPE_CHECKING:
@@ -154,33 +155,50 @@ def _join(threads: list[threading.Thread], seconds: float) -> None:
 def plan_target(conn: Connection, target: Target, *, prune: bool,
                 history: "ChangeHistory | None" = None) -> PropertyPlan:
     """One property's plan. Rules and audiences are read only when the spec has a goal with
-    an origin (`page:`/`from:`/`session:`): an older spec plans key events alone, with the same
-    calls as before. With `history`, updates and deletes get who last changed them in GA."""
+    an origin (`page:`/`from:`/`session:`), or when `prune` deletes a key event (its goal's
+    rule or audience goes too): an older spec plans key events alone, with the same calls as
+    before. With `history`, updates and deletes get who last changed them in GA, and creates
+    of rules and audiences that re-make one deleted by hand get who deleted it."""
     from ga_sync.garules import KEY_EVENT_LIMITS
     existing = read_key_events(conn, target.property)
     level = target.spec.service_level
     origins = {g.event: g.origin for g in target.spec.goals}
-    machinery = None
-    if any(o is not None for o in origins.values()):
-        from ga_sync.machinery import read_machinery
-        machinery = read_machinery(conn, target.property)
-    plan = diff(target.property, target.spec.client, target.spec.desired(), existing,
-                prune=prune, key_event_limit=KEY_EVENT_LIMITS[level] if level else None,
-                **({} if machinery is None else dict(
-                    origins=origins, streams=machinery.streams, rules=machinery.rules,
-                    audiences=machinery.audiences)))
-    if history is not None and any((c.action in (UPDATE, DELETE) and c.name)
-                                   or (c.action == CREATE and c.resource != KEY_EVENT)
-                                   for c in plan.changes):
-        try:
-            account = read_property(conn, target.property).account
-        except GaSyncError as err:
-            from dataclasses import replace
-            return replace(plan, warnings=plan.warnings + (
-                f"who last changed the resources to update or delete is not known: the "
-                f"property could not be read ({err}).",))
-        plan = history.attribute(plan, account)
-    return plan
+
+    def planned(**machinery: object) -> PropertyPlan:
+        return diff(target.property, target.spec.client, target.spec.desired(), existing,
+                    prune=prune, key_event_limit=KEY_EVENT_LIMITS[level] if level else None,
+                    **machinery)  # type: ignore[arg-type]
+
+    plan = None
+    if not any(o is not None for o in origins.values()):
+        plan = planned()
+        if not (prune and any(c.action == DELETE for c in plan.changes)):
+            return _attributed(conn, target, plan, history)
+    from ga_sync.machinery import read_machinery
+    machinery = read_machinery(conn, target.property)
+    plan = planned(origins=origins, streams=machinery.streams, rules=machinery.rules,
+                   audiences=machinery.audiences)
+    return _attributed(conn, target, plan, history)
+
+
+def _attributed(conn: Connection, target: Target, plan: PropertyPlan,
+                history: "ChangeHistory | None") -> PropertyPlan:
+    """The plan with `last_change` where the change history knows (see
+    `changelog.ChangeHistory.attribute`)."""
+    touched = any(c.action in (UPDATE, DELETE) and c.name for c in plan.changes)
+    remade = any(c.action == CREATE and c.resource != KEY_EVENT for c in plan.changes)
+    if history is None or not (touched or remade):
+        return plan
+    try:
+        account = read_property(conn, target.property).account
+    except GaSyncError as err:
+        if not touched:
+            return plan
+        from dataclasses import replace
+        return replace(plan, warnings=plan.warnings + (
+            f"who last changed the resources to update or delete is not known: the "
+            f"property could not be read ({err}).",))
+    return history.attribute(plan, account)
 
 
 def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
@@ -188,7 +206,9 @@ def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
              on_done: Callable[..., None] | None = None,
              history: "ChangeHistory | None" = None) -> tuple[Plan, list[Failure]]:
     """Plan every property; a property that failed is a Failure beside the plan. An interrupted
-    run raises Cancelled: a plan missing the properties not read would read as complete.
+    run raises Cancelled: a plan missing the properties not read would read as complete. A
+    property whose plan leaves goals out (`MachineryPlan.problems`) is in both: its plan, and
+    a Failure naming those goals.
     The commands pass `default_concurrency("plan", properties)`. `history` (one per run)
     attributes drift: see `changelog.ChangeHistory`."""
     todo = targets(specs)
@@ -197,7 +217,13 @@ def plan_all(conn: Connection, specs: Sequence[Spec], *, prune: bool = False,
                        concurrency=concurrency, on_done=on_done, cancel=conn.retry.cancel)
     _raise_if_cancelled(results, "planned")
     plans = [r for _, r, e in results if r is not None]
-    failures = [Failure(t.property, t.spec.client, str(e)) for t, _, e in results if e is not None]
+    failures = []
+    for t, r, e in results:
+        if e is not None:
+            failures.append(Failure(t.property, t.spec.client, str(e)))
+        # goals a property could not plan (no web stream): its error, beside its plan
+        failures += [Failure(t.property, t.spec.client, problem)
+                     for problem in getattr(r, "problems", ())]
     return Plan(tuple(plans)), failures
 
 

@@ -21,7 +21,7 @@ from ga_sync.machinery import (MEMBERSHIP_DAYS, AudienceState, RuleState, Stream
 from ga_sync.model import (AUDIENCE, EVENT_CREATE_RULE, KEY_EVENT, Change, Condition,
                            EventRule, KeyEventSettings as S, KeyEventState, LastChange, Plan,
                            SessionRule)
-from ga_sync.plan import MachineryPlan, NoWebStream, check_safety, diff
+from ga_sync.plan import MachineryPlan, check_safety, diff
 from ga_sync.render.plan import plan_json, plan_markdown, plan_text
 
 P = "properties/1"
@@ -158,24 +158,69 @@ def test_old_callers_plan_key_events_only():
     assert not isinstance(p, MachineryPlan) and "unmanaged_resources" not in p.to_json()
 
 
-def test_no_web_stream_is_a_property_error_naming_the_goals():
-    with pytest.raises(NoWebStream) as err:
-        plan_of({"q": THANKS, "b": PDF, "e": FIVE}, streams=(APP,))
-    message = str(err.value)
-    assert "the goals b, q need an event create rule on a web data stream" in message
+def test_no_web_stream_leaves_out_only_the_goals_that_need_one():
+    p = diff(P, "c", {"q": ONCE, "b": ONCE, "e": ONCE, "s": ONCE},
+             [key("b"), KeyEventState("q", S("once_per_session"), name=f"{P}/keyEvents/1",
+                                      deletable=True, custom=True)],
+             origins={"q": THANKS, "b": PDF, "e": FIVE, "s": None}, streams=(APP,),
+             prune=True)
+    # the session goal and the plain event goal are planned; q and b neither created,
+    # updated nor pruned (their key events are left as they are)
+    assert actions(p) == [("create", AUDIENCE, "e", None), ("create", KEY_EVENT, "e", None),
+                          ("create", KEY_EVENT, "s", None)]
+    (message,) = p.problems
+    assert message.startswith("the goals b, q need an event create rule on a web data stream")
+    assert f"{P} (c)" not in message  # the property and client are said once, by whoever shows it
     assert f"{APP.name} (android_app)" in message and "Add a web stream" in message
-    plan_of({"e": FIVE}, streams=())  # a session goal needs no stream
+    assert "left out of the plan" in message
+    assert "error: the goals b, q need" in plan_text(Plan((p,)))
+    assert plan_of({"e": FIVE}, streams=()).problems == ()  # a session goal needs no stream
+    assert "problems" not in p.to_json()  # the plan JSON's `errors` entry says it
 
 
 def test_order_deletes_key_events_first_creates_them_last():
     p = diff(P, "c", {"new": ONCE}, [key("gone"), key("new2")],
-             origins={"new": THANKS}, streams=(WEB,), prune=True,
+             origins={"new": THANKS}, streams=(WEB,), prune=False,
              rules=[rule("gone", THANKS)], audiences=[])
     assert [(c.action, c.resource, c.event) for c in p.changes] == [
-        ("delete", KEY_EVENT, "gone"), ("delete", KEY_EVENT, "new2"),
         ("create", EVENT_CREATE_RULE, "new"), ("create", KEY_EVENT, "new")]
-    # `gone`'s rule is not machinery of a spec goal: unmanaged, never deleted
+    # without --prune, `gone`'s rule is not machinery of a spec goal: unmanaged, left alone
     assert [u.event for u in p.unmanaged_resources] == ["gone"]
+
+
+def test_prune_deletes_a_removed_goals_rule_and_audience_after_its_key_event():
+    p = diff(P, "c", {"new": ONCE}, [key("gone"), key("new2")],
+             origins={"new": THANKS}, streams=(WEB, APP), prune=True,
+             rules=[rule("gone", THANKS), rule("gone", THANKS, APP, n=3),
+                    rule("kept", THANKS, n=4)],
+             audiences=[audience("new2", FIVE), audience("other", FIVE, n=6)])
+    assert [(c.action, c.resource, c.event) for c in p.changes] == [
+        ("delete", KEY_EVENT, "gone"), ("delete", KEY_EVENT, "new2"),
+        ("delete", EVENT_CREATE_RULE, "gone"), ("delete", AUDIENCE, "new2"),
+        ("create", EVENT_CREATE_RULE, "new"), ("create", KEY_EVENT, "new")]
+    # rules on app streams are never ga-sync's; rules and audiences of events whose key event
+    # stays are not a removed goal's
+    assert sorted(u.event for u in p.unmanaged_resources) == ["gone", "kept", "other"]
+    assert p.existing_managed == 2 + 2  # two key events, the rule and audience deleted
+    text = plan_text(Plan((p,)))
+    assert "  - gone  counting once_per_event, value none, and the event create rule that " \
+           "made it\n" in text
+    assert "  - new2  counting once_per_event, value none, and the audience that made it\n" \
+        in text
+    assert "| and the event create rule that made it |" in plan_markdown(Plan((p,)))
+
+
+def test_a_long_list_of_unmanaged_resources_is_cut_short():
+    rules = [rule(f"hand_{i:02d}", THANKS, n=i) for i in range(47)]
+    p = plan_of({"q": THANKS}, keys=[key("q")], rules=rules + [rule("q", THANKS, n=99)])
+    text = plan_text(Plan((p,)))
+    (line,) = [x for x in text.splitlines() if "unmanaged rules" in x]
+    assert line.startswith("  unmanaged rules and audiences (not goal machinery, left alone, "
+                           "47): event create rule hand_00 (")
+    assert "hand_09" in line and "hand_10" not in line
+    assert line.endswith("; and 37 more (the JSON format lists them all)")
+    assert len(p.to_json()["unmanaged_resources"]) == 47
+    assert "and 37 more" in plan_markdown(Plan((p,)))
 
 
 def test_safety_threshold_counts_every_resource():
@@ -565,6 +610,17 @@ def test_annotation_counts_goals_not_resources():
     assert annotation_text([Change("update", "x", ONCE, ONCE)])[0] == "ga-sync: 1 goal changed"
 
 
+def test_a_goal_is_removed_only_when_its_key_event_is():
+    pruned_duplicate = [Change("delete", "q", THANKS, None, name="r/2",
+                               resource=EVENT_CREATE_RULE, stream="s1")]
+    assert goal_actions(pruned_duplicate) == {"created": [], "changed": ["q"], "removed": []}
+    assert annotation_text(pruned_duplicate)[0] == "ga-sync: 1 goal changed"
+    gone = [Change("delete", "old", ONCE, None),
+            Change("delete", "old", THANKS, None, resource=EVENT_CREATE_RULE, stream="s1"),
+            Change("create", "q", None, THANKS, resource=EVENT_CREATE_RULE, stream="s2")]
+    assert goal_actions(gone) == {"created": [], "changed": ["q"], "removed": ["old"]}
+
+
 # --------------------------------------------------------------------------- on the sandbox
 
 KINDS_SPEC = """\
@@ -699,11 +755,30 @@ def test_sandbox_drift_is_attributed_to_its_actor(kinds):
     assert change["last_change"]["actor"] == "system"
 
 
-def test_sandbox_no_web_stream_is_a_property_error(kinds):
+def test_sandbox_no_web_stream_is_a_property_error_beside_its_plan(kinds):
     import ga_sync
-    from ga_sync.plan import NoWebStream  # noqa: F401 - the error the failure carries
     kinds.record.streams = {}
     p = ga_sync.plan(ga_sync.connect(), ga_sync.load_specs(kinds.path))
-    assert p.properties == () and len(p.errors) == 1
-    assert "brochure_download, quote_thank_you need an event create rule on a web data " \
-           "stream" in p.errors[0].message
+    (planned,) = p.properties
+    assert [(c.action, c.resource, c.event) for c in planned.changes] == [
+        ("create", AUDIENCE, "engaged_visit"), ("create", KEY_EVENT, "engaged_visit"),
+        ("create", KEY_EVENT, "sign_up")]
+    (error,) = p.errors
+    assert error.message.startswith("the goals brochure_download, quote_thank_you need an "
+                                    "event create rule on a web data stream")
+    r = _cli("plan", kinds.path)
+    assert r.exit_code == 1
+    assert r.stderr.count("properties/123456789 (Kinds Shop):") == 1
+    assert "error: properties/123456789 (Kinds Shop): the goals brochure_download, " \
+           "quote_thank_you need" in r.stderr
+    assert r.stdout.rstrip().endswith(
+        "Plan: 3 to create, 0 to update, 0 to delete. 1 property planned without some goals "
+        "(see the error): properties/123456789 (Kinds Shop).")
+    r = _cli("plan", kinds.path, "--format", "json")
+    data = json.loads(r.stdout)
+    assert r.exit_code == 1 and len(data["properties"][0]["changes"]) == 3
+    assert data["errors"] == [{"property": "properties/123456789", "client": "Kinds Shop",
+                               "message": error.message}]
+    # apply makes what it can, and still exits 1
+    r = _cli("apply", kinds.path, "--yes")
+    assert r.exit_code == 1 and "Applied 3 changes, 0 failed." in r.stdout

@@ -242,3 +242,65 @@ def test_a_goal_resource_deleted_by_hand_is_recreated_with_who_deleted_it(shop):
     text = CliRunner().invoke(app, ["plan", str(shop.paths[0])]).stdout
     assert "+ engaged_visit  audience: sessions with at least 5 page views\n" in text
     assert "last changed by dana@client.example on " in text
+
+
+# --------------------------------------------------------------------------- what goes with what
+
+
+def test_a_key_event_whose_rule_could_not_be_made_is_not_created(shop):
+    """The property is one rule short of GA's limit of created events: brochure_download's
+    rule is made, quote_thank_you's refused, and quote_thank_you's key event (nothing would
+    make the event) is not created either, saying why, in the result and the journal."""
+    import ga_sync
+    from ga_sync import garules
+    from ga_sync.machinery import rule_json
+    from ga_sync.model import Condition, EventRule
+    from ga_sync.sandbox import machinery as sm
+    record = shop.state.properties["123456780"]
+    (sid,) = sm.set_streams(shop.state, "123456780", web=1)
+    for i in range(garules.CREATED_EVENTS_PER_PROPERTY - 1):
+        sm.create_rule(shop.state, "123456780", sid, rule_json(f"hand_{i}", EventRule(
+            "page_view", (Condition("page_location", "contains", f"/x{i}"),))))
+    specs = ga_sync.load_specs(shop.paths[0])
+    conn = _connect()
+    result = ga_sync.apply(conn, ga_sync.plan(conn, specs))
+    (r,) = result.properties
+    failed = {(c.resource, c.event): m for c, m in r.failed}
+    assert set(failed) == {("event_create_rule", "quote_thank_you"),
+                           ("key_event", "quote_thank_you")}
+    message = failed[("key_event", "quote_thank_you")]
+    assert message.startswith(f"not created: its event create rule on properties/123456780/"
+                              f"dataStreams/{sid} could not be created (")
+    assert "the limit is 50" in message and "nothing would make the event" in message
+    assert sorted(c.event for c in r.applied if c.resource == "key_event") == [
+        "brochure_download", "engaged_visit", "sign_up"]
+    events = {k.event_name for k in record.key_events.values()}
+    assert "quote_thank_you" not in events and "brochure_download" in events
+    lines = [json.loads(x) for x in shop.journal.read_text().splitlines()]
+    (line,) = [x for x in lines if x["resource"] == "key_event"
+               and x["event"] == "quote_thank_you"]  # no "started": nothing was sent
+    assert line["outcome"] == "failed" and line["detail"] == message
+
+
+def test_prune_removes_a_goal_with_its_audience_and_rule(shop, tmp_path):
+    """A goal taken out of the spec: --prune deletes its key event, then its rule and
+    archives its audience (before, the audience kept logging an event nothing counted)."""
+    import ga_sync
+    conn = _connect()
+    assert ga_sync.apply(conn, ga_sync.plan(conn, ga_sync.load_specs(shop.paths[0]))).ok
+    fewer = tmp_path / "fewer.yaml"
+    text = shop.paths[0].read_text()
+    fewer.write_text(text[:text.index("  - event: quote_thank_you")])  # sign_up only
+    plan = ga_sync.plan(conn, ga_sync.load_specs(fewer), prune=True)
+    got = [(c.action, c.resource, c.event) for c in plan.properties[0].changes]
+    assert got == [("delete", "key_event", "brochure_download"),
+                   ("delete", "key_event", "engaged_visit"),
+                   ("delete", "key_event", "quote_thank_you"),
+                   ("delete", "event_create_rule", "brochure_download"),
+                   ("delete", "event_create_rule", "quote_thank_you"),
+                   ("delete", "audience", "engaged_visit")]
+    result = ga_sync.apply(conn, plan, annotate=True, force=True)
+    assert result.ok and result.applied == 6
+    assert _machinery_counts(conn, "properties/123456780") == Counter(
+        {("annotation", "ga-sync: 3 goals removed", None): 1})
+    assert not ga_sync.plan(conn, ga_sync.load_specs(fewer), prune=True).has_changes

@@ -70,6 +70,40 @@ def _unmanaged_resources(p: PropertyPlan) -> list[str]:
             for u in getattr(p, "unmanaged_resources", ())]
 
 
+#: A list of unmanaged things shows this many, then "and N more" (the JSON has them all).
+LIST_MAX = 10
+
+
+def shorten(items: list[str], sep: str = ", ") -> str:
+    """The first `LIST_MAX` items, then "and N more": a property with 47 hand-made rules
+    must not make one 4,000-character line."""
+    if len(items) <= LIST_MAX:
+        return sep.join(items)
+    return sep.join(items[:LIST_MAX]) + f"{sep}and {len(items) - LIST_MAX} more (the JSON " \
+        "format lists them all)"
+
+
+def made_by(p: PropertyPlan, change: Change) -> str:
+    """For a key event the plan deletes: `, and the event create rule that made it` when its
+    rules or audiences are deleted with it (`--prune`: they were that goal's machinery)."""
+    if change.resource != KEY_EVENT or change.action != DELETE:
+        return ""
+    parts = []
+    for resource in (EVENT_CREATE_RULE, AUDIENCE):
+        n = sum(1 for c in p.changes if c.resource == resource and c.action == DELETE
+                and c.event == change.event)
+        if n:
+            label = RESOURCE_LABELS[resource]
+            parts.append(f"the {label} that made it" if n == 1 else
+                         f"the {n} {label}s that made it")
+    return f", and {' and '.join(parts)}" if parts else ""
+
+
+def problems_of(p: PropertyPlan) -> list[str]:
+    """Goals the plan had to leave out (see `plan.MachineryPlan.problems`)."""
+    return list(getattr(p, "problems", ()))
+
+
 def fmt_value(s: KeyEventSettings | None) -> str:
     if s is None or s.value is None:
         return "none"
@@ -107,10 +141,21 @@ def summary_line(plan: Plan) -> str:
 def _closing(plan: Plan, failures: list[Any] | None) -> str:
     """The last line: the counts, and never "no changes" when a property was not read."""
     if failures:
-        n = len(failures)
+        planned = {p.property for p in plan.properties}
+        unread = [f for f in failures if f.property not in planned]
+        partly = list(dict.fromkeys(f"{f.property} ({f.client})" for f in failures
+                                    if f.property in planned))
         head = summary_line(plan) if plan.has_changes else "No changes in the properties read."
-        return (f"{head} {n} propert{'ies' if n != 1 else 'y'} could not be read: "
-                + ", ".join(f"{f.property} ({f.client})" for f in failures) + ".")
+        out = [head]
+        if unread:
+            n = len(unread)
+            out.append(f"{n} propert{'ies' if n != 1 else 'y'} could not be read: "
+                       + ", ".join(f"{f.property} ({f.client})" for f in unread) + ".")
+        if partly:
+            n = len(partly)
+            out.append(f"{n} propert{'ies' if n != 1 else 'y'} planned without some goals "
+                       f"(see the error{'s' if n != 1 else ''}): " + ", ".join(partly) + ".")
+        return " ".join(out)
     return (summary_line(plan) if plan.has_changes else
             "No changes. The properties match their specs.")
 
@@ -123,16 +168,20 @@ def plan_text(plan: Plan, failures: list[Any] | None = None) -> str:
             lines.append("  no changes")
         width = max((len(c.event) for c in p.changes), default=0)
         for c in p.changes:
-            lines.append(f"  {SYMBOL[c.action]} {c.event.ljust(width)}  {describe(c)}")
+            lines.append(f"  {SYMBOL[c.action]} {c.event.ljust(width)}  {describe(c)}"
+                         f"{made_by(p, c)}")
             last = describe_last_change(c)
             if last:
                 lines.append(f"    {' ' * width}  {last}")
+        for problem in problems_of(p):
+            lines.append(f"  error: {problem}")
         if p.unmanaged:
-            lines.append(f"  unmanaged (not in the spec, left alone): {', '.join(p.unmanaged)}")
+            lines.append(f"  unmanaged (not in the spec, left alone): "
+                         f"{shorten(list(p.unmanaged))}")
         extra = _unmanaged_resources(p)
         if extra:
-            lines.append("  unmanaged rules and audiences (not goal machinery, left alone): "
-                         + "; ".join(extra))
+            lines.append(f"  unmanaged rules and audiences (not goal machinery, left alone, "
+                         f"{len(extra)}): " + shorten(extra, "; "))
         if p.protected:
             lines.append(f"  protected (GA does not allow deleting them): {', '.join(p.protected)}")
         for w in warnings_of(p):
@@ -147,7 +196,7 @@ def plan_markdown(plan: Plan, failures: list[Any] | None = None) -> str:
     out.append(f"**{_closing(plan, failures)}**")
     out.append("")
     if failures:
-        out.append("| not read | client | error |")
+        out.append("| property | client | error |")
         out.append("|---|---|---|")
         for f in failures:
             message = str(f.message).replace("|", "\\|").replace("\n", " ")
@@ -171,20 +220,25 @@ def plan_markdown(plan: Plan, failures: list[Any] | None = None) -> str:
                         resource += f" (stream `{c.stream.rsplit('/', 1)[-1]}`)"
                     if c.resource == AUDIENCE and c.action == DELETE:
                         after = "archived (GA never deletes audiences)"
+                if c.resource == KEY_EVENT and c.action == DELETE:
+                    after = made_by(p, c).lstrip(", ")
                 cells = [_cell(x) for x in (before, after, describe_last_change(c) or "")]
                 out.append(f"| `{SYMBOL[c.action]}` | {c.action} | `{c.event}` | {resource} | "
                            + " | ".join(cells) + " |")
         else:
             out.append("No changes.")
+        for problem in problems_of(p):
+            out.append("")
+            out.append(f"**Error:** {_cell(problem)}")
         if p.unmanaged:
             out.append("")
             out.append("Unmanaged key events (not in the spec): "
-                       + ", ".join(f"`{e}`" for e in p.unmanaged))
+                       + shorten([f"`{e}`" for e in p.unmanaged]))
         extra = _unmanaged_resources(p)
         if extra:
             out.append("")
-            out.append("Unmanaged rules and audiences (not goal machinery): "
-                       + "; ".join(_cell(x) for x in extra))
+            out.append(f"Unmanaged rules and audiences (not goal machinery, {len(extra)}): "
+                       + shorten([_cell(x) for x in extra], "; "))
         if p.protected:
             out.append("")
             out.append("Protected (GA does not allow deleting them): "
