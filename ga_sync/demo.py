@@ -295,6 +295,34 @@ def _three_sources(conn: Any, state: Any, server: Any, specs: list[Spec], direct
     scan = next((w.message for w in runs["BigQuery"].warnings if w.code == "scan"), None)
     if scan:
         echo(scan)
+    _journeys_from_export(conn, state, specs, folder, start, end, directory, echo)
+
+
+def _journeys_from_export(conn: Any, state: Any, specs: list[Spec], folder: Path, start: Any,
+                          end: Any, directory: Path, echo: Echo) -> None:
+    """The journeys only raw events can tell (which micro conversions come before a sale), for
+    the client with funnels, from its export: printed, and as a client-ready HTML report."""
+    import ga_sync
+    from ga_sync.journeys.render import table_lines
+    from ga_sync.render.html import report_html
+    from ga_sync.sandbox.export import export_state
+
+    spec = next((s for s in specs if s.funnels), None)
+    if spec is None:
+        return
+    export_state(state, folder, start, end, properties=[p.split("/")[1] for p in spec.properties],
+                 intraday=False)
+    run = ga_sync.report(conn, [spec], start, end, source=f"export:{folder}", store=False)
+    _fail_on(run.errors)
+    result = next(r for r in run.results if r.property == spec.properties[0])
+    echo("")
+    echo(f"{spec.client}'s journeys from its export ({spec.properties[0]}): which micro "
+         "conversions come before a purchase, per visitor:")
+    for line in table_lines(result):
+        echo(line)
+    html = directory / "journeys.html"
+    html.write_text(report_html([result]), encoding="utf-8")
+    echo(f"Client report with the funnel chart and the assist table: {html}")
 
 
 def _fail_on(failures: Any) -> None:

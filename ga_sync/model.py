@@ -391,6 +391,14 @@ class Failure:
     client: str
     message: str
 
+    def __post_init__(self) -> None:
+        # messages that already begin with the property (and client) would read it twice
+        # wherever a failure is shown as "property (client): message"
+        for head in (f"{self.property} ({self.client}): ", f"{self.property}: "):
+            if self.message.startswith(head) and len(self.message) > len(head):
+                object.__setattr__(self, "message", self.message[len(head):])
+                break
+
     def to_json(self) -> dict:
         return {"property": self.property, "client": self.client, "message": self.message}
 

@@ -86,7 +86,7 @@ def compared() -> ReportResult:
 
 REPORT_KEYS = {"property", "client", "start", "end", "currency", "rate_basis", "sessions", "users",
                "goals", "macro", "micro", "total_value", "value_per_session", "previous",
-               "warnings", "property_currency", "source"}
+               "warnings", "property_currency", "source", "funnels", "assists", "identified"}
 GOAL_KEYS = {"event", "tier", "conversions", "rate", "value", "currency", "in_total"}
 TIER_KEYS = {"conversions", "rate", "session_rate", "value"}
 
