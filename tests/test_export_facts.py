@@ -287,3 +287,17 @@ def test_export_schema_is_ga4s(export_dir):
     revenue = con.execute(f"""SELECT count(*), count(ecommerce.transaction_id)
         FROM '{path}' WHERE event_name = 'purchase'""").fetchone()
     assert revenue[0] == revenue[1] > 0
+
+
+def test_more_than_62_goals_span_two_mask_words(export_dir):
+    """Goals are bits of 62-bit masks: goal 62 on is in the second word, and every goal still
+    equals its pandas definition (the same goals, interleaved with goals that never match)."""
+    fillers = [Goal(f"nothing_{i:02d}", "micro", 1.0, origin=EventRule(
+        "page_view", (Condition("page_location", "equals", f"https://nowhere/{i}"),)))
+        for i in range(60)]
+    goals = tuple(fillers) + GOALS  # GOALS' event goals are bits 60.. of word 0 and word 1
+    s = spec(goals)
+    q = ExportSource(export_dir).query(s, PROP, [PERIOD])
+    assert "mask1" in q.sql and "BIT_OR(mask1)" in q.sql
+    facts = ExportSource(export_dir).pull(None, s, PROP, [PERIOD])
+    assert_facts(facts.periods[0], expected(s, PERIOD))

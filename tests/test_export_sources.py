@@ -399,3 +399,72 @@ def test_show_sql_of_the_file_source_is_bigquery_sql(small_export):
     sqlglot.parse_one(sql, read="bigquery")
     assert f"`export`.`analytics_{PID}`.`events_*`" in sql
     assert "_TABLE_SUFFIX BETWEEN '20250310' AND '20250316'" in sql
+
+
+# --------------------------------------------------------------------------- DuckDB rewrites
+
+REWRITE_ROWS = """SELECT * FROM (VALUES
+  (1, 'a', [{'key': 'ga_session_id', 'value': {'string_value': NULL, 'int_value': 11, 'float_value': NULL, 'double_value': NULL}},
+            {'key': 'value', 'value': {'string_value': NULL, 'int_value': NULL, 'float_value': NULL, 'double_value': 2.5}},
+            {'key': 'page_location', 'value': {'string_value': 'https://x/pricing', 'int_value': NULL, 'float_value': NULL, 'double_value': NULL}}]),
+  (2, 'a', [{'key': 'value', 'value': {'string_value': NULL, 'int_value': 7, 'float_value': NULL, 'double_value': NULL}},
+            {'key': 'value', 'value': {'string_value': NULL, 'int_value': 9, 'float_value': NULL, 'double_value': 1.0}},
+            {'key': 'page_location', 'value': {'string_value': NULL, 'int_value': 42, 'float_value': NULL, 'double_value': NULL}}]),
+  (3, 'b', [{'key': 'value', 'value': {'string_value': NULL, 'int_value': NULL, 'float_value': 0.5, 'double_value': NULL}},
+            {'key': 'page_location', 'value': {'string_value': NULL, 'int_value': NULL, 'float_value': NULL, 'double_value': NULL}}]),
+  (4, 'b', []),
+  (5, NULL, NULL),
+  (6, 'c', [{'key': NULL, 'value': NULL}, {'key': 'value', 'value': NULL},
+            {'key': 'ga_session_id', 'value': {'string_value': '12', 'int_value': NULL, 'float_value': NULL, 'double_value': NULL}}])
+) AS t(n, g, event_params)"""
+
+
+def test_duckdb_rewrites_give_what_the_literal_transpilation_gives():
+    """The rewritten parameter lookups (first parameter with the key; a single field picked
+    once; COALESCE's first field picked, the rest mapped) and conditional aggregates
+    (`SUM(IF(c, x, NULL))` -> `SUM(x) FILTER (WHERE c)`) return exactly what DuckDB gives for
+    sqlglot's plain transpilation of the BigQuery SQL (correlated UNNEST subqueries, CASE):
+    missing keys, empty and NULL lists, duplicate keys, NULL values, every value type."""
+    from ga_sync.export.query import _param
+
+    lookups = {f"{k}_{kind}": _param(k, kind) for k in ("ga_session_id", "value",
+                                                        "page_location", "nope")
+               for kind in ("int", "number", "string")}
+    lookups["whole"] = ("(SELECT ep FROM UNNEST(e.event_params) AS ep "
+                        "WHERE ep.key = 'value' LIMIT 1).value.double_value")
+    per_row = ",\n  ".join(f"{v} AS {k}" for k, v in lookups.items())
+    row_sql = f"SELECT n, {per_row} FROM `p.d.events_*` AS e ORDER BY n"
+    number = _param("value", "number")
+    agg_sql = f"""SELECT g, SUM(IF(n > 1, {number}, NULL)) AS s, MIN(IF(n = 6, n, NULL)) AS m,
+        MAX(IF(g = 'a', {_param('page_location', 'string')}, NULL)) AS x,
+        COUNT(IF(n IS NULL OR n > 2, 1, NULL)) AS c, SUM(IF(n > 1, n, 0)) AS z,
+        AVG(IF(g IS NULL, NULL, n)) AS a
+      FROM `p.d.events_*` AS e GROUP BY g ORDER BY g NULLS LAST"""
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t AS {REWRITE_ROWS}")
+    for sql in (row_sql, agg_sql):
+        fast = transpile(sql, "t")
+        literal = sqlglot.transpile(sql.replace("`p.d.events_*`", "t"), read="bigquery",
+                                    write="duckdb")[0]
+        assert "list_filter" in fast and "UNNEST" not in fast.upper()
+        assert con.execute(fast).fetchall() == con.execute(literal).fetchall()
+    assert "FILTER" in transpile(agg_sql, "t").upper()
+    got = dict(zip(["n", *lookups], con.execute(transpile(row_sql, "t")).fetchall()[1]))
+    assert got["value_int"] == 7 and got["page_location_string"] == "42"  # the first one
+
+
+def test_the_value_parameter_is_read_only_for_goal_events():
+    """BigQuery SQL: each event's goals are bits of a mask computed once, and the `value`
+    parameter is looked up only where the mask is set."""
+    q = build_query(spec(), [PERIOD])
+    tree = sqlglot.parse_one(q.sql, read="bigquery")
+    valued = next(c for c in tree.find_all(exp.CTE) if c.alias == "valued")
+    lookup = next(i for i in valued.find_all(exp.If) if "'value'" in i.sql("bigquery"))
+    assert lookup.this.sql("bigquery") == "mask0 <> 0"
+    marked = next(c for c in tree.find_all(exp.CTE) if c.alias == "marked")
+    assert "'value'" not in marked.sql("bigquery")
+    # the DuckDB text is shared by properties with the same goals and periods
+    a = build_query(spec(), [PERIOD], table=table_ref("p1", "analytics_1"))
+    b = build_query(spec(), [PERIOD], table=table_ref("p2", "analytics_2"))
+    assert a.sql != b.sql and a.duckdb_sql() == b.duckdb_sql()
+    assert sqlglot.parse_one(a.sql, read="bigquery").sql("bigquery", pretty=True) == a.sql

@@ -51,6 +51,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from typing import Any
 
@@ -91,9 +92,10 @@ def table_ref(project: str, dataset: str, prefix: str = "events_") -> str:
     return f"`{project}`.`{dataset}`.`{prefix}*`"
 
 
-def _param(key: str, kind: str) -> str:
-    """BigQuery: the value of event parameter `key` on this event (`e`), as `kind`:
-    int (int_value), number (FLOAT64 of int/float/double) or string (any, as STRING)."""
+def _param(key: str, kind: str, array: str = "e.event_params") -> str:
+    """BigQuery: the value of event parameter `key` in `array` (this event's `event_params`),
+    as `kind`: int (int_value), number (FLOAT64 of int/float/double) or string (any, as
+    STRING)."""
     v = f"{_EP}.value"
     if kind == "int":
         expr = f"{v}.int_value"
@@ -103,7 +105,7 @@ def _param(key: str, kind: str) -> str:
     else:
         expr = (f"COALESCE({v}.string_value, CAST({v}.int_value AS STRING), "
                 f"CAST({v}.float_value AS STRING), CAST({v}.double_value AS STRING))")
-    return (f"(SELECT {expr} FROM UNNEST(e.event_params) AS {_EP} "
+    return (f"(SELECT {expr} FROM UNNEST({array}) AS {_EP} "
             f"WHERE {_EP}.key = {lit(key)} LIMIT 1)")
 
 
@@ -131,27 +133,45 @@ def condition_sql(column: str, c: Condition) -> str:
 
 @dataclass(frozen=True)
 class ExportQuery:
-    """The query for one property: BigQuery SQL (`sql`), its parsed tree, and what it covers."""
+    """The query for one property: BigQuery SQL (`sql`), and what it covers."""
 
     sql: str  # BigQuery standard SQL, pretty-printed: exactly what runs on BigQuery
-    tree: exp.Expression = field(repr=False)
     periods: tuple[Period, ...]
     table: str  # the wildcard table, e.g. `proj`.`analytics_123`.`events_*`
     suffix_range: tuple[str, str]  # the daily tables read: _TABLE_SUFFIX BETWEEN these
     intraday: tuple[str, ...] = ()  # days read from events_intraday_* ('YYYYMMDD')
     goals: tuple[Goal, ...] = ()
+    # the same SQL over a placeholder table: what DuckDB runs does not depend on the table
+    # (it reads a view), so properties with the same goals and periods share one transpilation
+    template: str = field(default="", repr=False, compare=False)
+
+    @property
+    def tree(self) -> exp.Expression:
+        """`sql` parsed by sqlglot (a fresh copy: callers may change it)."""
+        return _parse_bigquery(self.sql).copy()
 
     def duckdb_sql(self, table_sql: str = "__export_events") -> str:
         """The same query for DuckDB, reading `table_sql` (a view or table of the export's
         rows with a `_TABLE_SUFFIX` column) instead of the BigQuery wildcard table."""
-        return _to_duckdb(self.tree, table_sql)
+        return _duckdb_text(self.template or self.sql, table_sql)
+
+
+@lru_cache(maxsize=64)
+def _parse_bigquery(sql: str) -> exp.Expression:
+    return sqlglot.parse_one(sql, read="bigquery")
+
+
+@lru_cache(maxsize=64)
+def _duckdb_text(bigquery_sql: str, table_sql: str) -> str:
+    return _to_duckdb(_parse_bigquery(bigquery_sql), table_sql)
 
 
 def transpile(bigquery_sql: str, table_sql: str = "__export_events") -> str:
     """Any BigQuery query over a GA4 export wildcard table (`...events_*`) -> DuckDB SQL
-    reading `table_sql` instead, with the parameter subqueries rewritten (see the module
-    docstring). What a local BigQuery emulator over exported files runs."""
-    return _to_duckdb(sqlglot.parse_one(bigquery_sql, read="bigquery"), table_sql)
+    reading `table_sql` instead, with the parameter subqueries and conditional aggregates
+    rewritten (see the module docstring). What a local BigQuery emulator over exported files
+    runs."""
+    return _duckdb_text(bigquery_sql, table_sql)
 
 
 def _to_duckdb(tree: exp.Expression, table_sql: str) -> str:
@@ -168,14 +188,39 @@ def _to_duckdb(tree: exp.Expression, table_sql: str) -> str:
         rewritten = _param_lookup_duckdb(sub)
         if rewritten is not None:
             sub.replace(rewritten)
+    for agg in list(tree.find_all(exp.Sum, exp.Min, exp.Max, exp.Avg, exp.Count)):
+        rewritten = _filtered_aggregate(agg)
+        if rewritten is not None:
+            agg.replace(rewritten)
     return tree.sql("duckdb", pretty=True)
+
+
+def _filtered_aggregate(agg: exp.Expression) -> exp.Expression | None:
+    """`SUM(IF(c, x, NULL))` -> `SUM(x) FILTER (WHERE c)` (also MIN, MAX, AVG, COUNT): the
+    same rows reach the aggregate (a NULL or false `c` gives NULL, which it ignores), but
+    DuckDB evaluates `x` once per row in the aggregate's input instead of inside a CASE per
+    aggregate (where, with `x` a parameter lookup, it costs a pass over the whole batch each
+    time). Left alone: DISTINCT, window aggregates, an IF with a non-NULL else."""
+    arg = agg.this
+    if not isinstance(arg, exp.If) or isinstance(agg.parent, (exp.Window, exp.Filter)):
+        return None
+    if isinstance(arg, exp.Distinct) or agg.args.get("distinct"):
+        return None
+    otherwise = arg.args.get("false")
+    if otherwise is not None and not isinstance(otherwise, exp.Null):
+        return None
+    new = agg.copy()
+    new.set("this", arg.args["true"].copy())
+    return exp.Filter(this=new, expression=exp.Where(this=arg.this.copy()))
 
 
 def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
     """`(SELECT f(ep) FROM UNNEST(e.event_params) AS ep WHERE ep.key = 'k' LIMIT 1)` ->
-    `list_transform(list_filter(e.event_params, lambda ep: ep.key = 'k'), lambda ep: f(ep))[1]`
-    (or `list_filter(...)[1].value.int_value` for a plain field), as raw DuckDB text: NULL when
-    no parameter has the key, as the subquery gives."""
+    `f(list_filter(e.event_params, lambda ep: ep.key = 'k')[1])`: every `ep` in `f` is the
+    first parameter with that key (NULL when there is none, as the subquery gives), as raw
+    DuckDB text. Substituting the picked element (rather than mapping `f` over the filtered
+    list with a second lambda) lets DuckDB's lazy COALESCE evaluate the later branches only
+    for the rows whose first branch is NULL."""
     from ga_sync.export.writer import lambda_sql
 
     select = sub.this
@@ -202,12 +247,42 @@ def _param_lookup_duckdb(sub: exp.Subquery) -> exp.Expression | None:
     if any(isinstance(n, (exp.Select, exp.Unnest)) for n in select.expressions[0].walk()):
         return None
     array = unnest.expressions[0].sql("duckdb")
-    inner = select.expressions[0].sql("duckdb")
-    picked = f"list_filter({array}, {lambda_sql(var, f'{var}.key = ' + key.sql('duckdb'))})"
-    if re.fullmatch(rf"{re.escape(var)}(\.\w+)+", inner):  # a plain field: no second lambda
-        return exp.Var(this=f"({picked}[1]{inner[len(var):]})")
-    # the parameter is picked once, then the expression sees it under the same name
-    return exp.Var(this=f"(list_transform({picked}, {lambda_sql(var, inner)})[1])")
+    listed = f"list_filter({array}, {lambda_sql(var, f'{var}.key = ' + key.sql('duckdb'))})"
+    body = select.expressions[0]
+    if isinstance(body, exp.Alias):
+        body = body.this
+
+    def mapped(expr: exp.Expression) -> str:  # f over the filtered list, first result
+        return f"(list_transform({listed}, {lambda_sql(var, expr.sql('duckdb'))})[1])"
+
+    def uses(expr: exp.Expression) -> int:
+        return sum(1 for n in expr.walk() if isinstance(n, exp.Identifier) and n.name == var)
+
+    def substituted(expr: exp.Expression) -> exp.Expression | None:
+        """`expr` with its one use of the variable, a field path, replaced by the picked
+        element's field; None when it uses the variable otherwise."""
+        expr = expr.copy()
+        columns = [c for c in expr.find_all(exp.Column) if c.parts and c.parts[0].name == var]
+        if len(columns) != 1 or uses(expr) != 1:
+            return None
+        c = columns[0]
+        path = exp.Var(this=f"({listed}[1])" + "".join(f".{p.name}" for p in c.parts[1:]))
+        if c is expr:
+            return path
+        c.replace(path)
+        return expr
+
+    one = substituted(body)
+    if one is not None:  # a single field (the session id): one pass, no second lambda
+        return exp.Paren(this=one) if not isinstance(one, exp.Var) else one
+    if isinstance(body, exp.Coalesce) and body.expressions:
+        first = substituted(body.this)
+        if first is not None:  # the field GA usually fills first, the rest only if it is NULL
+            rest = body.expressions[0] if len(body.expressions) == 1 else \
+                exp.Coalesce(this=body.expressions[0].copy(),
+                             expressions=[e.copy() for e in body.expressions[1:]])
+            return exp.Var(this=f"COALESCE({first.sql('duckdb')}, {mapped(rest)})")
+    return exp.Var(this=mapped(body))
 
 
 def _event_rules(goals: Sequence[Goal]) -> list[tuple[Goal, EventRule]]:
@@ -261,11 +336,12 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
         return "(" + ", ".join(lit(n) for n in sorted(names)) + ")"
 
     def match(g: Goal) -> str:
-        if g.origin is None:
-            return f"name = {lit(g.event)}"
         r = g.origin
         return " AND ".join([f"name = {lit(r.source)}"] +
                             [condition_sql(field_col[c.field], c) for c in r.where])
+
+    views_rules = [g for g in by_session if g.origin.min_page_views is not None]
+    seconds_rules = [g for g in by_session if g.origin.min_page_views is None]
 
     def qualifies(g: Goal) -> str:
         r = g.origin
@@ -280,12 +356,11 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
         "per.p AS p", "e.event_date AS day", "e.user_pseudo_id AS u", "e.event_name AS name",
         "e.event_timestamp AS ts", f"{_param('ga_session_id', 'int')} AS sid",
     ]
-    if valued:
-        cols.append(f"IF(e.event_name IN {in_list(valued)}, {_param('value', 'number')}, "
-                    f"NULL) AS value")
     for f, col in field_col.items():
         cols.append(f"IF(e.event_name IN {in_list(fields[f])}, {_param(f, 'string')}, NULL) "
                     f"AS {col}")
+    if by_event:
+        cols.append("e.event_params AS params")  # for the value of goal events only
     suffix = f"_TABLE_SUFFIX BETWEEN {lit(lo)} AND {lit(hi)}"
     intraday = tuple(sorted(set(intraday)))
     if intraday:
@@ -294,32 +369,50 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
 
     ev = {g.event: i for i, g in enumerate(by_event)}
     se = {g.event: i for i, g in enumerate(by_session)}
-    sd_aggs = ["COUNT(*) AS events"]
-    if by_session:
-        sd_aggs += [f"COUNTIF(name = {lit(PAGE_EVENT)}) AS views", "MIN(ts) AS first_ts",
-                    "MAX(ts) AS last_ts"]
-    for g in by_event:
-        i = ev[g.event]
-        sd_aggs.append(f"COUNTIF({match(g)}) AS n{i}")
-        sd_aggs.append(f"SUM(IF({match(g)}, value, NULL)) AS v{i}" if valued
-                       else f"CAST(NULL AS FLOAT64) AS v{i}")
-    # A session holds goal i when its days do: one bit per goal in 62-bit masks, so the
-    # per-session step has one aggregate per 62 goals, not two per goal (counts and values
-    # add up over days, so the period's come from day_wide).
+
+    # Goal i is bit i % 62 of mask word i // 62: every event gets its goals' bits once (one
+    # CASE over the event name for plain goals, one test per rule goal), so each later step
+    # carries one column per 62 goals and tests bits instead of re-matching names.
     def bit(i: int) -> tuple[int, int]:
         return i // 62, 1 << (i % 62)
 
     chunks = sorted({bit(i)[0] for i in ev.values()})
-    s_aggs = ["MIN(day) AS day", "SUM(events) AS events"]
-    if by_session:
-        s_aggs += ["SUM(views) AS views", "MAX(last_ts) - MIN(first_ts) AS duration_us"]
+    masks = []
     for k in chunks:
-        parts = [f"IF(n{i} > 0, {bit(i)[1]}, 0)" for i in ev.values() if bit(i)[0] == k]
-        s_aggs.append(f"BIT_OR({' | '.join(parts)}) AS m{k}")
+        in_chunk = [g for g in by_event if bit(ev[g.event])[0] == k]
+        plain = [g for g in in_chunk if g.origin is None]
+        parts = []
+        if plain:
+            parts.append("CASE name " + " ".join(f"WHEN {lit(g.event)} THEN {bit(ev[g.event])[1]}"
+                                                 for g in plain) + " ELSE 0 END")
+        parts += [f"IF({match(g)}, {bit(ev[g.event])[1]}, 0)" for g in in_chunk
+                  if g.origin is not None]
+        masks.append(f"{' | '.join(parts)} AS mask{k}")
 
-    def has(i: int) -> str:
+    def has(i: int, prefix: str = "m") -> str:
         k, b = bit(i)
-        return f"(m{k} & {b}) != 0"
+        return f"({prefix}{k} & {b}) != 0"
+
+    base_cols = ["p", "day", "u", "name", "ts", "sid"]
+    any_goal = " OR ".join(f"mask{k} != 0" for k in chunks)
+    sd_aggs = ["COUNT(*) AS events"]
+    if views_rules:
+        sd_aggs.append(f"COUNTIF(name = {lit(PAGE_EVENT)}) AS views")
+    if seconds_rules:
+        sd_aggs += ["MIN(ts) AS first_ts", "MAX(ts) AS last_ts"]
+    sd_aggs += [f"BIT_OR(mask{k}) AS m{k}" for k in chunks]
+    for g in by_event:
+        i = ev[g.event]
+        sd_aggs.append(f"COUNTIF({has(i, 'mask')}) AS n{i}")
+        sd_aggs.append(f"SUM(IF({has(i, 'mask')}, value, NULL)) AS v{i}")
+    # A session holds goal i when one of its days does (counts and values add up over days,
+    # so the period's come from day_wide).
+    s_aggs = ["MIN(day) AS day", "SUM(events) AS events"]
+    if views_rules:
+        s_aggs.append("SUM(views) AS views")
+    if seconds_rules:
+        s_aggs.append("MAX(last_ts) - MIN(first_ts) AS duration_us")
+    s_aggs += [f"BIT_OR(m{k}) AS m{k}" for k in chunks]
 
     # per period: totals, sessions with each goal, every tier
     pw = ["SUM(events) AS events", "COUNT(sid) AS sessions", "COUNT(DISTINCT u) AS users",
@@ -335,7 +428,7 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
         pw.append(f"COUNTIF(sid IS NOT NULL AND ({' OR '.join(tests)})) AS tier_{t}")
     dw = ["COUNT(sid) AS sessions", "COUNT(DISTINCT u) AS users"]
     for i in ev.values():
-        dw += [f"SUM(n{i}) AS n{i}", f"COUNTIF(n{i} > 0 AND sid IS NOT NULL) AS s{i}",
+        dw += [f"SUM(n{i}) AS n{i}", f"COUNTIF(sid IS NOT NULL AND {has(i)}) AS s{i}",
                f"SUM(v{i}) AS v{i}"]
     ps = [f"SUM(n{i}) AS pn{i}, SUM(v{i}) AS pv{i}" for i in ev.values()]
     sdw = [f"COUNTIF({qualifies(g)}) AS q{se[g.event]}" for g in by_session]
@@ -378,20 +471,35 @@ session_day_wide AS (
   FROM sessions GROUP BY p, day
 )"""
     sep = ",\n    "
+    goal_ctes, counted = "", "events"
+    if by_event:
+        # the value parameter is looked up only for the events that are some goal's
+        goal_ctes = f""",
+marked AS (
+  SELECT {", ".join(base_cols)}, params,
+    {sep.join(masks)}
+  FROM events
+),
+valued AS (
+  SELECT {", ".join(base_cols)}, {", ".join(f"mask{k}" for k in chunks)},
+    IF({any_goal}, {_param('value', 'number', 'params')}, NULL) AS value
+  FROM marked
+)"""
+        counted = "valued"
     sql = f"""
 WITH periods AS (
   {periods_sql}
 ),
 events AS (
   SELECT {sep.join(cols)}
-  FROM {table} AS e
+  FROM {_TABLE_PLACEHOLDER} AS e
   JOIN periods AS per ON e.event_date BETWEEN per.lo AND per.hi
   WHERE {suffix}
-),
+){goal_ctes},
 session_days AS (
   SELECT p, day, u, sid,
     {sep.join(sd_aggs)}
-  FROM events GROUP BY p, day, u, sid
+  FROM {counted} GROUP BY p, day, u, sid
 ),
 sessions AS (
   SELECT p, u, sid,
@@ -410,9 +518,32 @@ day_wide AS (
 ){period_all}{session_day_cte}
 {(chr(10) + "UNION ALL" + chr(10)).join(out)}
 """
-    tree = sqlglot.parse_one(sql, read="bigquery")
-    return ExportQuery(sql=tree.sql("bigquery", pretty=True), tree=tree, periods=periods,
-                       table=table, suffix_range=(lo, hi), intraday=intraday, goals=goals)
+    template = _compile(sql)
+    return ExportQuery(sql=template.replace(_TABLE_PLACEHOLDER, _printed_table(table)),
+                       periods=periods, table=table, suffix_range=(lo, hi), intraday=intraday,
+                       goals=goals, template=template)
+
+
+#: The wildcard table while the SQL is built and parsed; replaced by the property's table in
+#: the text (so properties with the same goals and periods share one parse and transpilation).
+_TABLE_PLACEHOLDER = "`ga_sync_project`.`ga_sync_dataset`.`events_*`"
+
+
+@lru_cache(maxsize=64)
+def _compile(sql: str) -> str:
+    """Parse `sql` as BigQuery SQL (a bug in the builder fails here, not on BigQuery) and
+    pretty-print it."""
+    text = _parse_bigquery(sql).sql("bigquery", pretty=True)
+    if text.count(_TABLE_PLACEHOLDER) != 1:
+        raise AssertionError("the built SQL must read the wildcard table exactly once")
+    return text
+
+
+@lru_cache(maxsize=256)
+def _printed_table(table: str) -> str:
+    """`table` as sqlglot prints it in BigQuery SQL (what it would be in `_compile`'s text)."""
+    return sqlglot.parse_one(f"SELECT 1 FROM {table}", read="bigquery").find(exp.Table) \
+        .sql("bigquery")
 
 
 def columns_read(sql: str, alias: str = "e") -> set[str]:
