@@ -782,3 +782,27 @@ def test_sandbox_no_web_stream_is_a_property_error_beside_its_plan(kinds):
     # apply makes what it can, and still exits 1
     r = _cli("apply", kinds.path, "--yes")
     assert r.exit_code == 1 and "Applied 3 changes, 0 failed." in r.stdout
+
+
+def test_an_annotation_refused_for_permission_is_a_warning_in_whole_sentences(monkeypatch):
+    from google.api_core import exceptions as gexc
+
+    from ga_sync import admin, changelog
+    from ga_sync.admin import ApplyResult
+    from ga_sync.clients import RetryPolicy, call
+
+    def refuse(*args, **kwargs):
+        call(lambda: (_ for _ in ()).throw(gexc.PermissionDenied(
+            "The caller does not have permission")), policy=RetryPolicy(attempts=1),
+            property=P, what="create a reporting data annotation", write=True, paced=False)
+
+    monkeypatch.setattr(changelog, "annotate", refuse)
+    monkeypatch.setattr(admin, "read_property", lambda conn, p: SimpleNamespace(
+        time_zone="Europe/Berlin"))
+    done = ApplyResult(P, "Shop", applied=[Change("create", "q", None, ONCE)])
+    (warning,) = changelog.annotate_applied(None, [done])
+    assert warning == (
+        f"{P} (Shop): the changes were applied, but the annotation 'ga-sync: 1 goal created' "
+        f"could not be added: no permission to add annotations to {P} (GA said: The caller "
+        "does not have permission). Give the account the Editor role on the property (GA4 "
+        "Admin → Property access management) to have applies annotated.")

@@ -55,7 +55,7 @@ def _make_plan(specs: list["Spec"], prune: bool, concurrency: Optional[int], con
 @app.command()
 def plan(
     paths: list[Path] = SPECS_ARG,
-    prune: bool = typer.Option(False, "--prune", help="Also plan deleting key events the spec does not name, and rules or audiences that make a goal's event twice."),
+    prune: bool = typer.Option(False, "--prune", help="Also plan deleting key events the spec does not name (with the rules and audiences that made their events), and rules or audiences that make a goal's event twice."),
     fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="Exit 2 when there are changes to apply."),
@@ -92,7 +92,7 @@ def plan(
 @app.command()
 def apply(
     paths: list[Path] = SPECS_ARG,
-    prune: bool = typer.Option(False, "--prune", help="Delete key events the spec does not name (never GA's protected ones), and rules or audiences that make a goal's event twice (audiences are archived)."),
+    prune: bool = typer.Option(False, "--prune", help="Delete key events the spec does not name (never GA's protected ones) with the rules and audiences that made their events, and rules or audiences that make a goal's event twice (audiences are archived)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
     force: bool = typer.Option(False, "--force", help="Apply even when more than 30% of a property's key events would change or go."),
     journal: Optional[Path] = typer.Option(None, "--journal", help="Journal file (JSON lines). Default: $GA_SYNC_JOURNAL or the user data directory."),
