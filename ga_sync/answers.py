@@ -185,6 +185,8 @@ def translate(exc: BaseException, *, property: str | None, what: str) -> GaSyncE
     # api-core prefixes REST errors with "GET https://...?%24alt=...: "; the reader needs GA's words
     message = re.sub(r"^(GET|POST|PATCH|PUT|DELETE) \S+: ", "", str(message))
     message = excerpt(message, SERVER_TEXT_MAX)
+    if message and message[-1] not in ".!?)":
+        message += "."  # GA's words end their sentence before ours begin
     reason = error_reason(exc)
     if is_long_exhaustion(exc):
         return QuotaExhausted(f"GA quota used up{where}: {message} Try again later (the quota "
