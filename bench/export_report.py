@@ -100,6 +100,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+FLOOR_SQL = """SELECT count(*), min(event_date), max(event_timestamp),
+    max(event_name), max(user_pseudo_id), sum(len(event_params)),
+    max(event_params[1].key), max(event_params[1].value.int_value)
+    FROM read_parquet({paths})"""
+
+
 def floor_scan(folder: Path, pids: list[str]) -> int:
     """A bare DuckDB scan of the columns the query reads, over the same files: the floor."""
     import duckdb
@@ -108,13 +114,40 @@ def floor_scan(folder: Path, pids: list[str]) -> int:
     for pid in pids:
         files = sorted((folder / f"analytics_{pid}").glob("events_*.parquet"))
         paths = "[" + ", ".join(f"'{f}'" for f in files) + "]"
-        row = con.execute(f"""SELECT count(*), min(event_date), max(event_timestamp),
-            max(event_name), max(user_pseudo_id), sum(len(event_params)),
-            max(event_params[1].key), max(event_params[1].value.int_value)
-            FROM read_parquet({paths})""").fetchone()
-        total += row[0]
+        total += con.execute(FLOOR_SQL.format(paths=paths)).fetchone()[0]
     con.close()
     return total
+
+
+def bytes_read(folder: Path, pid: str, period: Period) -> tuple[int, int]:
+    """Bytes DuckDB reads from the files for the floor and for the report's query (one
+    property, from DuckDB's profile): equal when the floor scans the same columns."""
+    import json
+
+    import duckdb
+
+    from ga_sync.export.engines import DuckDBEngine
+    from ga_sync.export.source import ExportSource
+
+    source = ExportSource(folder)
+    spec = Spec(client="Bench", properties=(f"properties/{pid}",), currency="USD", goals=GOALS)
+    layout = source.layout(f"properties/{pid}")
+    files = layout.files([period])
+    paths = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    query = source.query(spec, f"properties/{pid}", [period], layout).duckdb_sql()
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for sql, view in ((FLOOR_SQL.format(paths=paths), False), (query, True)):
+            con = duckdb.connect()
+            if view:
+                con.execute(DuckDBEngine().view_sql(layout, files))
+            con.execute("PRAGMA enable_profiling = 'json'")
+            con.execute(f"PRAGMA profiling_output = '{tmp}/profile.json'")
+            con.execute(sql).fetchall()
+            con.close()
+            out.append(int(json.loads(Path(tmp, "profile.json").read_text())["io"]
+                           ["total_bytes_read"]))
+    return out[0], out[1]
 
 
 def report(folder: Path, pids: list[str], period: Period) -> int:
@@ -157,6 +190,12 @@ def main() -> None:
           f"{size / 1e6:,.0f} MB of Parquet ({os.cpu_count()} cores, DuckDB "
           f"{duckdb.__version__}, load {os.getloadavg()[0]:.1f})")
     report(folder, pids[:1], period)  # warm-up: imports, first DuckDB connection
+    try:
+        floor_bytes, query_bytes = bytes_read(folder, pids[0], period)
+        print(f"bytes read from the files, one property: floor {floor_bytes:,}, report's "
+              f"query {query_bytes:,} ({'the same' if floor_bytes == query_bytes else 'DIFFER'})")
+    except Exception as e:  # an older DuckDB without the JSON profile's io section
+        print(f"bytes read: not available ({type(e).__name__}: {e})")
     walls, floors, cpus, floor_cpus = [], [], [], []
     for i in range(args.runs):  # alternate, so both see the same load
         t0, c0 = time.perf_counter(), time.process_time()
@@ -169,7 +208,8 @@ def main() -> None:
         cpus.append(time.process_time() - c0)
         print(f"  run {i + 1}: report {walls[-1]:.2f} s (CPU {cpus[-1]:.2f} s), floor "
               f"{floors[-1]:.2f} s (CPU {floor_cpus[-1]:.2f} s), ratio {walls[-1] / floors[-1]:.2f}"
-              f" (load {os.getloadavg()[0]:.1f})", flush=True)
+              f" (CPU {cpus[-1] / floor_cpus[-1]:.2f}; load {os.getloadavg()[0]:.1f})",
+              flush=True)
     wall, floor = statistics.median(walls), statistics.median(floors)
     cpu, floor_cpu = statistics.median(cpus), statistics.median(floor_cpus)
     peak = peak_rss_mb()
