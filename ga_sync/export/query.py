@@ -17,12 +17,16 @@ BigQuery SQL is an output we do not control, the backend pulls in pyarrow and a 
 backend package, and wildcard tables with `_TABLE_SUFFIX` are awkward to express. sqlglot is
 pure Python with no dependencies, which keeps installs small.
 
-The DuckDB rewrite: BigQuery reads a parameter with a correlated scalar subquery,
+The DuckDB rewrites (applied to the transpiled tree; tests check them against DuckDB's plain
+transpilation of the same SQL): BigQuery reads a parameter with a correlated scalar subquery,
 `(SELECT p.value.int_value FROM UNNEST(event_params) AS p WHERE p.key = 'ga_session_id')`.
 DuckDB runs that pattern ~30x slower than its list functions (measured: 11.9 s vs 0.4 s over
-2.5 M events), so `duckdb_sql` replaces each such subquery with the equivalent
-`list_filter(event_params, lambda p: p.key = '...')[1].value...` (the first parameter with
-that key, NULL when there is none, as the subquery gives).
+2.5 M events), so `duckdb_sql` replaces each such subquery with the first parameter with that
+key, `list_filter(event_params, lambda p: p.key = '...')[1]` (NULL when there is none, as the
+subquery gives): a single field is read from it directly, a COALESCE reads its first field so
+and maps the rest over the filtered list only where the first is NULL. And `SUM(IF(c, x,
+NULL))` (also MIN, MAX, AVG, COUNT) becomes `SUM(x) FILTER (WHERE c)`: the same rows, but DuckDB
+computes `x` once instead of inside a CASE per aggregate.
 
 Definitions (issue 12, item 2; docs/reports.md has them beside the Data API's):
 
@@ -304,12 +308,15 @@ def build_query(spec: Spec | Sequence[Goal], periods: Sequence[Period], *,
 
     Shape (one scan of the export, every other step over far fewer rows):
 
-      events        the period's events: p, day, u, sid, name, ts, value, where-parameters
+      events        the period's events: p, day, u, sid, name, ts, where-parameters, params
+      marked        + each event's goals as bits of mask0, mask1, ... (62 goals a word)
+      valued        + the `value` parameter, looked up only for events with a goal bit
       session_days  one row per (period, day, user, session): events, page views, first and
-                    last timestamp, and per goal i its events `n_i` and value `v_i`
-      sessions      one row per (period, user, session), the same summed over days
+                    last timestamp (only what session goals need), the goal masks' BIT_OR,
+                    and per goal i its events `n_i` and value `v_i`
+      sessions      one row per (period, user, session), the same over its days
       period_wide / day_wide / session_day_wide   per period / per day, every goal's count,
-                    sessions (with n_i > 0) and value side by side
+                    sessions (with goal i's bit) and value side by side
       final SELECT  those few rows unpivoted into RESULT_COLUMNS with UNION ALL
     """
     goals = tuple(spec.goals if isinstance(spec, Spec) else spec)
