@@ -405,6 +405,25 @@ def made_event_problems(event: str, key: str) -> list[str]:
             f"that says what happened (e.g. `{_EXAMPLE_EVENT}` for a thank-you page)"]
 
 
+#: Characters a condition value may not hold: controls (C0 and C1, NUL, CR, ESC ...), and the
+#: invisible format characters that reorder or hide text (bidi overrides and isolates,
+#: zero-width characters, the byte order mark).
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def _hidden_characters(value: str) -> str:
+    """'' or a description of the first control or invisible character in `value`."""
+    found = _HIDDEN.search(value)
+    if found is None:
+        return ""
+    import unicodedata
+    char = found.group()
+    name = unicodedata.name(char, "") or {"\x00": "NUL", "\r": "carriage return",
+                                          "\n": "line feed", "\t": "tab",
+                                          "\x1b": "escape"}.get(char, "a control character")
+    return f"U+{ord(char):04X} ({name.lower()}) at character {found.start() + 1}"
+
+
 def condition_problems(condition: Condition, label: str | None = None) -> list[str]:
     """Problems with a condition's value; [] when GA takes it. `label` names it in messages
     (`page contains`, ``where `link_url` regex``)."""
@@ -413,6 +432,14 @@ def condition_problems(condition: Condition, label: str | None = None) -> list[s
     if not value:
         return [f"{where} is empty; GA needs text to match (leave the condition out to match "
                 f"every value)"]
+    if not value.strip():
+        return [f"{where} is only spaces; GA needs text to match (leave the condition out to "
+                f"match every value)"]
+    hidden = _hidden_characters(value)
+    if hidden:
+        return [f"{where} holds {hidden}, which no page address or parameter a person meant "
+                "holds and which would show differently in a terminal or in GA: write the "
+                "text without it (for a regex, `\\t`-style escapes match such characters)"]
     if len(value) > PARAMETER_VALUE_MAX:
         return [f"{where} is {len(value)} characters long; ga-sync allows at most "
                 f"{PARAMETER_VALUE_MAX} (GA's limit for parameter values, as GA documents none "

@@ -34,6 +34,9 @@ MODELINE = "# yaml-language-server: $schema=../ga_sync/spec.schema.json"
 # Bad fixtures whose problem a JSON Schema cannot see, and why. Each must still pass the schema
 # (or not be YAML at all), so this list cannot silently go stale.
 CANNOT_EXPRESS = {
+    # Characters by Unicode category, and text that is only spaces: the loader's rules.
+    "bad-kind-value-hidden": "control and invisible format characters in a condition value",
+    "bad-kind-value-blank": "a condition value of spaces only",
     # Two goals compared with each other (after normalizing case): no JSON Schema keyword.
     "bad-duplicate-event": "the same event in two goals (uniqueItems compares whole goals)",
     "bad-duplicate-event-case": "events that differ only in letter case",
