@@ -192,9 +192,11 @@ def test_scan_over_max_gb_is_refused_before_it_runs(small_export):
     assert "25.000 GB" in str(e.value) and "--max-gb" in str(e.value)
     assert [c for c, _ in fake.calls] == ["list_tables", "query"]  # the dry run only
     # the decision alone
-    check_scan(DryRun(10 * 10**9, 10 * 10**9))
-    with pytest.raises(ScanTooLarge):
-        check_scan(DryRun(10 * 10**9 + 1, 10 * 10**9), PROP)
+    check_scan(DryRun(9536 * 2**20, 10 * 10**9))  # billed in whole MiB: 9536 MiB < 10 GB
+    with pytest.raises(ScanTooLarge):  # 10 GB scanned is billed 9537 MiB, over 10 GB
+        check_scan(DryRun(10 * 10**9, 10 * 10**9), PROP)
+    with pytest.raises(ScanTooLarge):  # BigQuery bills 10 MiB at least
+        check_scan(DryRun(1000, 5 * 2**20), PROP)
     assert DryRun(2**40, 0).usd == ON_DEMAND_USD_PER_TIB
     engine = BigQueryEngine(fake, max_gb=0.5)
     assert engine.max_bytes == 500_000_000
@@ -468,3 +470,25 @@ def test_the_value_parameter_is_read_only_for_goal_events():
     b = build_query(spec(), [PERIOD], table=table_ref("p2", "analytics_2"))
     assert a.sql != b.sql and a.duckdb_sql() == b.duckdb_sql()
     assert sqlglot.parse_one(a.sql, read="bigquery").sql("bigquery", pretty=True) == a.sql
+
+
+@pytest.mark.parametrize("cls", ["BadRequest", "InternalServerError"])
+def test_bytes_billed_refusal_is_a_scan_too_large_whatever_the_status(cls):
+    """The real client has no exception for bytesBilledLimitExceeded: it may come as a 500."""
+    from google.api_core import exceptions as gexc
+
+    from ga_sync.export.engines import ScanTooLarge, bigquery_error
+    err = getattr(gexc, cls)("Query exceeded limit for bytes billed: 10485760. 20971520 or "
+                             "higher required.",
+                             errors=[{"reason": "bytesBilledLimitExceeded", "message": "x"}])
+    got = bigquery_error(err, "properties/1")
+    assert isinstance(got, ScanTooLarge) and "--max-gb" in str(got)
+    plain = bigquery_error(gexc.InternalServerError("backend error"), "properties/1")
+    assert not isinstance(plain, ScanTooLarge)
+
+
+def test_the_dry_run_check_counts_what_bigquery_bills():
+    from ga_sync.export.engines import BILLED_MINIMUM, billed_bytes
+    assert billed_bytes(0) == billed_bytes(1) == BILLED_MINIMUM
+    assert billed_bytes(10 * 2 ** 20 + 1) == 11 * 2 ** 20
+    assert billed_bytes(11 * 2 ** 20) == 11 * 2 ** 20

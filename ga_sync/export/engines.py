@@ -189,12 +189,24 @@ class DryRun:
                 f"price (${ON_DEMAND_USD_PER_TIB}/TiB, 2024; may change)")
 
 
+#: BigQuery bills on-demand queries per started MiB, 10 MiB at least, and compares the billed
+#: bytes with the job's maximum bytes billed.
+BILLED_MINIMUM = 10 * 2 ** 20
+
+
+def billed_bytes(scanned: int) -> int:
+    """What BigQuery bills for a scan of `scanned` bytes (a whole MiB, 10 MiB at least)."""
+    return max(BILLED_MINIMUM, -(-int(scanned) // 2 ** 20) * 2 ** 20)
+
+
 def check_scan(dry: DryRun, property: str | None = None) -> None:
-    """Refuse a scan over the limit (ScanTooLarge for `property`), before it runs."""
-    if dry.bytes > dry.max_bytes:
+    """Refuse a scan over the limit (ScanTooLarge for `property`), before it runs: the bytes
+    BigQuery would bill (10 MiB at least), as BigQuery compares them with the limit."""
+    if billed_bytes(dry.bytes) > dry.max_bytes:
         raise ScanTooLarge(
             f"{property or 'the query'}: the BigQuery dry run says the report would scan "
-            f"{dry.describe()}, over the limit of {dry.max_bytes / 1e9:,.3f} GB. Ask for a "
+            f"{dry.describe()} (billed: {billed_bytes(dry.bytes) / 1e9:,.3f} GB, BigQuery's "
+            f"minimum being 10 MiB), over the limit of {dry.max_bytes / 1e9:,.3f} GB. Ask for a "
             "shorter period, or raise --max-gb.", property=property)
 
 
@@ -305,7 +317,12 @@ def bigquery_error(e: Exception, property: str | None, dataset: str | None = Non
         return ExportError(f"{who}: BigQuery refused ({message}). The credentials need "
                            "BigQuery Job User on the project and Data Viewer on the dataset.",
                            property=property, status=403)
-    if isinstance(e, gexc.BadRequest) and "bytes billed" in message.lower():
+    reasons = {str(x.get("reason", "")) for x in (getattr(e, "errors", None) or [])
+               if isinstance(x, dict)}
+    # BigQuery answers a job over its maximum bytes billed with reason bytesBilledLimitExceeded;
+    # the client's reason table lacks it, so it may arrive as a 500 InternalServerError
+    if "bytesBilledLimitExceeded" in reasons or (
+            isinstance(e, gexc.GoogleAPICallError) and "bytes billed" in message.lower()):
         return ScanTooLarge(f"{who}: BigQuery refused to scan more than the limit "
                             f"({message}); raise --max-gb.", property=property, status=400)
     if isinstance(e, gexc.GoogleAPICallError):
