@@ -204,8 +204,7 @@ def check_scan(dry: DryRun, property: str | None = None) -> None:
     BigQuery would bill (10 MiB at least), as BigQuery compares them with the limit."""
     if billed_bytes(dry.bytes) > dry.max_bytes:
         raise ScanTooLarge(
-            f"{property or 'the query'}: the BigQuery dry run says the report would scan "
-            f"{dry.describe()} (billed: {billed_bytes(dry.bytes) / 1e9:,.3f} GB, BigQuery's "
+            f"{property or 'the query'}: the BigQuery dry run says {dry.describe()} (billed: {billed_bytes(dry.bytes) / 1e9:,.3f} GB, BigQuery's "
             f"minimum being 10 MiB), over the limit of {dry.max_bytes / 1e9:,.3f} GB. Ask for a "
             "shorter period, or raise --max-gb.", property=property)
 
