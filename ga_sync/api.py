@@ -563,12 +563,15 @@ def report(conn: Connection, specs: Sequence[Spec], start: DateLike | None = Non
 
 def _source(source: Any, max_gb: float | None) -> Any:
     """A `source=` argument -> the source object (see `report`); GaSyncError when unknown."""
-    from ga_sync.export.engines import DEFAULT_MAX_GB
+    from ga_sync.export.engines import DEFAULT_MAX_GB, reset_interrupt
     from ga_sync.export.source import parse_source
 
+    reset_interrupt()  # a new run: an earlier Ctrl-C in this process stops nothing now
+
     if max_gb is not None and (isinstance(max_gb, bool) or not isinstance(max_gb, (int, float))
-                               or not 0 < max_gb < 10 ** 7):
-        raise GaSyncError(f"max_gb must be a number of gigabytes above 0, not {max_gb!r}")
+                               or not 0.001 <= max_gb < 10 ** 7):
+        raise GaSyncError(f"max_gb must be a number of gigabytes from 0.001 (1 MB), not "
+                          f"{max_gb!r}")
     if source is None or isinstance(source, str):
         return parse_source(source, max_gb=DEFAULT_MAX_GB if max_gb is None else max_gb)
     if not callable(getattr(source, "pull", None)):

@@ -67,6 +67,26 @@ def targets(specs: Iterable[Spec]) -> list[Target]:
 GRACE = 0.5
 
 
+#: Called when a run is interrupted, before waiting for its workers: work that does not watch
+#: `cancel` (a DuckDB query over export files) is told to stop, so no worker is left inside
+#: native code when the process exits (DuckDB aborts the process if it is).
+_CANCEL_HOOKS: list[Callable[[], None]] = []
+
+
+def on_cancel(hook: Callable[[], None]) -> None:
+    """Run `hook` whenever a `run_each` is interrupted (it must be quick and never raise)."""
+    if hook not in _CANCEL_HOOKS:
+        _CANCEL_HOOKS.append(hook)
+
+
+def _run_cancel_hooks() -> None:
+    for hook in list(_CANCEL_HOOKS):
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - stopping must not fail the stop
+            pass
+
+
 def is_cancelled(error: BaseException | None) -> bool:
     """The item was not done because the run was interrupted: not a failure, not to be shown
     as one (a progress line, an error list) but as "not done"."""
@@ -138,6 +158,7 @@ def run_each(items: Sequence[T], work: Callable[[T], R], *, concurrency: int = D
             raise bugs[0]
     except BaseException:
         cancel.set()
+        _run_cancel_hooks()
         _join(threads, grace)
         raise
     # cancelled by someone else (not Ctrl-C here): the items never started were not done
@@ -146,10 +167,16 @@ def run_each(items: Sequence[T], work: Callable[[T], R], *, concurrency: int = D
 
 
 def _join(threads: list[threading.Thread], seconds: float) -> None:
-    """Wait at most `seconds` in all for `threads`; a second Ctrl-C cuts the wait short."""
+    """Wait at most `seconds` in all for `threads`; a second Ctrl-C cuts the wait short.
+
+    The cancel hooks run again every tenth of a second meanwhile, so a worker that started a
+    DuckDB query after the first round is stopped too."""
     deadline = time.monotonic() + seconds
     for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
+        while t.is_alive() and time.monotonic() < deadline:
+            t.join(min(0.1, max(0.0, deadline - time.monotonic())))
+            if t.is_alive() and _CANCEL_HOOKS:
+                _run_cancel_hooks()
 
 
 def plan_target(conn: Connection, target: Target, *, prune: bool,

@@ -146,3 +146,55 @@ def test_interrupt_with_a_hung_endpoint_exits_130_within_2_seconds(tmp_path, com
     assert stop_seconds < 2, stop_seconds
     assert "Interrupted" in err
     assert "FAILED" not in err and "error:" not in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_a_running_duckdb_query(tmp_path):
+    """A worker inside a DuckDB query when Ctrl-C comes is interrupted, not left running: a
+    thread still in DuckDB when the process exits aborts it ("FATAL: exception not rethrown")."""
+    import _thread
+    import threading
+    import time
+
+    from ga_sync.errors import GaSyncError
+    from ga_sync.export.engines import DuckDBEngine
+    from ga_sync.sync import run_each
+
+    started = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def work(_: int) -> int:
+        workers.append(threading.current_thread())
+        con = DuckDBEngine().connect()
+        try:
+            started.set()
+            return con.execute("SELECT count(*) FROM range(100000000000) a").fetchone()[0]
+        except Exception as e:  # the interrupt arrives as DuckDB's error
+            raise GaSyncError(f"interrupted: {e}") from None
+        finally:
+            con.close()
+
+    def press_ctrl_c() -> None:
+        started.wait(10)
+        time.sleep(0.3)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_each([1], work, concurrency=1, grace=5.0)
+    assert time.monotonic() - t0 < 5.0
+    workers[0].join(2.0)
+    assert not workers[0].is_alive(), "the DuckDB query was left running"
+
+
+def test_after_an_interrupt_the_next_report_runs_again(tmp_path):
+    """A notebook that pressed Ctrl-C once can run an export report again."""
+    from ga_sync.errors import Cancelled
+    from ga_sync.export.engines import DuckDBEngine, interrupt_all
+
+    interrupt_all()
+    with pytest.raises(Cancelled):
+        DuckDBEngine().connect()
+    from ga_sync.api import _source
+    _source("export:/nowhere", None)  # what every report() and report_sql() does first
+    DuckDBEngine().connect().close()

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,47 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: DuckDB connections that may be running a query, so an interrupted run can stop them
+#: (`interrupt_all`): a worker thread left inside DuckDB when the process exits aborts it.
+_LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def _remember(con: Any) -> None:
+    with _LIVE_LOCK:
+        try:
+            _LIVE.add(con)
+        except TypeError:  # a connection type without weak references: not interruptible
+            pass
+
+
+_STOPPING = threading.Event()
+
+
+def interrupt_all() -> None:
+    """Interrupt every DuckDB query ga-sync is running (Ctrl-C, SIGTERM); no new one starts in
+    this process afterwards (`DuckDBEngine.connect` raises Cancelled)."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for con in live:
+        try:
+            con.interrupt()
+        except Exception:  # noqa: BLE001 - closed already, or nothing running
+            pass
+
+
+def reset_interrupt() -> None:
+    """Let DuckDB queries start again after an interrupt (each new report run calls it, so a
+    notebook that pressed Ctrl-C once can report again)."""
+    _STOPPING.clear()
+
+
+def _register_interrupt() -> None:
+    from ga_sync.sync import on_cancel
+    on_cancel(interrupt_all)
+
+
 @dataclass
 class DuckDBEngine:
     """Runs export queries with an embedded DuckDB over a property's files.
@@ -72,7 +115,11 @@ class DuckDBEngine:
 
     def connect(self) -> Any:
         import duckdb
+        if _STOPPING.is_set():
+            from ga_sync.errors import Cancelled
+            raise Cancelled("not done: interrupted")
         con = duckdb.connect()
+        _remember(con)
         if self.threads:
             con.execute(f"SET threads = {int(self.threads)}")
         if self.memory_limit:
@@ -162,6 +209,7 @@ def _duckdb_error(e: Exception, layout: ExportLayout, files: Sequence[Path]) -> 
                f"user_pseudo_id): {text}")
     else:
         why = f"{text}"
+    why = why.rstrip().rstrip(".")
     return UnreadableExport(f"{layout.property}: cannot read {where}: {why}. Export those "
                             "days again in GA's schema.", property=layout.property)
 
@@ -206,7 +254,7 @@ def check_scan(dry: DryRun, property: str | None = None) -> None:
         raise ScanTooLarge(
             f"{property or 'the query'}: the BigQuery dry run says {dry.describe()} (billed: {billed_bytes(dry.bytes) / 1e9:,.3f} GB, BigQuery's "
             f"minimum being 10 MiB), over the limit of {dry.max_bytes / 1e9:,.3f} GB. Ask for a "
-            "shorter period, or raise --max-gb.", property=property)
+            "shorter period, or raise --max-gb (max_gb= in Python).", property=property)
 
 
 def bigquery_client(project: str, credentials: Any = None, *,
@@ -323,7 +371,7 @@ def bigquery_error(e: Exception, property: str | None, dataset: str | None = Non
     if "bytesBilledLimitExceeded" in reasons or (
             isinstance(e, gexc.GoogleAPICallError) and "bytes billed" in message.lower()):
         return ScanTooLarge(f"{who}: BigQuery refused to scan more than the limit "
-                            f"({message}); raise --max-gb.", property=property, status=400)
+                            f"({message}); raise --max-gb (max_gb= in Python).", property=property, status=400)
     if isinstance(e, gexc.GoogleAPICallError):
         return ExportError(f"{who}: BigQuery failed: {message}", property=property,
                            status=getattr(e, "code", None))
@@ -333,3 +381,5 @@ def bigquery_error(e: Exception, property: str | None, dataset: str | None = Non
 __all__ = ["BIGQUERY_ENDPOINT_ENV", "BIGQUERY_SCOPE", "BigQueryEngine", "DEFAULT_MAX_GB",
            "DryRun", "DuckDBEngine", "JSON_COLUMNS", "ON_DEMAND_USD_PER_TIB", "bigquery_client",
            "bigquery_error", "check_scan"]
+
+_register_interrupt()
