@@ -228,6 +228,10 @@ def _quota_line(quota: Optional[dict]) -> str:
     if not quota:
         return "no quota information returned"
     parts = []
+    scan = quota.get("bigquery")
+    if scan:
+        parts.append(f"BigQuery scanned {int(scan.get('totalBytesProcessed', 0)):,} bytes, about "
+                     f"${float(scan.get('estimatedUsd', 0)):.4f} on demand")
     for key in ("tokensPerHour", "tokensPerDay", "tokensPerProjectPerHour", "concurrentRequests"):
         q = quota.get(key)
         if q:
