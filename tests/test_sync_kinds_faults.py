@@ -12,28 +12,10 @@ import pytest
 
 from ga_sync.sandbox.faults import LOST_RESPONSE, UNAVAILABLE
 
-KINDS_SPEC = """\
-client: Kinds Shop {n}
-properties: [{pid}]
-currency: USD
-goals:
-  - event: sign_up
-    tier: micro
-    value: 12.5
-  - event: quote_thank_you
-    tier: macro
-    value: 250
-    page: {{contains: /quote/thank-you}}
-  - event: brochure_download
-    tier: micro
-    value: 3
-    from: file_download
-    where: {{file_extension: pdf, link_url: {{contains: /brochure, ignore_case: true}}}}
-  - event: engaged_visit
-    tier: micro
-    value: 0.4
-    session: {{min_page_views: 5}}
-"""
+from test_plan_kinds import KINDS_SPEC as _ONE_CLIENT
+
+#: The four-kind spec of test_plan_kinds, for client number {n}.
+KINDS_SPEC = _ONE_CLIENT.replace("client: Kinds Shop", "client: Kinds Shop {n}", 1)
 
 
 class LoseWrites:
