@@ -772,14 +772,18 @@ def funnel_name_problems(name: str) -> list[str]:
     return []
 
 
-def step_problems(step: str) -> list[str]:
-    """Problems with a funnel step: a GA4 event name as the site sends it."""
+def step_problems(step: str, known: Iterable[str] = ()) -> list[str]:
+    """Problems with a funnel step: a GA4 event name as the site sends it. A suggestion takes
+    the spelling of `known` events (the spec's goals) or GA's own events when one matches."""
+    known = set(known) | KNOWN_STEP_EVENTS
     shown = quote(step)
     if not step:
         return ["step is empty; write a GA4 event name, e.g. `add_to_cart`"]
     if EVENT_NAME.match(step) and len(step) <= EVENT_NAME_MAX:
         return []
     fixed = _ascii_name(step)[:EVENT_NAME_MAX]
+    if fixed.lower() != fixed and fixed.lower() in known:
+        fixed = fixed.lower()  # `Add-To-Cart` -> the spec's `add_to_cart`
     hint = f"; did you mean `{fixed}`?" if fixed and fixed != step and \
         _suggestable(step, fixed) and EVENT_NAME.match(fixed) else ""
     return [f"step `{shown}` is not a GA4 event name (a letter first, then ASCII letters, "
@@ -812,6 +816,8 @@ def parse_within(raw: Any, loc: Location, out: list[Problem]) -> int | None:
         number = _plain(float(raw)) if isinstance(raw, float) and math.isfinite(raw) \
             and abs(raw) < 1e15 else (str(int(raw)) if isinstance(raw, int)
                                      and abs(raw) < 10 ** 15 else "30")
+        if not float(number) > 0:
+            number = "30"  # `0d` would be refused next: suggest a duration that is one
         out.append(error(loc, f"within {show(raw)} has no unit; write the number with one: "
                               f"`{number}d` (days), `{number}h` (hours), `{number}m` (minutes) "
                               f"or `{number}s` (seconds)"))

@@ -356,3 +356,19 @@ def _reload(text: str, tmp_path: Path) -> Spec:
     path = tmp_path / "dumped.yaml"
     path.write_text(text, encoding="utf-8")
     return load_spec(path)
+
+
+def test_suggestions_are_themselves_valid(tmp_path):
+    """`within: 0` is not told to become `0d` (refused too); `Add-To-Cart` is told GA's own
+    spelling, `add_to_cart`."""
+    from ga_sync.api import validate
+    path = tmp_path / "s.yaml"
+    path.write_text("client: F\nproperty: 1\ncurrency: USD\nfunnels:\n  - name: a\n"
+                    "    steps: [add_to_cart, purchase]\n    within: 0\n  - name: b\n"
+                    "    steps: [Add-To-Cart, purchase]\ngoals:\n"
+                    "  - {event: purchase, tier: macro, value: event}\n"
+                    "  - {event: add_to_cart, tier: micro, value: 1}\n")
+    _, problems = validate([path])
+    text = "\n".join(str(p) for p in problems)
+    assert "`30d` (days)" in text and "`0d`" not in text
+    assert "did you mean `add_to_cart`?" in text
