@@ -123,3 +123,85 @@ def test_identified_users_agree_between_paths(shop):
     assert exp["users"] == signed.nunique()
     assert api["users"] == exp["users"]
     assert api["share"] == pytest.approx(exp["share"])
+
+
+GOAL_STEPS_SPEC = f"""client: Journey Shop
+properties: [{PID}]
+currency: USD
+goals:
+  - {{event: purchase, tier: macro, value: event}}
+  - {{event: add_to_cart, tier: micro, value: 2}}
+  - event: pricing_seen
+    tier: micro
+    value: 1
+    page: {{contains: /PRICING, ignore_case: true}}
+  - event: brochure
+    tier: micro
+    value: 3
+    from: file_download
+    where:
+      file_extension: pdf
+      file_name: {{contains: brochure}}
+funnels:
+  - {{name: pricing, steps: [pricing_seen, add_to_cart, purchase]}}
+  - {{name: pricing_open_1d, steps: [pricing_seen, add_to_cart, purchase], within: 1d, open: true}}
+  - {{name: brochure_open, steps: [brochure, purchase], open: true}}
+"""
+
+
+def brute_masks(log: pd.DataFrame, masks: list, open_: bool, within: int | None) -> list[int]:
+    """`brute` with each step given as a boolean mask over the log's rows."""
+    t, _ = timestamps(log, TZ)
+    days = log["date"].astype(str).to_numpy()
+    keep = (days >= START.strftime("%Y%m%d")) & (days <= END.strftime("%Y%m%d"))
+    users = log["user_id"].to_numpy()
+    limit = None if within is None else within * 1_000_000
+    per_user: dict = {}
+    for k, m in enumerate(masks):
+        for u, x in zip(users[m & keep], t[m & keep]):
+            per_user.setdefault(u, [[] for _ in masks])[k].append(x)
+    counts = [0] * len(masks)
+    for times in per_user.values():
+        for k in range(len(masks)):
+            for j in (range(k + 1) if open_ else [0]):
+                ends = times[j]
+                for nxt in times[j + 1:k + 1]:
+                    ends = [b for b in nxt if any(a <= b and (limit is None or b - a <= limit)
+                                                  for a in ends)]
+                if ends:
+                    counts[k] += 1
+                    break
+    return counts
+
+
+def test_page_and_from_goal_steps_agree_between_paths_and_pandas(ga_env, sandbox, sandbox_state,
+                                                                  tmp_path):
+    """A `page:`/`from:` goal step goes to runFunnelReport as its rule's source event with a
+    funnelParameterFilterExpression (one filter, or an andGroup): the sandbox evaluates it on
+    the log's parameters, so the Data API path equals the export path and pandas."""
+    path = tmp_path / "goals.yaml"
+    path.write_text(GOAL_STEPS_SPEC)
+    spec = load_spec(path)
+    traffic = traffic_for(spec, seed=5)
+    traffic["daily_sessions"] = 400.0
+    sandbox_state.add_property(property_id=PID, display_name="Journey Shop", time_zone=TZ,
+                               currency_code="USD", traffic=traffic)
+    log = property_event_log(sandbox_state, PID, START - timedelta(days=14), END)
+    write_events(log, tmp_path / "export", PID, time_zone=TZ)
+    api = _report(path)
+    exp = _report(path, "--source", f"export:{tmp_path / 'export'}")
+    names = log["event_name"].astype(str).to_numpy()
+    location = log["page_location"].astype(str).str.casefold().to_numpy()
+    ext = log["file_extension"].astype(str).to_numpy()
+    file = log["file_name"].astype(str).to_numpy()
+    masks = {"pricing_seen": (names == "page_view") & pd.Series(location).str.contains(
+                 "/pricing", regex=False).to_numpy(),
+             "brochure": (names == "file_download") & (ext == "pdf") &
+             pd.Series(file).str.contains("brochure", regex=False).to_numpy()}
+    assert "journeys-failed" not in {w["code"] for w in api["warnings"]}
+    assert [f["name"] for f in api["funnels"]] == [f.name for f in spec.funnels]
+    for fa, fe, f in zip(api["funnels"], exp["funnels"], spec.funnels, strict=True):
+        want = brute_masks(log, [masks.get(s, names == s) for s in f.steps], f.open, f.within)
+        assert want[0] > 0 and want[-1] > 0, f.name
+        assert [s["users"] for s in fe["steps"]] == want, f.name
+        assert [s["users"] for s in fa["steps"]] == want, f.name

@@ -204,7 +204,7 @@ def test_unsupported_parts_are_refused_clearly(shop: Any) -> None:
                                                                 "value": {"int64Value": "1"}}}}}}}]}}
     r = requests.post(f"{shop.url}/v1alpha/properties/{PID}:runFunnelReport", json=body,
                       timeout=30)
-    assert r.status_code == 400 and "funnelParameterFilterExpression is not supported" in r.text
+    assert r.status_code == 400 and "numericFilter (only stringFilter) is not supported" in r.text
 
 
 def test_signed_in_with_user_id_splits_users(shop: Any) -> None:
@@ -274,3 +274,28 @@ def test_profiles_without_journeys_are_unchanged() -> None:
     assert "signed_in_user_id" not in log.columns
     digest = hashlib.sha256(log.to_csv(index=False).encode()).hexdigest()
     assert digest == "06ce96ae66911a9f22fe2bb112b5803cb0cd266054377fe1891151bc00b4248f"
+
+
+def test_parameter_filters_match_as_ga_string_filters() -> None:
+    """funnelParameterFilter stringFilter match types, caseSensitive, and/or groups; an event
+    without the parameter never matches."""
+    frame = pd.DataFrame({"page_location": pd.Categorical(
+        ["https://x.com/Pricing", "https://x.com/pricing?a=1", None, "https://x.com/blog"])})
+
+    def hits(match: str, value: str, case: bool = False) -> list[bool]:
+        return funnels.filter_mask(frame, ("param", "page_location", match, value, case)).tolist()
+
+    assert hits("CONTAINS", "/pricing") == [True, True, False, False]
+    assert hits("CONTAINS", "/pricing", True) == [False, True, False, False]
+    assert hits("EXACT", "https://x.com/blog") == [False, False, False, True]
+    assert hits("BEGINS_WITH", "https://x.com/p") == [True, True, False, False]
+    assert hits("ENDS_WITH", "=1") == [False, True, False, False]
+    assert hits("PARTIAL_REGEXP", "pric") == [True, True, False, False]
+    assert hits("FULL_REGEXP", "pric") == [False, False, False, False]
+    assert hits("FULL_REGEXP", "https://x\\.com/pricing") == [True, False, False, False]
+    blog = ("param", "page_location", "CONTAINS", "blog", False)
+    query = ("param", "page_location", "CONTAINS", "?", False)
+    assert funnels.filter_mask(frame, ("or", (blog, query))).tolist() == [False, True, False, True]
+    assert funnels.filter_mask(frame, ("and", (blog, query))).tolist() == [False] * 4
+    assert funnels.filter_mask(frame, ("param", "link_url", "CONTAINS", "", False)).tolist() == \
+        [False] * 4

@@ -24,11 +24,19 @@ property (../shared/GA4_FACTS.md): the funnelTable's `metricHeaders` repeat thei
 fractions, and a step nobody reached is left out (later steps keep their numbers).
 
 Supported: one date range; steps whose `filterExpression` is a `funnelEventFilter` (or an
-`orGroup` of them) without `funnelParameterFilterExpression`; `withinDurationFromPriorStep`;
+`orGroup` of them), with or without a `funnelParameterFilterExpression`: a
+`funnelParameterFilter` on an `eventParameterName` with a `stringFilter` (`matchType` EXACT,
+BEGINS_WITH, ENDS_WITH, CONTAINS, FULL_REGEXP or PARTIAL_REGEXP, RE2 through
+`ga_sync.re2check`; `caseSensitive`), or an `andGroup`/`orGroup` of them. Parameters are read
+from the log's parameter columns (`PARAMETERS`: `page_location` and the `file_download`
+parameters); an event without the parameter, or a parameter the log has not, never matches.
+This is what ga-sync sends for a `page:`/`from:` goal step (its rule's source event with the
+rule's conditions), so such funnels agree with the export's. Also `withinDurationFromPriorStep`;
 `isOpenFunnel`; `limit` (rows of each sub-report); `STANDARD_FUNNEL`. Refused with 400 and a
-message saying the sandbox does not support it: `isDirectlyFollowedBy`, parameter filters,
-`funnelFieldFilter`, `andGroup`/`notExpression`, breakdowns, next actions, segments,
-`dimensionFilter`, `TRENDED_FUNNEL` and several date ranges.
+message saying the sandbox does not support it: `isDirectlyFollowedBy`, `notExpression` and
+`itemParameterName`, numeric/in-list/between parameter filters, `funnelFieldFilter`,
+`andGroup`/`notExpression` of steps, breakdowns, next actions, segments, `dimensionFilter`,
+`TRENDED_FUNNEL` and several date ranges.
 """
 
 from __future__ import annotations
@@ -46,11 +54,12 @@ import pandas as pd
 from google.analytics.data_v1alpha.types import analytics_data_api as alpha_api
 from google.analytics.data_v1alpha.types import data as alpha_data
 
+from ga_sync import re2check
 from ga_sync.sandbox import derived, query
 from ga_sync.sandbox.data_api import (QuotaLedger, _check_property, _PID, _Snapshot,
                                       enums_as_numbers, parse, token_cost)
 from ga_sync.sandbox.routing import ApiError, Route, route
-from ga_sync.sandbox.traffic import event_log, fingerprint
+from ga_sync.sandbox.traffic import PARAMETER_COLUMNS, event_log, fingerprint
 
 #: Answer with the live API's recorded quirks (repeated metric headers, rates typed as
 #: integers, unreached steps left out). Tests of strict parsing may turn it off.
@@ -59,6 +68,9 @@ MAX_STEPS = 10  # GA's funnel explorations take at most 10 steps
 TABLE_METRICS = ("activeUsers", "funnelStepCompletionRate", "funnelStepAbandonments",
                  "funnelStepAbandonmentRate")
 _TYPE_NUMBERS = {t.name: t.value for t in alpha_data.MetricType}
+#: Event parameters a funnelParameterFilter can read: the log's parameter columns.
+PARAMETERS = ("page_location",) + PARAMETER_COLUMNS
+_MATCH_TYPES = ("EXACT", "BEGINS_WITH", "ENDS_WITH", "CONTAINS", "FULL_REGEXP", "PARTIAL_REGEXP")
 
 
 def unsupported(what: str) -> ApiError:
@@ -66,32 +78,110 @@ def unsupported(what: str) -> ApiError:
                          "(docs/sandbox.md lists what it supports).")
 
 
+#: A parsed funnelParameterFilterExpression: ("param", name, match type, value, case
+#: sensitive), or ("and" | "or", (expressions ...)).
+ParamFilter = tuple[Any, ...]
+
+
 @dataclass(frozen=True)
 class Step:
     """One funnel step: its name, the events that make it, the most seconds since the
-    prior step (None: no limit)."""
+    prior step (None: no limit), and per alternative (event, parameter filter or None)."""
 
     name: str
     events: tuple[str, ...]
     within: float | None
+    matchers: tuple[tuple[str, ParamFilter | None], ...] = ()
+
+    def alternatives(self) -> tuple[tuple[str, ParamFilter | None], ...]:
+        return self.matchers or tuple((e, None) for e in self.events)
 
 
-def _step_events(expr: Any, where: str) -> tuple[str, ...]:
+def _param_filter(expr: Any, where: str) -> ParamFilter:
+    """A FunnelParameterFilterExpression (raw protobuf) -> ParamFilter; 400 for what the
+    sandbox does not model."""
+    kind = expr.WhichOneof("expr")
+    if kind in ("and_group", "or_group"):
+        group = getattr(expr, kind)
+        if not group.expressions:
+            raise ApiError(400, f"{where}: an empty {'andGroup' if kind == 'and_group' else 'orGroup'}"
+                                " in funnelParameterFilterExpression.")
+        return ("and" if kind == "and_group" else "or",
+                tuple(_param_filter(e, where) for e in group.expressions))
+    if kind == "funnel_parameter_filter":
+        f = expr.funnel_parameter_filter
+        if f.WhichOneof("one_parameter") != "event_parameter_name":
+            raise unsupported(f"{where}: a funnelParameterFilter without eventParameterName")
+        if not f.event_parameter_name:
+            raise ApiError(400, f"{where}: funnelParameterFilter needs an eventParameterName.")
+        other = f.WhichOneof("one_filter")
+        if other != "string_filter":
+            name = {"in_list_filter": "inListFilter", "numeric_filter": "numericFilter",
+                    "between_filter": "betweenFilter"}.get(other or "", "no filter")
+            raise unsupported(f"{where}: a funnelParameterFilter with {name} (only stringFilter)")
+        sf = f.string_filter
+        match = alpha_data.StringFilter.MatchType(sf.match_type).name
+        if match not in _MATCH_TYPES:
+            raise ApiError(400, f"{where}: stringFilter needs a matchType.")
+        if match.endswith("REGEXP"):
+            problem = re2check.problem(sf.value)
+            if problem:
+                raise ApiError(400, f"{where}: invalid regular expression {sf.value!r}: "
+                                    f"{problem}")
+        return ("param", f.event_parameter_name, match, sf.value, bool(sf.case_sensitive))
+    if kind == "not_expression":
+        raise unsupported(f"{where}: notExpression in funnelParameterFilterExpression")
+    raise ApiError(400, f"{where}: an empty funnelParameterFilterExpression.")
+
+
+def _matches(match: str, value: str, case_sensitive: bool):  # type: ignore[no-untyped-def]
+    """A predicate on one parameter value (a string), as GA's StringFilter compares."""
+    if match in ("FULL_REGEXP", "PARTIAL_REGEXP"):
+        pattern = value if match == "PARTIAL_REGEXP" else f"^(?:{value})$"
+        return lambda text: re2check.search(pattern, text, not case_sensitive)
+    want = value if case_sensitive else value.casefold()
+
+    def test(text: str) -> bool:
+        text = text if case_sensitive else text.casefold()
+        return {"EXACT": text == want, "BEGINS_WITH": text.startswith(want),
+                "ENDS_WITH": text.endswith(want), "CONTAINS": want in text}[match]
+    return test
+
+
+def filter_mask(frame: pd.DataFrame, flt: ParamFilter) -> np.ndarray:
+    """Which rows of `frame` meet a parameter filter (a missing parameter never matches);
+    evaluated once per category of the parameter's column, never per event."""
+    if flt[0] in ("and", "or"):
+        masks = [filter_mask(frame, f) for f in flt[1]]
+        return np.logical_and.reduce(masks) if flt[0] == "and" else \
+            np.logical_or.reduce(masks)
+    _, name, match, value, case_sensitive = flt
+    if name not in frame.columns or not len(frame):
+        return np.zeros(len(frame), dtype=bool)
+    col = frame[name]
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype("category")
+    test = _matches(match, value, case_sensitive)
+    truth = np.array([test(str(c)) for c in col.cat.categories] + [False], dtype=bool)
+    return truth[col.cat.codes.to_numpy()]  # code -1 (no parameter): the trailing False
+
+
+def _step_events(expr: Any, where: str) -> tuple[tuple[str, ParamFilter | None], ...]:
     kind = expr.WhichOneof("expr")
     if kind == "funnel_event_filter":
         f = expr.funnel_event_filter
-        if f.HasField("funnel_parameter_filter_expression"):
-            raise unsupported(f"{where}: funnelParameterFilterExpression")
         if not f.event_name:
             raise ApiError(400, f"{where}: funnelEventFilter needs an eventName.")
-        return (f.event_name,)
+        flt = _param_filter(f.funnel_parameter_filter_expression, where) \
+            if f.HasField("funnel_parameter_filter_expression") else None
+        return ((f.event_name, flt),)
     if kind == "or_group":
-        names: list[str] = []
+        alts: list[tuple[str, ParamFilter | None]] = []
         for sub in expr.or_group.expressions:
-            names += _step_events(sub, where)
-        if not names:
+            alts += _step_events(sub, where)
+        if not alts:
             raise ApiError(400, f"{where}: an empty orGroup matches no event.")
-        return tuple(dict.fromkeys(names))
+        return tuple(dict.fromkeys(alts))
     if kind is None:
         raise ApiError(400, f"{where}: a funnel step needs a filterExpression.")
     name = {"and_group": "andGroup", "not_expression": "notExpression",
@@ -118,7 +208,10 @@ def parse_steps(req: Any) -> tuple[list[Step], bool]:
             within = d.seconds + d.nanos / 1e9
             if within < 0:
                 raise ApiError(400, f"{where}: withinDurationFromPriorStep must not be negative.")
-        steps.append(Step(s.name, _step_events(s.filter_expression, where), within))
+        alts = _step_events(s.filter_expression, where)
+        events = tuple(dict.fromkeys(e for e, _ in alts))
+        steps.append(Step(s.name, events, within,
+                          alts if any(f is not None for _, f in alts) else ()))
     return steps, bool(funnel.is_open_funnel)
 
 
@@ -148,8 +241,8 @@ _BASES_LOCK = Lock()
 
 
 def funnel_log(record: Any, lo: date, hi: date, today: date) -> pd.DataFrame:
-    """user_id, event_name and `t` (µs, `writer.timestamps`) of every event from `lo` to `hi`,
-    today cut as runReport cuts it (the first share of its sessions matching the share of the
+    """user_id, event_name, `t` (µs, `writer.timestamps`) and the `PARAMETERS` columns of every
+    event from `lo` to `hi`, today cut as runReport cuts it (the first share of its sessions matching the share of the
     day passed)."""
     from ga_sync.export.writer import timestamps
 
@@ -162,13 +255,18 @@ def funnel_log(record: Any, lo: date, hi: date, today: date) -> pd.DataFrame:
         if versions:
             log = derived.event_log(record.traffic, lo, hi, record.time_zone, versions)
         else:
-            log = event_log(record.traffic, lo, hi, record.time_zone)
+            log = event_log(record.traffic, lo, hi, record.time_zone, parameters=True)
         ts, _ = timestamps(log, record.time_zone)
         frame = pd.DataFrame({"date": log["date"].astype(str).to_numpy() if len(log) else [],
                               "session_id": log["session_id"].to_numpy(),
                               "user_id": log["user_id"].to_numpy(),
                               "event_name": log["event_name"].astype(str).to_numpy()
-                              if len(log) else [], "t": ts})
+                              if len(log) else [], "t": ts,
+                              **{c: log[c].array if c in log.columns else
+                                 pd.Categorical([None] * len(log)) for c in PARAMETERS}})
+        for c in PARAMETERS:
+            if len(frame) and not isinstance(frame[c].dtype, pd.CategoricalDtype):
+                frame[c] = frame[c].astype("category")
         with _BASES_LOCK:
             _BASES[key] = frame
             while len(_BASES) > 6:
@@ -222,7 +320,8 @@ class StepResult:
 
 
 def compute(frame: pd.DataFrame, steps: list[Step], open_funnel: bool) -> list[StepResult]:
-    """Users per step of a funnel over `frame` (user_id, event_name, t)."""
+    """Users per step of a funnel over `frame` (user_id, event_name, t, and the parameter
+    columns a step's filter reads)."""
     users = frame["user_id"].to_numpy()
     names = frame["event_name"].to_numpy()
     t = frame["t"].to_numpy().astype(np.int64)
@@ -230,7 +329,15 @@ def compute(frame: pd.DataFrame, steps: list[Step], open_funnel: bool) -> list[S
     continued_users: list[np.ndarray] = []  # users of step k reached from step k-1
     prev_u = prev_t = None
     for k, step in enumerate(steps):
-        mask = np.isin(names, list(step.events))
+        if step.matchers:
+            mask = np.zeros(names.size, dtype=bool)
+            for event, flt in step.alternatives():
+                hit = names == event
+                if flt is not None and hit.any():
+                    hit &= filter_mask(frame, flt)
+                mask |= hit
+        else:
+            mask = np.isin(names, list(step.events))
         su, st = users[mask], t[mask]
         if k == 0:
             ok = np.ones(su.size, dtype=bool)
