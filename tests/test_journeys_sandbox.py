@@ -205,3 +205,47 @@ def test_page_and_from_goal_steps_agree_between_paths_and_pandas(ga_env, sandbox
         assert want[0] > 0 and want[-1] > 0, f.name
         assert [s["users"] for s in fe["steps"]] == want, f.name
         assert [s["users"] for s in fa["steps"]] == want, f.name
+
+
+def test_one_failing_funnel_is_a_warning_and_the_rest_are_kept(shop, monkeypatch):
+    """GA refusing one funnel's runFunnelReport costs that funnel only (a `funnel-failed`
+    warning naming it), not the other funnels nor identified visitors."""
+    from ga_sync.journeys import data_api
+
+    path, export, log, _ = shop
+    request = data_api.funnel_request
+
+    def refused_for_one(spec, funnel, period):
+        body = request(spec, funnel, period)
+        if funnel.name == "checkout_1h":  # a step the sandbox refuses with 400
+            body["funnel"]["steps"][1]["isDirectlyFollowedBy"] = True
+        return body
+
+    monkeypatch.setattr(data_api, "funnel_request", refused_for_one)
+    api = _report(path)
+    exp = _report(path, "--source", f"export:{export}")
+    failed = [w for w in api["warnings"] if w["code"] == "funnel-failed"]
+    assert len(failed) == 1 and "'checkout_1h'" in failed[0]["message"]
+    assert "journeys-failed" not in {w["code"] for w in api["warnings"]}
+    kept = [f["name"] for f in api["funnels"]]
+    assert kept == ["checkout", "checkout_open", "cart_open_10m"]
+    assert [f["steps"] for f in api["funnels"]] == \
+        [f["steps"] for f in exp["funnels"] if f["name"] in kept]
+    assert api["identified"]["status"] == "ok"
+    assert api["identified"]["users"] == exp["identified"]["users"]
+
+
+def test_data_api_fills_the_previous_periods_identified_visitors(shop):
+    """Under --compare previous the Data API path counts the previous period's identified
+    visitors (signedInWithUserId) as the export path does, instead of `not-requested`."""
+    path, export, log, _ = shop
+    prev_api = _report(path)["previous"]["identified"]
+    prev_exp = _report(path, "--source", f"export:{export}")["previous"]["identified"]
+    assert prev_api["status"] == prev_exp["status"] == "ok"
+    days = log["date"].astype(str)
+    p_end, p_start = START - timedelta(days=1), START - timedelta(days=14)
+    keep = (days >= p_start.strftime("%Y%m%d")) & (days <= p_end.strftime("%Y%m%d"))
+    signed = log.loc[keep.to_numpy() & log["signed_in_user_id"].notna().to_numpy(), "user_id"]
+    assert prev_api["users"] == prev_exp["users"] == signed.nunique() > 0
+    assert prev_api["share"] == pytest.approx(prev_exp["share"])
+    assert prev_api["macro_rate"] is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ga_sync.errors import GaSyncError
 from ga_sync.journeys.query import JourneyCounts, build_journey_query, wanted
 from ga_sync.journeys.results import (NEEDS_EXPORT, NOT_REQUESTED, UNAVAILABLE, Assists,
                                       Identified, Journeys, journeys_result, with_changes)
@@ -78,28 +79,48 @@ IDENTIFIED_NOTE = ("From the Data API: users signed in with a User-ID (signedInW
 
 def _data_api(conn: Any, spec: Spec, property: str, periods: Sequence[Period],
               users: Sequence[int]) -> tuple[list[Journeys], list[tuple[str, str]]]:
+    """Funnels (runFunnelReport) and identified visitors (signedInWithUserId) of every period.
+
+    Failures are per part: a funnel GA refuses is a `funnel-failed` note naming it (the other
+    funnels are kept; failing only in the previous period it loses its changes), identified
+    visitors GA refuses are an `identified-failed` note (the funnels are kept).
+    """
     from ga_sync.journeys import data_api
+    from ga_sync.redact import excerpt
 
     has_micro = any(g.tier == MICRO for g in spec.goals)
     if not opted_in(spec):
         return [empty(NOT_REQUESTED, NEEDS_EXPORT) for _ in periods], []
-    funnels = data_api.pull_funnels(conn, spec, property, periods) if spec.funnels else \
-        [{} for _ in periods]
+    notes: list[tuple[str, str]] = []
+    funnels: list[dict[str, list[int]]] = [{} for _ in periods]
+    if spec.funnels:
+        funnels, failed = data_api.pull_funnels(conn, spec, property, periods)
+        first: dict[str, tuple[int, GaSyncError]] = {}
+        for name, i, e in failed:  # one note per funnel, its current period's failure first
+            if name not in first or i < first[name][0]:
+                first[name] = (i, e)
+        for name, (i, e) in first.items():
+            what = (f"Funnel {name!r} could not be computed from the Data API, so it is left "
+                    "out" if i == 0 else f"Funnel {name!r}'s previous period could not be "
+                    "computed from the Data API, so its changes are left out")
+            notes.append(("funnel-failed", f"{what}: {excerpt(str(e), 300)}"))
     out = []
     for i, period in enumerate(periods):
-        if i == 0:
+        try:
             c = data_api.pull_identified(conn, spec, property, period,
-                                         int(users[0]) if users else 0)
-        else:
+                                         int(users[i]) if i < len(users) else 0)
+        except GaSyncError as e:
             c = JourneyCounts(period)
+            if i == 0:
+                notes.append(("identified-failed", "Identified visitors could not be counted "
+                              f"from the Data API: {excerpt(str(e), 300)}"))
         c.funnel_users = funnels[i]
         j = journeys_result(spec, c, DATA_API, assists=Assists(NEEDS_EXPORT),
-                            identified_note=IDENTIFIED_NOTE if i == 0 else None)
-        if i:
-            j.identified = Identified(NOT_REQUESTED)
+                            identified_note=IDENTIFIED_NOTE)
         out.append(j)
     _changes(out)
-    notes = [("needs-export", NEEDS_EXPORT_NOTE)] if has_micro else []
+    if has_micro:
+        notes.append(("needs-export", NEEDS_EXPORT_NOTE))
     return out, notes
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from ga_sync.clients import Connection, call
 from ga_sync.data import TIMEOUT, _gc_paused, fetch, malformed, user_agent
+from ga_sync.errors import GaSyncError
 from ga_sync.journeys.query import JourneyCounts
 from ga_sync.model import MACRO, EventRule, Funnel, Goal, Spec
 from ga_sync.periods import Period
@@ -187,18 +188,25 @@ def parse_funnel(answer: Any, steps: Sequence[str], *,
 # --------------------------------------------------------------------------- pulls
 
 
-def pull_funnels(conn: Connection, spec: Spec, property: str,
-                 periods: Sequence[Period]) -> list[dict[str, list[int]]]:
-    """Users per step of every funnel, per period: one runFunnelReport per funnel and period."""
-    out = []
-    for period in periods:
+def pull_funnels(conn: Connection, spec: Spec, property: str, periods: Sequence[Period]
+                 ) -> tuple[list[dict[str, list[int]]], list[tuple[str, int, GaSyncError]]]:
+    """Users per step of every funnel, per period: one runFunnelReport per funnel and period.
+
+    A funnel GA refuses (or answers badly) is left out of its period and listed in the
+    failures (funnel name, period index, error): one bad funnel never costs the others.
+    """
+    out, failed = [], []
+    for i, period in enumerate(periods):
         users = {}
         for f in spec.funnels:
-            answer = post_alpha(conn, property, "runFunnelReport",
-                                funnel_request(spec, f, period))
-            users[f.name] = parse_funnel(answer, f.steps, property=property)
+            try:
+                answer = post_alpha(conn, property, "runFunnelReport",
+                                    funnel_request(spec, f, period))
+                users[f.name] = parse_funnel(answer, f.steps, property=property)
+            except GaSyncError as e:
+                failed.append((f.name, i, e))
         out.append(users)
-    return out
+    return out, failed
 
 
 def identified_requests(spec: Spec, period: Period) -> list[tuple[str, dict[str, Any]]]:
