@@ -599,8 +599,19 @@ def report_sql(conn: Connection, specs: Sequence[Spec], start: DateLike | None =
                source: Any = None) -> dict[str, str]:
     """The exact BigQuery SQL an export or BigQuery `report` would run, by property; runs
     nothing (a BigQuery source lists the dataset's tables to know which days are intraday).
+
+    Each property's value holds every query a report of it sends, each under a comment
+    header: `-- goals` (the facts query), then, when the spec asks for journeys (funnels,
+    `identifies` goals, or micro and macro goals: assists), `-- journeys` (billed too on
+    BigQuery). Split on those headers, each part is one BigQuery statement.
+
+    A property that fails (its export missing, GA refusing to read it) is left out of the
+    answer and listed in the answer's `errors` ({property: GaSyncError}), as `report` lists
+    failed properties; when no property could be produced, one GaSyncError lists them all.
     The Data API has no SQL: GaSyncError."""
     from ga_sync.admin import read_property
+    from ga_sync.journeys import wanted
+    from ga_sync.journeys.export import journey_sql
 
     conn, specs = _conn(conn), _specs(specs)
     pull_from = _source(source, None)
@@ -610,12 +621,37 @@ def report_sql(conn: Connection, specs: Sequence[Spec], start: DateLike | None =
     comparing = compare is not None
     choose = period_chooser(start, end, last_week=last_week, last_days=last_days,
                             compare=comparing)
-    out = {}
+    out = SqlByProperty()
     for t in targets_of(specs):
-        period = _checked_period(choose, read_property(conn, t.property), comparing)
-        periods = [period, period.previous()] if comparing else [period]
-        out[t.property] = pull_from.show_sql(conn, t.spec, t.property, periods)
+        try:
+            period = _checked_period(choose, read_property(conn, t.property), comparing)
+            periods = [period, period.previous()] if comparing else [period]
+            goals = pull_from.show_sql(conn, t.spec, t.property, periods).rstrip().rstrip(";")
+            text = f"{SQL_GOALS}\n{goals}"
+            if wanted(t.spec):
+                journeys = journey_sql(pull_from, conn, t.spec, t.property, periods).sql
+                text += f";\n\n{SQL_JOURNEYS}\n{journeys.rstrip().rstrip(';')}"
+        except GaSyncError as e:
+            out.errors[t.property] = e
+            continue
+        out[t.property] = text
+    if out.errors and not out:
+        raise GaSyncError("no SQL could be produced: " + "; ".join(
+            str(e) if t in str(e) else f"{t}: {e}" for t, e in out.errors.items()))
     return out
+
+
+#: The comment headers of `report_sql`'s queries.
+SQL_GOALS, SQL_JOURNEYS = "-- goals", "-- journeys"
+
+
+class SqlByProperty(dict):  # type: ignore[type-arg]
+    """`report_sql`'s answer: {property: SQL}, and `errors` {property: GaSyncError} of the
+    properties left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, GaSyncError] = {}
 
 
 def targets_of(specs: Sequence[Spec]) -> list[Any]:

@@ -152,3 +152,42 @@ def test_value_from_events_matches_the_log(setup):
     purchase = {g["event"]: g for g in exp["goals"]}["purchase"]
     want = float(np.nansum(log.loc[log["event_name"] == "purchase", "value"]))
     assert purchase["value"] == pytest.approx(want, rel=1e-9)
+
+
+def test_report_sql_holds_the_goals_and_the_journeys_query(setup):
+    """A report sends the journeys query too (billed on BigQuery): report_sql shows both, each
+    under its header, each one BigQuery statement; --show-sql prints them."""
+    spec, export, _ = setup
+    conn = ga_sync.connect(credentials="anonymous")
+    sql = ga_sync.report_sql(conn, ga_sync.load_specs([spec]), START, END,
+                             source=f"export:{export}")[f"properties/{PID}"]
+    assert isinstance(sql, str) and sql.startswith("-- goals\n")
+    goals, journeys = sql.split("\n-- journeys\n")
+    goals = goals.removeprefix("-- goals\n").strip().rstrip(";")
+    for statement in (goals, journeys):
+        assert len(sqlglot.parse(statement, read="bigquery")) == 1
+        assert "_TABLE_SUFFIX" in statement
+    assert "user_pseudo_id" in journeys and "-- " not in goals + journeys
+    r = run("report", spec, *PERIOD, "--source", f"export:{export}", "--show-sql")
+    assert r.exit_code == 0 and "-- goals\n" in r.stdout and "\n-- journeys\n" in r.stdout
+    assert r.stdout.rstrip().endswith(";") and ";;" not in r.stdout
+
+
+def test_report_sql_reports_a_missing_export_per_property(setup, sandbox_state, tmp_path):
+    """A property whose export is missing is that property's error (`errors` on the answer),
+    not a crash of the call; with nothing produced, one GaSyncError names the failures."""
+    spec, export, _ = setup
+    other = tmp_path / "other.yaml"
+    other.write_text(SPEC.replace(PID, "135792468").replace("Sources", "Other"))
+    sandbox_state.add_property(property_id="135792468", display_name="Other",
+                               currency_code="EUR", time_zone="Europe/Warsaw")
+    conn = ga_sync.connect(credentials="anonymous")
+    specs = ga_sync.load_specs([spec, other])
+    sql = ga_sync.report_sql(conn, specs, START, END, source=f"export:{export}")
+    assert list(sql) == [f"properties/{PID}"]
+    assert list(sql.errors) == ["properties/135792468"]
+    assert isinstance(sql.errors["properties/135792468"], ga_sync.GaSyncError)
+    assert "analytics_135792468" in str(sql.errors["properties/135792468"])
+    with pytest.raises(ga_sync.GaSyncError, match="nowhere") as e:
+        ga_sync.report_sql(conn, specs, START, END, source=f"export:{tmp_path / 'nowhere'}")
+    assert f"properties/{PID}" in str(e.value) and "properties/135792468" in str(e.value)
