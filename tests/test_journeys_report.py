@@ -79,3 +79,25 @@ def _facts():
     frame = pd.DataFrame([("total", 0, None, None, 10, 5, 4, 0.0)], columns=list(RESULT_COLUMNS))
     return replace(to_facts(frame, [PERIOD], property=PROP, source="export"),
                    from_page_views=("thank_you",))
+
+
+def test_assist_rows_that_are_funnel_steps_to_a_macro_goal_are_marked(result):
+    """A micro goal that is a step of a funnel ending in a macro goal has a mechanical lift
+    (buyers pass through it): the assist table marks it, in HTML and in the text table."""
+    html = report_html([result])
+    text = report_table([result])
+    note = ("a step of the checkout, checkout_1h, checkout_open and checkout_open_10m funnels: "
+            "buyers pass through it, so its lift is mechanical")
+    assert f"<code>add_to_cart</code>: {note}" in html
+    assert "<code>file_download</code>: a step of the lead funnel: buyers pass through it" in html
+    assert '<code>add_to_cart</code> <span class="mark"' in html
+    assert "<code>sign_up</code></td>" in html  # not a funnel step: no mark
+    assert f"  * add_to_cart: {note}" in text and "add_to_cart *" in text
+    assert "sign_up *" not in text
+
+
+def test_the_funnels_change_says_what_changed(result):
+    html = report_html([result])
+    assert "Completions" not in html
+    assert "Visitors reaching <code>purchase</code>: " in html
+    assert "vs the previous period." in html

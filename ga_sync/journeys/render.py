@@ -48,6 +48,29 @@ def _lift(x: float | None) -> str:
     return "-" if x is None else f"{x:,.2f}x"
 
 
+def funnel_steps_to_macro(r: Any) -> dict[str, list[str]]:
+    """Micro goal -> the funnels (in the report) it is a step of, before a last step that is a
+    macro goal. Buyers pass through such a step on their way, so its assist lift is mechanical,
+    not evidence that it makes people buy."""
+    macro = {g.event for g in getattr(r, "goals", None) or [] if g.tier == "macro"}
+    out: dict[str, list[str]] = {}
+    for f in getattr(r, "funnels", None) or []:
+        if not f.steps or f.steps[-1].event not in macro:
+            continue
+        for s in f.steps[:-1]:
+            if f.name not in out.setdefault(s.event, []):
+                out[s.event].append(f.name)
+    return out
+
+
+def step_note(funnels: list[str]) -> str:
+    """The mark's words for a micro goal that is a step of `funnels`."""
+    names = funnels[0] if len(funnels) == 1 else \
+        ", ".join(funnels[:-1]) + " and " + funnels[-1]
+    return (f"a step of the {names} funnel{'s' if len(funnels) > 1 else ''}: buyers pass "
+            "through it, so its lift is mechanical")
+
+
 # --------------------------------------------------------------------------- table
 
 
@@ -81,12 +104,16 @@ def table_lines(r: Any) -> list[str]:
                 f"{fmt_amount(a.average_macro_value or 0.0)} {r.currency} each on average"]
         header = ["micro goal", "users", "converted after", "assist rate", "baseline", "lift",
                   "implied value", "spec value"]
-        rows = [[g.event, fmt_count(g.users), fmt_count(g.converted_after),
+        marked = funnel_steps_to_macro(r)
+        rows = [[g.event + (" *" if g.event in marked else ""), fmt_count(g.users),
+                 fmt_count(g.converted_after),
                  fmt_pct(g.assist_rate), fmt_pct(g.baseline_rate), _lift(g.lift),
                  "-" if g.implied_value is None else fmt_amount(g.implied_value),
                  "event" if g.spec_value is None else fmt_amount(g.spec_value)]
                 for g in a.goals]
         out += grid(header, rows, [False] + [True] * 7)
+        steps = funnel_steps_to_macro(r)
+        out += [f"  * {g.event}: {step_note(steps[g.event])}" for g in a.goals if g.event in steps]
     if _identified_ok(r):
         i = r.identified
         out += ["", f"identified visitors: {fmt_count(i.users or 0)} "
@@ -147,6 +174,7 @@ CSS = """
 p.lead { margin: 4px 0 10px; color: #3b434d; }
 p.caveat { font-size: .85rem; color: #5b6470; margin: 6px 0 0; }
 td.pos { color: #1b7f3b; } td.neg { color: #b3261e; }
+span.mark { color: #b3261e; font-weight: 600; cursor: help; }
 """
 
 
@@ -206,7 +234,8 @@ def html_section(r: Any, index: int) -> str:
                      f"({escape(fmt_pct(worst.abandonment_rate, 0))} do not continue).")
         change = ""
         if r.previous is not None and f.steps[-1].change is not None:
-            change = f" Completions {escape(fmt_change(f.steps[-1].change))} vs the previous period."
+            change = (f" Visitors reaching <code>{escape(f.steps[-1].event)}</code>: "
+                      f"{escape(fmt_change(f.steps[-1].change))} vs the previous period.")
         caption = (f"Visitors reaching each step ({escape(funnel_kind(f))}); red: how many "
                    "stop between two steps")
         parts.append(f"<h3>Journey: {escape(f.name)}</h3><p class=\"lead\">{lead}{change}</p>"
@@ -216,11 +245,14 @@ def html_section(r: Any, index: int) -> str:
         a = r.assists
         cur = escape(r.currency)
         rows = []
+        marked = funnel_steps_to_macro(r)
         for g in a.goals:
+            mark = (f' <span class="mark" title="{escape(step_note(marked[g.event]))}">*</span>'
+                    if g.event in marked else "")
             cls = "" if g.implied_value is None else ("pos" if g.implied_value > 0 else
                                                       "neg" if g.implied_value < 0 else "")
             rows.append(
-                f"<tr><td><code>{escape(g.event)}</code></td>"
+                f"<tr><td><code>{escape(g.event)}</code>{mark}</td>"
                 f'<td class="n">{escape(fmt_count(g.users))}</td>'
                 f'<td class="n">{escape(fmt_pct(g.assist_rate, 1))}</td>'
                 f'<td class="n">{escape(fmt_pct(g.baseline_rate, 1))}</td>'
@@ -243,7 +275,10 @@ def html_section(r: Any, index: int) -> str:
             '<p class="caveat">"Converted later": reached a main goal at or after their first '
             'micro conversion. "Value it suggests": the difference between the two shares '
             "times the average value of a converting visitor. This is an association, not "
-            "proof of cause: visitors who were going to buy anyway also do more on the way.</p>")
+            "proof of cause: visitors who were going to buy anyway also do more on the way.</p>"
+            + "".join(f'<p class="caveat">* <code>{escape(g.event)}</code>: '
+                      f"{escape(step_note(marked[g.event]))}, not a sign that it makes "
+                      "visitors buy.</p>" for g in a.goals if g.event in marked))
     if _identified_ok(r):
         i = r.identified
         goals = "".join(
