@@ -47,7 +47,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from threading import Lock
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -104,8 +104,9 @@ def _param_filter(expr: Any, where: str) -> ParamFilter:
     if kind in ("and_group", "or_group"):
         group = getattr(expr, kind)
         if not group.expressions:
-            raise ApiError(400, f"{where}: an empty {'andGroup' if kind == 'and_group' else 'orGroup'}"
-                                " in funnelParameterFilterExpression.")
+            group_name = "andGroup" if kind == "and_group" else "orGroup"
+            raise ApiError(400, f"{where}: an empty {group_name} in "
+                                "funnelParameterFilterExpression.")
         return ("and" if kind == "and_group" else "or",
                 tuple(_param_filter(e, where) for e in group.expressions))
     if kind == "funnel_parameter_filter":
@@ -134,7 +135,7 @@ def _param_filter(expr: Any, where: str) -> ParamFilter:
     raise ApiError(400, f"{where}: an empty funnelParameterFilterExpression.")
 
 
-def _matches(match: str, value: str, case_sensitive: bool):  # type: ignore[no-untyped-def]
+def _matches(match: str, value: str, case_sensitive: bool) -> Callable[[str], bool]:
     """A predicate on one parameter value (a string), as GA's StringFilter compares."""
     if match in ("FULL_REGEXP", "PARTIAL_REGEXP"):
         pattern = value if match == "PARTIAL_REGEXP" else f"^(?:{value})$"
