@@ -191,3 +191,15 @@ def test_report_sql_reports_a_missing_export_per_property(setup, sandbox_state, 
     with pytest.raises(ga_sync.GaSyncError, match="nowhere") as e:
         ga_sync.report_sql(conn, specs, START, END, source=f"export:{tmp_path / 'nowhere'}")
     assert f"properties/{PID}" in str(e.value) and "properties/135792468" in str(e.value)
+
+
+def test_show_sql_names_a_property_without_export_and_exits_1(setup, sandbox_state, tmp_path):
+    spec, export, _ = setup
+    sandbox_state.add_property(property_id="246813581", display_name="No export",
+                               currency_code="EUR", time_zone="Europe/Warsaw")
+    two = tmp_path / "two.yaml"
+    two.write_text(SPEC.replace(f"property: {PID}", f"properties: [{PID}, 246813581]"))
+    r = run("report", two, *PERIOD, "--source", f"export:{export}", "--show-sql")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert f"-- properties/{PID}\n" in r.stdout and "properties/246813581" not in r.stdout
+    assert "error: properties/246813581" in r.stderr and "analytics_246813581" in r.stderr

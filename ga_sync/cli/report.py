@@ -112,6 +112,11 @@ def report(
                              compare=compare.value if compare else None, source=chosen)
         typer.echo("\n".join(f"-- {prop}\n{text.rstrip().rstrip(';')};\n"
                              for prop, text in sql.items()), nl=False)
+        failed = getattr(sql, "errors", {}) or {}
+        for prop, e in failed.items():
+            err(f"error: {prop}: {e}")
+        if failed:
+            raise typer.Exit(1)
         exit_if_invalid(specs)
         return
     with Progress(sum(len(s.properties) for s in specs), "reporting") as bar:
