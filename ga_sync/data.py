@@ -281,19 +281,22 @@ def user_agent() -> str:
     return f"gl-python ga-sync/{__version__}"
 
 
-def post(conn: Connection, property: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+def post(conn: Connection, property: str, method: str, body: dict[str, Any], *,
+         version: str = "v1beta", what: str | None = None) -> dict[str, Any]:
     """POST to the Data API through the client's own authorized session, parse with json.loads.
 
-    Goes through `clients.call` (retries, per-property errors). An answer with a success status
-    that is not a JSON object (an HTML page, truncated or empty text) raises MalformedAnswer.
+    `version` "v1alpha" goes through the v1alpha client (`runFunnelReport`). Goes through
+    `clients.call` (retries, per-property errors). An answer with a success status that is not
+    a JSON object (an HTML page, truncated or empty text) raises MalformedAnswer.
     """
     from google.api_core import exceptions as gexc
 
-    transport = conn.data()._transport
-    url = f"{transport._host}/v1beta/{property}:{method}"
+    client = conn.data_alpha() if version == "v1alpha" else conn.data()
+    transport = client._transport
+    url = f"{transport._host}/{version}/{property}:{method}"
     headers = {"Content-Type": "application/json",
                "x-goog-api-client": user_agent()}
-    what = f"run reports ({method})"
+    what = what or f"run reports ({method})"
 
     def send() -> dict[str, Any]:
         with conn.data_slot(property):

@@ -23,13 +23,12 @@ per-person sequences the Data API cannot give: status `needs-export`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from ga_sync.clients import Connection, call
-from ga_sync.data import TIMEOUT, _gc_paused, fetch, malformed, user_agent
+from ga_sync.clients import Connection
+from ga_sync.data import fetch, malformed
 from ga_sync.errors import GaSyncError
 from ga_sync.journeys.query import JourneyCounts
 from ga_sync.model import MACRO, EventRule, Funnel, Goal, Spec
@@ -78,32 +77,11 @@ def funnel_request(spec: Spec, funnel: Funnel, period: Period) -> dict[str, Any]
 
 def post_alpha(conn: Connection, property: str, method: str,
                body: dict[str, Any]) -> dict[str, Any]:
-    """POST a v1alpha Data API method (`runFunnelReport`) through the v1alpha client's session."""
-    from google.api_core import exceptions as gexc
-
-    transport = conn.data_alpha()._transport
-    url = f"{transport._host}/v1alpha/{property}:{method}"
-    headers = {"Content-Type": "application/json", "x-goog-api-client": user_agent()}
-    what = f"run a funnel report ({method})"
-
-    def send() -> dict[str, Any]:
-        with conn.data_slot(property):
-            response = transport._session.post(url, params={"$alt": "json;enum-encoding=int"},
-                                               data=json.dumps(body), headers=headers,
-                                               timeout=TIMEOUT)
-        if response.status_code >= 400:
-            raise gexc.from_http_response(response)
-        try:
-            with _gc_paused():
-                answer = json.loads(response.content)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise malformed(property, what, f"HTTP {response.status_code} with a body that is "
-                            "not a JSON object")
-        return answer
-
-    return call(send, policy=conn.retry, property=property, what=what, paced=False)
+    """POST a v1alpha Data API method (`runFunnelReport`) through the v1alpha client's session
+    (`data.post`: retries, per-property errors, MalformedAnswer for a non-JSON answer)."""
+    from ga_sync.data import post
+    return post(conn, property, method, body, version="v1alpha",
+                what=f"run a funnel report ({method})")
 
 
 # --------------------------------------------------------------------------- parsing
